@@ -1,0 +1,197 @@
+"""`mcp-webtools`: argument parsing and printing; the work happens in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from . import __version__
+from .executor import DEFAULT_MAX_RESPONSE_BYTES
+from .http_app import HttpSettings
+from .loading import ConfigErrors
+from .server import PreparedCall
+from .runtime import configure_logging, env_list, load_toolset, open_webtools, serve_http, serve_stdio
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = "config"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return args.handler(args)
+    except ConfigErrors as exc:
+        print(exc.describe(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-webtools",
+        description="Serve HTTP web tools (Hamsa FUNCTION tool definitions) as MCP tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--log-level", default=os.environ.get("MCP_WEBTOOLS_LOG_LEVEL", "INFO"), help="default INFO")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the MCP server over stdio or Streamable HTTP")
+    _config_option(serve)
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default stdio")
+    _http_options(serve)
+    serve.set_defaults(handler=_serve)
+
+    validate = commands.add_parser("validate", help="check tool definitions; exit 1 listing every error")
+    validate.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
+    validate.set_defaults(handler=_validate)
+
+    listing = commands.add_parser("list", help="show MCP names, methods and URL templates")
+    listing.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
+    listing.set_defaults(handler=_list)
+
+    call = commands.add_parser("call", help="run one tool call and print the MCP result as JSON")
+    call.add_argument("tool", help="the MCP tool name (see `mcp-webtools list`)")
+    call.add_argument("--args", default="{}", metavar="JSON", help="the arguments as a JSON object")
+    _config_option(call)
+    call.add_argument("--dry-run", action="store_true", help="print the HTTP request (secrets redacted); send nothing")
+    call.add_argument("--max-response-bytes", type=int, default=DEFAULT_MAX_RESPONSE_BYTES, metavar="N")
+    call.set_defaults(handler=_call)
+
+    demo = commands.add_parser("demo", help="start a sample API and the MCP server over HTTP, wired together")
+    _config_option(demo)
+    demo.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000, help="MCP server port (default 8000)")
+    demo.add_argument("--api-port", type=int, default=8900, help="sample API port (default 8900)")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        action="append",
+        metavar="PATH",
+        help="a tool definition file or folder; repeatable (default: $MCP_WEBTOOLS_CONFIG or config/)",
+    )
+
+
+def _http_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument(
+        "--auth-token",
+        default=os.environ.get("MCP_WEBTOOLS_AUTH_TOKEN"),
+        help="require `Authorization: Bearer <token>` on HTTP (prefer $MCP_WEBTOOLS_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=env_list("MCP_WEBTOOLS_ALLOWED_HOSTS"),
+        metavar="HOST",
+        help="an extra Host header to accept (DNS-rebinding protection); repeatable",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=env_list("MCP_WEBTOOLS_ALLOWED_ORIGINS"),
+        metavar="ORIGIN",
+        help="an extra Origin to accept, e.g. https://app.example.com; repeatable",
+    )
+    parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
+    parser.add_argument("--max-response-bytes", type=int, default=DEFAULT_MAX_RESPONSE_BYTES, metavar="N")
+
+
+def _config_paths(args: argparse.Namespace) -> list[str]:
+    paths = getattr(args, "config", None) or getattr(args, "paths", None)
+    if paths:
+        return list(paths)
+    from_env = os.environ.get("MCP_WEBTOOLS_CONFIG")
+    return [p for p in from_env.split(os.pathsep) if p] if from_env else [DEFAULT_CONFIG]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    webtools = open_webtools(_config_paths(args), max_response_bytes=args.max_response_bytes)
+    if args.transport == "stdio":
+        anyio.run(serve_stdio, webtools)
+    else:
+        settings = HttpSettings(
+            auth_token=args.auth_token or None,
+            allowed_hosts=tuple(args.allowed_host),
+            allowed_origins=tuple(args.allowed_origin),
+            stateless=args.stateless,
+        )
+        anyio.run(serve_http, webtools, args.host, args.port, settings)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    toolset, loaded = load_toolset(_config_paths(args))
+    for tool in toolset:
+        d = tool.definition
+        print(f"ok  {d.mcp_name}  {d.method} {d.url_template}  ({d.source})")
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
+    print(f"{len(toolset)} tool(s) valid in {len(loaded.files)} file(s)")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    toolset, _ = load_toolset(_config_paths(args))
+    rows = [(t.name, t.definition.method, t.definition.url_template) for t in toolset]
+    width = max(len(name) for name, _, _ in rows)
+    for name, method, url in rows:
+        print(f"{name:<{width}}  {method:<6}  {url}")
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    try:
+        arguments = json.loads(args.args)
+    except json.JSONDecodeError as exc:
+        print(f"--args is not valid JSON: {exc.msg} (column {exc.colno})", file=sys.stderr)
+        return 2
+    webtools = open_webtools(_config_paths(args), max_response_bytes=args.max_response_bytes)
+    if webtools.toolset.get(args.tool) is None:
+        known = ", ".join(t.name for t in webtools.toolset)
+        print(f"unknown tool {args.tool!r}; known tools: {known}", file=sys.stderr)
+        return 2
+
+    if args.dry_run:
+        prepared = webtools.prepare(args.tool, arguments)
+        if not isinstance(prepared, PreparedCall):
+            _print_result(prepared)
+            return 1
+        print(webtools.toolset.redactor(prepared.request.as_text()), end="")
+        return 0
+
+    async def run() -> object:
+        async with webtools.executor.client:
+            return await webtools.call(args.tool, arguments)
+
+    result = anyio.run(run)
+    _print_result(result)
+    return 1 if result.is_error else 0
+
+
+def _print_result(result: object) -> None:
+    print(json.dumps(result.model_dump(by_alias=True, exclude_none=True, mode="json"), indent=2, ensure_ascii=False))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    anyio.run(run_demo, _config_paths(args), args.host, args.port, args.api_port)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

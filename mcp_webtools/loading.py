@@ -1,0 +1,272 @@
+"""Reading config files and folders into validated `ToolDefinition`s.
+
+`load_definitions` collects every problem it finds (file, tool, field, message) and raises them
+together as `ConfigErrors`, so a person fixes a config in one pass instead of one error at a time.
+`${NAME}` and `${NAME:-default}` are read from the environment here; a value that came from the
+environment is recorded as a secret of its tool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .definitions import NormalisedEntry, ShapeError, ToolDefinition, entries_in_document, normalise_entry
+
+__all__ = [
+    "CONFIG_SUFFIXES",
+    "ConfigError",
+    "ConfigErrors",
+    "LoadResult",
+    "config_files",
+    "load_definitions",
+]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+MAX_CONFIG_FILE_BYTES = 10 * 1024 * 1024
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# The canonical fields whose values may use `${NAME}`.
+ENV_FIELDS = ("url", "auth_token", "headers", "path_defaults")
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One problem in one config file, said so a person can act on it."""
+
+    file: str
+    message: str
+    tool: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.tool:
+            where += f": tool {self.tool!r}"
+        if self.field:
+            where += f": field `{self.field}`"
+        return f"{where}: {self.message}"
+
+
+class ConfigErrors(Exception):
+    """Every problem found while loading; start-up stops and lists them all."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = list(errors)
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        count = len(self.errors)
+        lines = [f"{count} config error{'s' if count != 1 else ''}:"]
+        lines += [f"  - {error}" for error in self.errors]
+        return "\n".join(lines)
+
+
+@dataclass
+class LoadResult:
+    definitions: list[ToolDefinition]
+    warnings: list[ConfigError] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ConfigError]]:
+    """Expand files and folders into the config files they name, in a stable order."""
+    files: list[Path] = []
+    errors: list[ConfigError] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES)
+            if not found:
+                errors.append(ConfigError(str(path), "folder holds no *.json, *.yaml or *.yml files"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(ConfigError(str(path), "no such file or folder"))
+    unique: list[Path] = []
+    for path in files:
+        if path.resolve() not in {p.resolve() for p in unique}:
+            unique.append(path)
+    return unique, errors
+
+
+def load_definitions(
+    paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, str] | None = None
+) -> LoadResult:
+    """Load, normalise and validate every tool in `paths`; raise `ConfigErrors` listing all problems."""
+    environ = os.environ if environ is None else environ
+    files, errors = config_files(paths)
+    warnings: list[ConfigError] = []
+    definitions: list[ToolDefinition] = []
+    for path in files:
+        file_defs, file_errors, file_warnings = _load_file(path, environ)
+        definitions.extend(file_defs)
+        errors.extend(file_errors)
+        warnings.extend(file_warnings)
+    errors.extend(_duplicate_names(definitions))
+    for warning in warnings:
+        logger.warning("%s", warning)
+    if errors:
+        raise ConfigErrors(errors)
+    if not definitions:
+        raise ConfigErrors([ConfigError(", ".join(str(p) for p in files) or "config", "defines no FUNCTION tools")])
+    definitions.sort(key=lambda d: d.mcp_name)
+    return LoadResult(definitions=definitions, warnings=warnings, files=files)
+
+
+def _read_document(path: Path) -> Any:
+    size = path.stat().st_size
+    if size > MAX_CONFIG_FILE_BYTES:
+        raise ValueError(f"file is {size} bytes; the limit is {MAX_CONFIG_FILE_BYTES}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValueError(f"invalid YAML{where}: {problem}") from None
+
+
+def _load_file(
+    path: Path, environ: Mapping[str, str]
+) -> tuple[list[ToolDefinition], list[ConfigError], list[ConfigError]]:
+    file = str(path)
+    try:
+        document = _read_document(path)
+        entries = entries_in_document(document)
+    except UnicodeDecodeError:
+        return [], [ConfigError(file, "is not UTF-8 text")], []
+    except ShapeError as exc:
+        return [], [ConfigError(file, exc.message, field=exc.field or None)], []
+    except (OSError, ValueError) as exc:
+        return [], [ConfigError(file, str(exc))], []
+
+    definitions: list[ToolDefinition] = []
+    errors: list[ConfigError] = []
+    warnings: list[ConfigError] = []
+    for location, entry in entries:
+        label = _entry_label(entry, location)
+        try:
+            normalised = normalise_entry(entry)
+        except ShapeError as exc:
+            errors.append(ConfigError(file, exc.message, tool=label, field=_join(location, exc.field)))
+            continue
+        label = normalised.display_name or label
+        warnings += [ConfigError(file, msg, tool=label, field=f) for f, msg in normalised.warnings]
+        if normalised.skip_reason:
+            warnings.append(ConfigError(file, f"skipped: {normalised.skip_reason}", tool=label))
+            continue
+        definition, entry_errors = _validate(normalised, file, label, location, environ)
+        errors.extend(entry_errors)
+        if definition is not None:
+            definitions.append(definition)
+    return definitions, errors, warnings
+
+
+def _entry_label(entry: Any, location: str) -> str | None:
+    raw = getattr(entry, "entry", entry)
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"]:
+        return raw["name"]
+    return f"entry {location}" if location else None
+
+
+def _join(location: str, field_path: str | None) -> str | None:
+    parts = [p for p in (location, field_path) if p]
+    return ".".join(parts) if parts else None
+
+
+def _validate(
+    normalised: NormalisedEntry, file: str, label: str | None, location: str, environ: Mapping[str, str]
+) -> tuple[ToolDefinition | None, list[ConfigError]]:
+    values = dict(normalised.values)
+    errors: list[ConfigError] = []
+    secrets: set[str] = set()
+
+    def substitute(text: str, field_path: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                secrets.add(environ[name])
+                return environ[name]
+            if default is not None:
+                return default
+            errors.append(
+                ConfigError(file, f"environment variable {name} is not set", tool=label, field=_join(location, field_path))
+            )
+            return ""
+
+        return ENV_REFERENCE.sub(replace, text)
+
+    fields = normalised.fields
+    if isinstance(values.get("url"), str):
+        values["url_template"] = values["url"]
+        values["url"] = substitute(values["url"], fields["url"])
+    if isinstance(values.get("auth_token"), str):
+        values["auth_token"] = substitute(values["auth_token"], fields["auth_token"])
+    values["headers"] = [
+        (name, substitute(value, f"{fields['headers']}.{name}")) for name, value in values.get("headers", [])
+    ]
+    values["path_defaults"] = {
+        name: substitute(value, f"{fields['path_defaults']}.{name}")
+        for name, value in values.get("path_defaults", {}).items()
+    }
+    if errors:
+        return None, errors
+    values["source"] = file
+    values["secrets"] = frozenset(secrets)
+    try:
+        return ToolDefinition.model_validate(values), []
+    except ValidationError as exc:
+        for problem in exc.errors(include_url=False):
+            # A model-level error is the placeholder check, which is about the URL.
+            canonical = str(problem["loc"][0]) if problem["loc"] else "url"
+            user_field = fields.get(canonical, canonical)
+            rest = ".".join(str(p) for p in problem["loc"][1:])
+            if problem["input"] is None and problem["type"].endswith("_type"):
+                message = "is required"
+            else:
+                message = problem["msg"].removeprefix("Value error, ")
+            errors.append(
+                ConfigError(
+                    file,
+                    message,
+                    tool=label,
+                    field=_join(location, ".".join(p for p in (user_field, rest) if p) or None),
+                )
+            )
+        return None, errors
+
+
+def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigError]:
+    by_name: dict[str, ToolDefinition] = {}
+    errors: list[ConfigError] = []
+    for definition in definitions:
+        first = by_name.setdefault(definition.mcp_name, definition)
+        if first is not definition:
+            errors.append(
+                ConfigError(
+                    definition.source,
+                    f"MCP tool name {definition.mcp_name!r} is also used by tool {first.name!r} in {first.source}; "
+                    "rename one or set `mcpName`",
+                    tool=definition.name,
+                    field="name",
+                )
+            )
+    return errors

@@ -1,0 +1,182 @@
+"""Turning a tool and its validated arguments into the exact HTTP request to send.
+
+`RequestTemplate.from_definition` does the per-tool work once at load (URL split into origin,
+path pieces and fixed query; static headers including auth). `build_request` then only fills in
+values. Argument values are confined to their place: a path value is percent-encoded as exactly
+one segment, and nothing an argument holds can change the scheme, host or port.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from . import __version__
+from .definitions import PLACEHOLDER, ToolDefinition
+
+__all__ = ["BODY_METHODS", "OutboundRequest", "RequestBuildError", "RequestTemplate", "build_request"]
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+USER_AGENT = f"mcp-webtools/{__version__}"
+# A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
+_HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\s+\S")
+
+
+class RequestBuildError(ValueError):
+    """An argument cannot be placed in the request; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None = None
+
+    def as_text(self) -> str:
+        """The request as an HTTP/1.1 message, for dry runs (redact before showing)."""
+        parts = urlsplit(self.url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"{self.method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        text = "\n".join(lines) + "\n"
+        if self.body is not None:
+            text += "\n" + self.body.decode("utf-8") + "\n"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTemplate:
+    """Everything about a tool's request that does not depend on the call."""
+
+    method: str
+    origin: str
+    path_pieces: tuple[str | tuple[str], ...]  # literal text, or (placeholder name,)
+    fixed_query: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    path_defaults: Mapping[str, str]
+
+    @classmethod
+    def from_definition(cls, definition: ToolDefinition) -> RequestTemplate:
+        parts = urlsplit(definition.url)
+        pieces: list[str | tuple[str]] = []
+        position = 0
+        for match in PLACEHOLDER.finditer(parts.path):
+            pieces.append(parts.path[position : match.start()])
+            pieces.append((match.group(1) or match.group(2),))
+            position = match.end()
+        pieces.append(parts.path[position:])
+        return cls(
+            method=definition.method,
+            origin=f"{parts.scheme}://{parts.netloc}",
+            path_pieces=tuple(p for p in pieces if p != ""),
+            fixed_query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+            headers=_static_headers(definition),
+            path_defaults=dict(definition.path_defaults),
+        )
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        return frozenset(p[0] for p in self.path_pieces if isinstance(p, tuple))
+
+
+def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> OutboundRequest:
+    """The request for one call; raises `RequestBuildError` naming the argument at fault."""
+    path = ""
+    used: set[str] = set()
+    for piece in template.path_pieces:
+        if isinstance(piece, str):
+            path += piece
+            continue
+        name = piece[0]
+        if arguments.get(name) is not None:
+            value = _path_value(name, arguments[name])
+            used.add(name)
+        elif name in template.path_defaults:
+            value = template.path_defaults[name]
+        else:
+            raise RequestBuildError(name, "is required: it fills the URL path")
+        path += _path_segment(name, value)
+
+    remaining = {k: v for k, v in arguments.items() if k not in used}
+    query = list(template.fixed_query)
+    body: bytes | None = None
+    if template.method in BODY_METHODS:
+        body = json.dumps(remaining, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    else:
+        query += _query_pairs(remaining)
+
+    url = template.origin + (path or "/")
+    if query:
+        url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query)
+    return OutboundRequest(method=template.method, url=url, headers=template.headers, body=body)
+
+
+def authorization_value(token: str) -> str:
+    """`"sk_123"` -> `"Bearer sk_123"`; a token with a scheme (`"Token sk_123"`) is kept as is."""
+    return token if _HAS_SCHEME.match(token) else f"Bearer {token}"
+
+
+def _static_headers(definition: ToolDefinition) -> tuple[tuple[str, str], ...]:
+    configured = list(definition.headers)
+    if definition.auth_token:
+        # `authToken` is the explicit auth setting: it wins over a configured Authorization header.
+        configured = [(name, value) for name, value in configured if name.lower() != "authorization"]
+    names = {name.lower() for name, _ in configured}
+    defaults = [("User-Agent", USER_AGENT), ("Accept", "application/json")]
+    if definition.method in BODY_METHODS:
+        defaults.append(("Content-Type", "application/json"))
+    headers = [(name, value) for name, value in defaults if name.lower() not in names]
+    if definition.auth_token:
+        headers.append(("Authorization", authorization_value(definition.auth_token)))
+    return tuple(headers + configured)
+
+
+def _path_value(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return value
+    raise RequestBuildError(name, "fills a URL path segment, so it must be a string, number or boolean")
+
+
+def _path_segment(name: str, value: str) -> str:
+    if value == "":
+        raise RequestBuildError(name, "must not be empty: it fills a URL path segment")
+    if value in (".", ".."):
+        raise RequestBuildError(name, f"{value!r} is not allowed as a URL path segment")
+    # safe="" encodes "/", "?", "#", "%", CR/LF and NUL, so the value stays one segment.
+    return quote(value, safe="")
+
+
+def _query_pairs(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for name, value in arguments.items():
+        if value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            pairs.append((name, _query_value(item)))
+    return pairs
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,85 @@
+"""Assembling the service and running it on a transport.
+
+`open_webtools` goes config paths -> definitions -> `Toolset` -> `WebTools` (with one shared
+HTTP client); `serve_stdio` and `serve_http` run it. The CLI and the demo call these.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+
+import uvicorn
+from mcp.server.stdio import stdio_server
+
+from .executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
+from .http_app import HttpSettings, build_http_app
+from .loading import LoadResult, load_definitions
+from .redaction import RedactingFilter
+from .server import WebTools
+from .toolset import Toolset
+
+__all__ = ["configure_logging", "env_list", "load_toolset", "open_webtools", "serve_http", "serve_stdio", "start_http"]
+
+logger = logging.getLogger("mcp_webtools")
+_redacting_filter = RedactingFilter()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr (stdout belongs to the stdio transport), every line through the redactor."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_redacting_filter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx2", "httpcore2", "mcp", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def load_toolset(paths: Iterable[str], environ: Mapping[str, str] | None = None) -> tuple[Toolset, LoadResult]:
+    """Raises `ConfigErrors` listing every problem."""
+    loaded = load_definitions(paths, environ)
+    toolset = Toolset.from_definitions(loaded.definitions)
+    _redacting_filter.redactor = toolset.redactor
+    return toolset, loaded
+
+
+def open_webtools(
+    paths: Iterable[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+) -> WebTools:
+    toolset, loaded = load_toolset(paths, environ)
+    logger.info("loaded %d tool(s) from %d file(s)", len(toolset), len(loaded.files))
+    executor = Executor(create_http_client(), max_response_bytes=max_response_bytes)
+    return WebTools(toolset, executor)
+
+
+async def serve_stdio(webtools: WebTools) -> None:
+    async with webtools.executor.client, stdio_server() as (read, write):
+        await webtools.server.run(read, write, webtools.server.create_initialization_options())
+
+
+def start_http(webtools: WebTools, host: str, port: int, settings: HttpSettings) -> uvicorn.Server:
+    """A configured uvicorn server for `webtools` (not yet running)."""
+    app = build_http_app(webtools, settings)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=10)
+    return uvicorn.Server(config)
+
+
+async def serve_http(webtools: WebTools, host: str, port: int, settings: HttpSettings) -> None:
+    server = start_http(webtools, host, port, settings)
+    logger.info("serving MCP at http://%s:%d/mcp (legacy SSE at /sse)", _display_host(host), port)
+    await server.serve()
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as a list."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]

@@ -1,0 +1,113 @@
+"""An immutable snapshot of the loaded tools, with everything a call needs prepared once.
+
+`Toolset.from_definitions` compiles each tool's argument validator, request template and MCP
+listing entry, builds the `tools/list` result once, and gathers every secret into one
+`Redactor`. A reload builds a new `Toolset` and swaps one reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+
+from .arguments import ArgumentValidator
+from .definitions import ToolDefinition
+from .redaction import Redactor, secret_header_values
+from .requests import RequestTemplate
+from .results import META_TOOL
+
+__all__ = ["PreparedTool", "Toolset", "annotations_for"]
+
+
+def annotations_for(method: str) -> types.ToolAnnotations:
+    """Hints that say truthfully what an HTTP method does (clients treat them as untrusted)."""
+    return types.ToolAnnotations(
+        read_only_hint=method == "GET",
+        destructive_hint=method == "DELETE",
+        idempotent_hint=method in ("GET", "PUT", "DELETE"),
+        open_world_hint=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTool:
+    definition: ToolDefinition
+    validator: ArgumentValidator
+    template: RequestTemplate
+    listing: types.Tool
+
+    @property
+    def name(self) -> str:
+        return self.definition.mcp_name
+
+    @property
+    def timeout(self) -> float:
+        return self.definition.timeout_seconds
+
+
+class Toolset:
+    """Tools by MCP name, in a stable order, plus the redactor for all their secrets."""
+
+    def __init__(self, tools: Iterable[PreparedTool], redactor: Redactor) -> None:
+        self._tools = {tool.name: tool for tool in sorted(tools, key=lambda t: t.name)}
+        self.redactor = redactor
+        self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
+
+    @classmethod
+    def from_definitions(cls, definitions: Iterable[ToolDefinition]) -> Toolset:
+        definitions = list(definitions)
+        redactor = Redactor(_secrets(definitions))
+        return cls((_prepare(d, redactor) for d in definitions), redactor)
+
+    def get(self, name: str) -> PreparedTool | None:
+        return self._tools.get(name)
+
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        tool = self._tools.get(name)
+        return tool.definition.params if tool else None
+
+    def __iter__(self) -> Iterator[PreparedTool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+
+def _secrets(definitions: list[ToolDefinition]) -> set[str]:
+    secrets: set[str] = set()
+    for definition in definitions:
+        secrets |= definition.secrets
+        secrets |= set(secret_header_values(definition.headers))
+        if definition.auth_token:
+            secrets.add(definition.auth_token)
+    return secrets
+
+
+def _prepare(definition: ToolDefinition, redactor: Redactor) -> PreparedTool:
+    template = RequestTemplate.from_definition(definition)
+    meta = {
+        META_TOOL: redactor.redact_json(
+            {
+                "method": definition.method,
+                "async": definition.is_async,
+                "messages": [m.model_dump() for m in definition.messages],
+            }
+        )
+    }
+    listing = types.Tool(
+        name=definition.mcp_name,
+        title=redactor(definition.name),
+        description=redactor(definition.description) or None,
+        input_schema=definition.params,
+        annotations=annotations_for(definition.method),
+        _meta=meta,
+    )
+    return PreparedTool(
+        definition=definition,
+        validator=ArgumentValidator(definition.params),
+        template=template,
+        listing=listing,
+    )
