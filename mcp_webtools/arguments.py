@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,33 +43,75 @@ class ArgumentValidator:
         if not isinstance(arguments, Mapping):
             raise ArgumentError([("arguments", "must be a JSON object")])
         filled = fill_defaults(self.schema, copy.deepcopy(dict(arguments)))
+        # JSON has no NaN or Infinity, yet JSON-RPC parsers accept them; they slip past
+        # minimum/maximum (comparisons with NaN are false) and crash jsonschema's multipleOf.
+        # Refuse them before the schema sees them.
+        non_finite = [(field_path(path), "must be a finite number") for path in _non_finite(filled, [])]
+        if non_finite:
+            raise ArgumentError(non_finite)
         errors = sorted(self._validator.iter_errors(filled), key=lambda e: (list(e.absolute_path), e.message))
         if errors:
-            raise ArgumentError([_describe(error) for error in errors])
+            raise ArgumentError([problem for error in errors for problem in _describe(error)])
         return filled
 
 
-def fill_defaults(schema: Mapping[str, Any], instance: Any) -> Any:
+def fill_defaults(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any] | None = None) -> Any:
     """Fill `default`s of absent properties, recursing into nested objects and array items.
 
-    Only plain `properties`/`items`/`allOf` are followed: defaults under `anyOf`/`oneOf` depend
-    on which branch matches, and guessing would invent values the caller did not mean.
+    Plain `properties`/`items`/`allOf` and local `$ref`s (`#/$defs/...`) are followed: defaults
+    under `anyOf`/`oneOf` depend on which branch matches, and guessing would invent values the
+    caller did not mean.
     """
-    if not isinstance(schema, Mapping):
+    return _fill(schema, instance, root if root is not None else schema, depth=0)
+
+
+_MAX_REF_DEPTH = 64  # a recursive schema meets a finite instance; this only stops a $ref cycle
+
+
+def _fill(schema: Any, instance: Any, root: Mapping[str, Any], depth: int) -> Any:
+    if not isinstance(schema, Mapping) or depth > _MAX_REF_DEPTH:
         return instance
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        instance = _fill(_resolve_local(root, ref), instance, root, depth + 1)
     if isinstance(instance, dict):
         for name, subschema in (schema.get("properties") or {}).items():
             if not isinstance(subschema, Mapping):
                 continue
+            subschema = _with_ref_default(subschema, root)
             if name not in instance and "default" in subschema:
                 instance[name] = copy.deepcopy(subschema["default"])
             if name in instance:
-                instance[name] = fill_defaults(subschema, instance[name])
+                instance[name] = _fill(subschema, instance[name], root, depth + 1)
     elif isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
-        instance[:] = [fill_defaults(schema["items"], item) for item in instance]
+        instance[:] = [_fill(schema["items"], item, root, depth + 1) for item in instance]
     for subschema in schema.get("allOf") or ():
-        instance = fill_defaults(subschema, instance)
+        instance = _fill(subschema, instance, root, depth + 1)
     return instance
+
+
+def _with_ref_default(subschema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A property that is only a `$ref` takes the referenced schema's `default`."""
+    if "default" not in subschema and isinstance(subschema.get("$ref"), str):
+        target = _resolve_local(root, subschema["$ref"])
+        if isinstance(target, Mapping) and "default" in target:
+            return {**subschema, "default": target["default"]}
+    return subschema
+
+
+def _resolve_local(root: Mapping[str, Any], ref: str) -> Any:
+    if not ref.startswith("#"):
+        return None  # remote refs are never fetched
+    node: Any = root
+    for token in ref[1:].lstrip("/").split("/") if ref != "#" else ():
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node
 
 
 def field_path(path: Any) -> str:
@@ -78,23 +122,38 @@ def field_path(path: Any) -> str:
     return text
 
 
-def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
+    """One (field, message) per bad field; an error about several extra fields names each."""
     path = list(error.absolute_path)
     if error.validator == "required":
         missing = _missing_property(error)
         if missing is not None:
-            return field_path([*path, missing]), "is required"
+            return [(field_path([*path, missing]), "is required")]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set((error.schema.get("properties") or {}).keys())
-        extras = sorted(k for k in error.instance if k not in allowed)
+        extras = _extra_properties(error.schema, error.instance)
         if extras:
-            return field_path([*path, extras[0]]) if len(extras) == 1 else field_path(path) or "arguments", (
-                "is not an accepted parameter" if len(extras) == 1 else f"unexpected parameters {extras}"
-            )
+            return [(field_path([*path, extra]), "is not an accepted parameter") for extra in extras]
     message = error.message
     if len(message) > 300:
         message = message[:300] + "..."
-    return field_path(path) or "arguments", message
+    return [(field_path(path) or "arguments", message)]
+
+
+def _extra_properties(schema: Mapping[str, Any], instance: Mapping[str, Any]) -> list[str]:
+    """The keys `additionalProperties` refused: neither a property nor matching a patternProperty."""
+    allowed = set((schema.get("properties") or {}).keys())
+    patterns = [re.compile(p) for p in (schema.get("patternProperties") or {})]
+    return sorted(k for k in instance if k not in allowed and not any(p.search(k) for p in patterns))
+
+
+def _non_finite(value: Any, path: list[Any]) -> list[list[Any]]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _non_finite(item, [*path, key])]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _non_finite(item, [*path, i])]
+    return []
 
 
 def _missing_property(error: jsonschema.ValidationError) -> str | None:

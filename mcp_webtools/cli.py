@@ -12,7 +12,7 @@ import anyio
 
 from . import __version__
 from .executor import DEFAULT_MAX_RESPONSE_BYTES
-from .http_app import HttpSettings
+from .http_app import HttpSettings, bind_host_allowance
 from .loading import ConfigErrors
 from .server import PreparedCall
 from .runtime import configure_logging, env_list, load_toolset, open_webtools, serve_http, serve_stdio
@@ -20,11 +20,14 @@ from .runtime import configure_logging, env_list, load_toolset, open_webtools, s
 __all__ = ["main"]
 
 DEFAULT_CONFIG = "config"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.log_level not in LOG_LEVELS:  # argparse checks choices on the command line, not defaults
+        parser.error(f"MCP_WEBTOOLS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {args.log_level!r}")
     configure_logging(args.log_level)
     try:
         return args.handler(args)
@@ -41,7 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve HTTP web tools (Hamsa FUNCTION tool definitions) as MCP tools.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default=os.environ.get("MCP_WEBTOOLS_LOG_LEVEL", "INFO"), help="default INFO")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=os.environ.get("MCP_WEBTOOLS_LOG_LEVEL", "INFO").upper(),
+        help="default INFO (or $MCP_WEBTOOLS_LOG_LEVEL)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server over stdio or Streamable HTTP")
@@ -125,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         settings = HttpSettings(
             auth_token=args.auth_token or None,
-            allowed_hosts=tuple(args.allowed_host),
+            allowed_hosts=(*bind_host_allowance(args.host), *args.allowed_host),
             allowed_origins=tuple(args.allowed_origin),
             stateless=args.stateless,
         )
@@ -159,6 +168,10 @@ def _call(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"--args is not valid JSON: {exc.msg} (column {exc.colno})", file=sys.stderr)
         return 2
+    if not isinstance(arguments, dict):
+        # A usage mistake, like bad JSON: say so plainly instead of printing a tool-error result.
+        print(f"--args must be a JSON object, not {_json_type(arguments)}: {args.args}", file=sys.stderr)
+        return 2
     webtools = open_webtools(_config_paths(args), max_response_bytes=args.max_response_bytes)
     if webtools.toolset.get(args.tool) is None:
         known = ", ".join(t.name for t in webtools.toolset)
@@ -182,6 +195,16 @@ def _call(args: argparse.Namespace) -> int:
     return 1 if result.is_error else 0
 
 
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
+
+
 def _print_result(result: object) -> None:
     print(json.dumps(result.model_dump(by_alias=True, exclude_none=True, mode="json"), indent=2, ensure_ascii=False))
 
@@ -189,8 +212,7 @@ def _print_result(result: object) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    anyio.run(run_demo, _config_paths(args), args.host, args.port, args.api_port)
-    return 0
+    return anyio.run(run_demo, _config_paths(args), args.host, args.port, args.api_port)
 
 
 if __name__ == "__main__":  # pragma: no cover

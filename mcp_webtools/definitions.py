@@ -15,6 +15,7 @@ nothing of files, HTTP or MCP.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -82,8 +83,9 @@ class ToolDefinition(BaseModel):
     headers: tuple[tuple[str, str], ...] = ()
     path_defaults: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any]
-    is_async: bool = False
-    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=MAX_TIMEOUT_SECONDS)
+    # Strict: `"yes"` or `true` where a number belongs are mistakes to report, not to coerce.
+    is_async: bool = Field(default=False, strict=True)
+    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     messages: tuple[Message, ...] = ()
     source: str = ""
     secrets: frozenset[str] = frozenset()
@@ -106,11 +108,22 @@ class ToolDefinition(BaseModel):
     @field_validator("url")
     @classmethod
     def _absolute_http_url(cls, value: str) -> str:
+        # urlsplit silently drops CR, LF and tabs, so look before it does (never echo the URL:
+        # it may hold a `${SECRET}` value).
+        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise ValueError("must not contain spaces or control characters (CR, LF, tab, ...)")
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http:// or https:// URL")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+        except ValueError:
+            raise ValueError("has an invalid port (it must be a number from 0 to 65535)") from None
         if parts.fragment:
             raise ValueError("must not contain a #fragment")
+        if "@" in parts.netloc:
+            # httpx would turn user:pass@ into its own Authorization header, silently replacing authToken.
+            raise ValueError("must not contain user:password@; put credentials in authToken or headers")
         if PLACEHOLDER.search(parts.netloc.rsplit("@", 1)[-1].split(":", 1)[0]) or "{" in parts.netloc:
             raise ValueError("placeholders are only allowed in the path; the host comes from config alone")
         return value
@@ -123,6 +136,8 @@ class ToolDefinition(BaseModel):
                 raise ValueError(f"header name {name!r} is not a valid HTTP header name")
             if any(ch in header_value for ch in "\r\n\0"):
                 raise ValueError(f"header {name!r} has a value containing CR, LF or NUL")
+            if not header_value.isascii():
+                raise ValueError(f"header {name!r} has a non-ASCII value, which HTTP headers cannot carry")
         return value
 
     @field_validator("auth_token")
@@ -130,6 +145,8 @@ class ToolDefinition(BaseModel):
     def _auth_token_rules(cls, value: str | None) -> str | None:
         if value is not None and any(ch in value for ch in "\r\n\0"):
             raise ValueError("contains CR, LF or NUL")
+        if value is not None and not value.isascii():
+            raise ValueError("contains non-ASCII characters, which HTTP headers cannot carry")
         return value
 
     @field_validator("params")
@@ -183,8 +200,9 @@ def placeholders_in(url: str) -> tuple[str, ...]:
 
 
 def slugify(name: str) -> str:
-    """`"Lookup Customer by Phone"` -> `"lookup_customer_by_phone"`."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    """`"Lookup Customer by Phone"` -> `"lookup_customer_by_phone"`; `"Café"` -> `"cafe"`."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
 # --- the three input shapes ------------------------------------------------------------------
@@ -195,6 +213,8 @@ class NormalisedEntry:
     """`ToolDefinition` fields from one entry, before `${ENV}` substitution and validation.
 
     `fields` maps each canonical field to the user's own field path, for error messages.
+    `problems` are `(user field, message)` pairs for parts that could not be read; the rest of
+    the entry is still validated so that one pass reports everything.
     `skip_reason` is set for entries that are not FUNCTION tools (e.g. `type: MCP`).
     """
 
@@ -203,11 +223,7 @@ class NormalisedEntry:
     shape: str
     skip_reason: str | None = None
     warnings: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def display_name(self) -> str | None:
-        name = self.values.get("name")
-        return name if isinstance(name, str) and name else None
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 def entries_in_document(document: Any) -> list[tuple[str, Any]]:
@@ -230,7 +246,10 @@ def entries_in_document(document: Any) -> list[tuple[str, Any]]:
                 return [(f"data[{i}]", _EnvelopeEntry(entry)) for i, entry in enumerate(data)]
             return [("data", _EnvelopeEntry(data))]
         return [("", document)]
-    raise ShapeError("", "must hold a tool definition (an object), a list of them, or {\"tools\": [...]}")
+    expected = 'a tool definition (an object), a list of them, or {"tools": [...]}'
+    if document is None:  # an empty YAML file, or one holding only comments
+        raise ShapeError("", f"is empty (or null); it must hold {expected}")
+    raise ShapeError("", f"must hold {expected}")
 
 
 class _EnvelopeEntry:
@@ -245,11 +264,21 @@ def _is_envelope(document: dict[str, Any]) -> bool:
 
 
 def normalise_entry(entry: Any) -> NormalisedEntry:
-    """Read one entry of any shape into canonical `ToolDefinition` fields."""
+    """Read one entry of any shape into canonical `ToolDefinition` fields.
+
+    Raises `ShapeError` only when the entry cannot be read at all; smaller problems are
+    collected in `NormalisedEntry.problems`.
+    """
     from_envelope = isinstance(entry, _EnvelopeEntry)
     raw = entry.entry if isinstance(entry, _EnvelopeEntry) else entry
     if not isinstance(raw, dict):
         raise ShapeError("", "a tool definition must be an object")
+    # Decide on the type first: an MCP entry has its own shape and is never parsed as a web tool.
+    tool_type = raw.get("type", "FUNCTION")
+    if isinstance(tool_type, str) and tool_type.upper() == "MCP":
+        return NormalisedEntry(
+            {"name": raw.get("name")}, {}, shape="mcp", skip_reason='has `type: "MCP"`; only FUNCTION tools are served'
+        )
     if "toolSettings" in raw:
         normalised = _from_hamsa_api(raw, timeout_in_ms=from_envelope)
     elif "url" in raw or "methodType" in raw:
@@ -259,17 +288,23 @@ def normalise_entry(entry: Any) -> NormalisedEntry:
             "",
             "is neither the Hamsa API shape (with `toolSettings`) nor the guide shape (with `methodType` and `url`)",
         )
+    if not (isinstance(tool_type, str) and tool_type.upper() == "FUNCTION"):
+        normalised.problems.append(("type", f'must be "FUNCTION" or "MCP", not {tool_type!r}'))
     headers = normalised.values.get("headers") or []
     if normalised.values.get("auth_token") and any(name.lower() == "authorization" for name, _ in headers):
         normalised.warnings.append(
             (f"{normalised.fields['headers']}.Authorization", "is replaced by the tool's authToken")
         )
-    tool_type = raw.get("type", "FUNCTION")
-    if isinstance(tool_type, str) and tool_type.upper() == "MCP":
-        normalised.skip_reason = 'has `type: "MCP"`; only FUNCTION tools are served'
-    elif tool_type not in ("FUNCTION", "function"):
-        raise ShapeError("type", f'must be "FUNCTION" or "MCP", not {tool_type!r}')
     return normalised
+
+
+def _read(problems: list[tuple[str, str]], default: Any, parse: Any, *args: Any) -> Any:
+    """`parse(*args)`, or `default` after recording its `ShapeError` as a problem."""
+    try:
+        return parse(*args)
+    except ShapeError as exc:
+        problems.append((exc.field, exc.message))
+        return default
 
 
 def _common(raw: dict[str, Any], values: dict[str, Any], fields: dict[str, str], params_key: str) -> None:
@@ -296,6 +331,7 @@ def _from_hamsa_api(raw: dict[str, Any], *, timeout_in_ms: bool) -> NormalisedEn
         raise ShapeError("toolSettings", "must be an object")
     values: dict[str, Any] = {}
     fields: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
     _common(raw, values, fields, "params")
     values["url"] = settings.get("serverUrl")
     fields["url"] = "toolSettings.serverUrl"
@@ -304,9 +340,11 @@ def _from_hamsa_api(raw: dict[str, Any], *, timeout_in_ms: bool) -> NormalisedEn
     if settings.get("authToken") not in (None, ""):
         values["auth_token"] = settings["authToken"]
     fields["auth_token"] = "toolSettings.authToken"
-    values["headers"] = _headers(settings.get("httpHeaders"), "toolSettings.httpHeaders")
+    values["headers"] = _read(problems, [], _headers, settings.get("httpHeaders"), "toolSettings.httpHeaders")
     fields["headers"] = "toolSettings.httpHeaders"
-    values["path_defaults"] = _path_defaults(settings.get("pathParameters"), "toolSettings.pathParameters")
+    values["path_defaults"] = _read(
+        problems, {}, _path_defaults, settings.get("pathParameters"), "toolSettings.pathParameters"
+    )
     fields["path_defaults"] = "toolSettings.pathParameters"
     if "timeOut" in settings:
         values["timeout_seconds"] = settings["timeOut"]
@@ -316,13 +354,15 @@ def _from_hamsa_api(raw: dict[str, Any], *, timeout_in_ms: bool) -> NormalisedEn
         timeout = settings["timeout"]
         values["timeout_seconds"] = timeout / 1000 if timeout_in_ms and _is_number(timeout) else timeout
         fields["timeout_seconds"] = "toolSettings.timeout"
-    return NormalisedEntry(values, fields, shape="hamsa-api" + (" (response envelope)" if timeout_in_ms else ""))
+    shape = "hamsa-api" + (" (response envelope)" if timeout_in_ms else "")
+    return NormalisedEntry(values, fields, shape=shape, problems=problems)
 
 
 def _from_guide(raw: dict[str, Any]) -> NormalisedEntry:
     values: dict[str, Any] = {}
     fields: dict[str, str] = {}
     warnings: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = []
     _common(raw, values, fields, "parameters" if "parameters" in raw else "params")
     values["url"] = raw.get("url")
     fields["url"] = "url"
@@ -330,26 +370,31 @@ def _from_guide(raw: dict[str, Any]) -> NormalisedEntry:
     fields["method"] = "methodType"
     auth_type = raw.get("authType", "jwtAuth" if raw.get("authToken") else "none")
     if auth_type not in ("jwtAuth", "none"):
-        raise ShapeError("authType", f'must be "jwtAuth" or "none", not {auth_type!r}')
-    if auth_type == "jwtAuth" and raw.get("authToken") not in (None, ""):
+        problems.append(("authType", f'must be "jwtAuth" or "none", not {auth_type!r}'))
+    elif auth_type == "jwtAuth" and raw.get("authToken") not in (None, ""):
         values["auth_token"] = raw["authToken"]
     elif auth_type == "none" and raw.get("authToken"):
         warnings.append(("authToken", 'is ignored because authType is "none"'))
     fields["auth_token"] = "authToken"
-    values["headers"] = _headers(raw.get("headers"), "headers")
+    values["headers"] = _read(problems, [], _headers, raw.get("headers"), "headers")
     fields["headers"] = "headers"
-    values["path_defaults"] = _path_defaults(raw.get("pathParameters"), "pathParameters")
+    values["path_defaults"] = _read(problems, {}, _path_defaults, raw.get("pathParameters"), "pathParameters")
     fields["path_defaults"] = "pathParameters"
     for key in ("timeoutSeconds", "timeOut"):
         if key in raw:
             values["timeout_seconds"] = raw[key]
             fields["timeout_seconds"] = key
             break
-    return NormalisedEntry(values, fields, shape="guide", warnings=warnings)
+    return NormalisedEntry(values, fields, shape="guide", warnings=warnings, problems=problems)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    """A string or a number: what a header value or a path default may be written as."""
+    return isinstance(value, str) or _is_number(value)
 
 
 def _params_schema(params: Any) -> Any:
@@ -373,42 +418,43 @@ def _messages(messages: Any) -> Any:
     return messages
 
 
+def _named_pairs(items: Any, where: str, value_key: str, missing: Any) -> list[tuple[str, Any]]:
+    """`{name: value}` or `[{name, <value_key>}]` -> `(name, value)` pairs, each name a string.
+
+    A list item without `value_key` gets `missing`.
+    """
+    if isinstance(items, dict):
+        return [(str(name), value) for name, value in items.items()]  # YAML may give `1:` as a key
+    if not isinstance(items, list):
+        raise ShapeError(where, f"must be an object of name: value, or a list of {{name, {value_key}}}")
+    pairs: list[tuple[str, Any]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "name" not in item:
+            raise ShapeError(f"{where}[{i}]", f"must be an object with `name` and `{value_key}`")
+        if not isinstance(item["name"], str) or not item["name"]:
+            raise ShapeError(f"{where}[{i}].name", "must be a non-empty string")
+        pairs.append((item["name"], item.get(value_key, missing)))
+    return pairs
+
+
 def _headers(headers: Any, where: str) -> list[tuple[str, str]]:
     if headers is None:
         return []
-    if isinstance(headers, dict):
-        pairs = list(headers.items())
-    elif isinstance(headers, list):
-        pairs = []
-        for i, item in enumerate(headers):
-            if not isinstance(item, dict) or "name" not in item:
-                raise ShapeError(f"{where}[{i}]", "must be an object with `name` and `value`")
-            pairs.append((item["name"], item.get("value", "")))
-    else:
-        raise ShapeError(where, "must be an object of name: value, or a list of {name, value}")
+    pairs = _named_pairs(headers, where, "value", missing="")
     for name, value in pairs:
-        if not isinstance(name, str) or not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ShapeError(f"{where}.{name}", "header names and values must be strings")
+        if not _is_scalar(value):
+            raise ShapeError(f"{where}.{name}", "a header value must be a string or a number")
     return [(name, str(value)) for name, value in pairs]
 
 
 def _path_defaults(parameters: Any, where: str) -> dict[str, str]:
     if parameters is None:
         return {}
-    if isinstance(parameters, dict):
-        pairs = list(parameters.items())
-    elif isinstance(parameters, list):
-        pairs = []
-        for i, item in enumerate(parameters):
-            if not isinstance(item, dict) or "name" not in item:
-                raise ShapeError(f"{where}[{i}]", "must be an object with `name` and `defaultValue`")
-            if item.get("defaultValue") is not None:
-                pairs.append((item["name"], item["defaultValue"]))
-    else:
-        raise ShapeError(where, "must be an object of name: default, or a list of {name, defaultValue}")
     defaults: dict[str, str] = {}
-    for name, value in pairs:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+    for name, value in _named_pairs(parameters, where, "defaultValue", missing=None):
+        if value is None and not isinstance(parameters, dict):
+            continue  # a list entry may declare a parameter without a default
+        if not _is_scalar(value):
             raise ShapeError(f"{where}.{name}", "a path parameter default must be a string or a number")
-        defaults[str(name)] = str(value)
+        defaults[name] = str(value)
     return defaults

@@ -19,6 +19,7 @@ from .requests import OutboundRequest
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "Executor",
+    "RequestNotSent",
     "UpstreamError",
     "UpstreamResponse",
     "UpstreamTimeout",
@@ -39,6 +40,10 @@ class UpstreamTimeout(UpstreamError):
 
 class UpstreamUnreachable(UpstreamError):
     pass
+
+
+class RequestNotSent(UpstreamError):
+    """The request could not even be built, so nothing reached the upstream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +86,31 @@ class Executor:
     async def send(self, request: OutboundRequest, *, timeout: float) -> UpstreamResponse:
         started = time.perf_counter()
         try:
-            async with self.client.stream(
-                request.method,
-                request.url,
-                headers=list(request.headers),
-                content=request.body,
-                timeout=timeout,
-            ) as response:
+            built = self.client.build_request(
+                request.method, request.url, headers=list(request.headers), content=request.body, timeout=timeout
+            )
+        except httpx2.InvalidURL as exc:
+            # e.g. long arguments in a GET query push the URL over httpx's length limit.
+            raise RequestNotSent(f"the HTTP request could not be built ({_reason(exc)})") from None
+        except UnicodeEncodeError:
+            # httpx sends header values as ASCII; the value itself may be a secret, so never show it.
+            raise RequestNotSent(
+                "the HTTP request could not be built (a configured header or authToken value is not ASCII)"
+            ) from None
+        try:
+            response = await self.client.send(built, stream=True)
+            try:
                 body, truncated = await self._read_capped(response)
-                return UpstreamResponse(
-                    status=response.status_code,
-                    reason=response.reason_phrase,
-                    content_type=response.headers.get("content-type", ""),
-                    body=body,
-                    truncated=truncated,
-                    elapsed_ms=(time.perf_counter() - started) * 1000,
-                )
+            finally:
+                await response.aclose()
+            return UpstreamResponse(
+                status=response.status_code,
+                reason=response.reason_phrase,
+                content_type=response.headers.get("content-type", ""),
+                body=body,
+                truncated=truncated,
+                elapsed_ms=(time.perf_counter() - started) * 1000,
+            )
         except httpx2.TimeoutException:
             raise UpstreamTimeout(f"timed out after {timeout:g} s") from None
         except httpx2.ConnectError as exc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,9 +24,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .server import WebTools
 
-__all__ = ["BearerTokenGuard", "HttpSettings", "build_http_app", "transport_security"]
+__all__ = ["BearerTokenGuard", "HttpSettings", "bind_host_allowance", "build_http_app", "transport_security"]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 OPEN_PATHS = frozenset({"/healthz"})
 
 
@@ -53,6 +54,18 @@ def transport_security(settings: HttpSettings) -> TransportSecuritySettings:
     ]
     origins += list(settings.allowed_origins)
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def bind_host_allowance(bind_host: str) -> tuple[str, ...]:
+    """The `Host` to accept because the operator bound to that very address (`--host 10.0.0.5`).
+
+    Without it every request addressed to the bind address gets 421. A wildcard bind says
+    nothing about the names clients use, so those still need `--allowed-host`.
+    """
+    host = f"[{bind_host}]" if ":" in bind_host else bind_host
+    if bind_host in WILDCARD_HOSTS or host in LOOPBACK_HOSTS:
+        return ()
+    return (host,)
 
 
 def _host_patterns(host: str) -> list[str]:
@@ -98,7 +111,14 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
     )
     sse = SseServerTransport("/messages/", security_settings=security)
 
+    guard = TransportSecurityMiddleware(security)
+
     async def sse_endpoint(request: Request) -> Response:
+        # Check Host/Origin here first: `connect_sse` answers 421/403 too, but then raises, which
+        # would log a traceback for every refused (possibly hostile) request.
+        refused = await guard.validate_request(request)
+        if refused is not None:
+            return refused
         async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
             await webtools.server.run(read, write, webtools.server.create_initialization_options())
         return Response()

@@ -38,6 +38,7 @@ MAX_CONFIG_FILE_BYTES = 10 * 1024 * 1024
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # The canonical fields whose values may use `${NAME}`.
 ENV_FIELDS = ("url", "auth_token", "headers", "path_defaults")
+MAX_LABEL_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def _read_document(path: Path) -> Any:
     size = path.stat().st_size
     if size > MAX_CONFIG_FILE_BYTES:
         raise ValueError(f"file is {size} bytes; the limit is {MAX_CONFIG_FILE_BYTES}")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM some Windows editors write
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
@@ -168,23 +169,28 @@ def _load_file(
         except ShapeError as exc:
             errors.append(ConfigError(file, exc.message, tool=label, field=_join(location, exc.field)))
             continue
-        label = normalised.display_name or label
-        warnings += [ConfigError(file, msg, tool=label, field=f) for f, msg in normalised.warnings]
+        warnings += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.warnings]
         if normalised.skip_reason:
             warnings.append(ConfigError(file, f"skipped: {normalised.skip_reason}", tool=label))
             continue
+        # Parts that could not be read are reported with whatever the rest of the entry has wrong.
+        errors += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.problems]
         definition, entry_errors = _validate(normalised, file, label, location, environ)
         errors.extend(entry_errors)
+        if normalised.problems:
+            continue
         if definition is not None:
             definitions.append(definition)
     return definitions, errors, warnings
 
 
-def _entry_label(entry: Any, location: str) -> str | None:
+def _entry_label(entry: Any, location: str) -> str:
+    """How errors name a tool: its name (shortened if huge), else where it sits in the file."""
     raw = getattr(entry, "entry", entry)
-    if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"]:
-        return raw["name"]
-    return f"entry {location}" if location else None
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"].strip():
+        name: str = raw["name"]
+        return name if len(name) <= MAX_LABEL_CHARS else name[: MAX_LABEL_CHARS - 3] + "..."
+    return f"unnamed entry {location}" if location else "unnamed entry"
 
 
 def _join(location: str, field_path: str | None) -> str | None:
@@ -234,24 +240,54 @@ def _validate(
     try:
         return ToolDefinition.model_validate(values), []
     except ValidationError as exc:
-        for problem in exc.errors(include_url=False):
+        problems = exc.errors(include_url=False)
+        bad = {str(problem["loc"][0]) for problem in problems if problem["loc"]}
+        for problem in problems:
             # A model-level error is the placeholder check, which is about the URL.
             canonical = str(problem["loc"][0]) if problem["loc"] else "url"
+            if canonical == "mcp_name" and fields.get("mcp_name") == "name" and "name" in bad:
+                continue  # the slug of a bad name is bad too; one error about `name` says it
             user_field = fields.get(canonical, canonical)
-            rest = ".".join(str(p) for p in problem["loc"][1:])
-            if problem["input"] is None and problem["type"].endswith("_type"):
-                message = "is required"
-            else:
-                message = problem["msg"].removeprefix("Value error, ")
+            rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"][1:])
             errors.append(
-                ConfigError(
-                    file,
-                    message,
-                    tool=label,
-                    field=_join(location, ".".join(p for p in (user_field, rest) if p) or None),
-                )
+                ConfigError(file, _say(problem), tool=label, field=_join(location, user_field + rest))
             )
         return None, errors
+
+
+# Pydantic's wording names Python types ("a valid tuple"); a config author thinks in JSON/YAML.
+_TYPE_MESSAGES = {
+    "string_type": "must be a string",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "literal_error": "must be one of GET, POST, PUT, PATCH, DELETE (any case)",  # `method` is the only Literal
+    "missing": "is required",
+}
+
+
+def _say(problem: Any) -> str:
+    """One pydantic problem as a sentence about the user's field; never includes the value."""
+    kind, ctx = problem["type"], problem.get("ctx") or {}
+    if problem["input"] is None and kind != "value_error":
+        return "is required"
+    if kind in _TYPE_MESSAGES:
+        return _TYPE_MESSAGES[kind]
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters (it has {len(problem['input'])})"
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']:g}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']:g}"
+    return str(problem["msg"]).removeprefix("Value error, ")
 
 
 def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigError]:

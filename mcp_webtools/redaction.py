@@ -10,7 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "RedactingFilter", "secret_header_values"]
 
@@ -46,14 +46,16 @@ class Redactor:
         for secret in secrets:
             if len(secret) < MIN_SECRET_LENGTH:
                 continue
-            variants.add(secret)
-            variants.add(quote(secret, safe=""))  # as it appears in a URL
-            variants.add(json.dumps(secret)[1:-1])  # as it appears inside a JSON string
-            scheme, _, credential = secret.partition(" ")
+            forms = [secret]
+            credential = secret.partition(" ")[2]
             if credential and len(credential) >= MIN_SECRET_LENGTH:
-                variants.add(credential)  # "Bearer abc..." echoed back without its scheme
-        self._secrets = frozenset(variants)
-        ordered = sorted(self._secrets, key=len, reverse=True)
+                forms.append(credential)  # "Bearer abc..." echoed back without its scheme
+            for form in forms:
+                variants.update(_encodings(form))
+        self._secrets = frozenset(v for v in variants if len(v) >= MIN_SECRET_LENGTH)
+        # Longest first: a regex alternation takes the first branch that matches, so a secret
+        # that contains another is masked whole rather than leaving its tail visible.
+        ordered = sorted(self._secrets, key=lambda s: (-len(s), s))
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
     def __bool__(self) -> bool:
@@ -64,8 +66,28 @@ class Redactor:
             return text
         return self._pattern.sub(MASK, text)
 
+    def redact_cut(self, text: str) -> str:
+        """Redact text that was cut off: a secret's beginning left at the very end is masked too.
+
+        A body cut at a size cap can end in the middle of a secret, which no full match finds.
+        """
+        text = self(text)
+        if self._pattern is None or not text:
+            return text
+        longest = 0
+        for secret in self._secrets:
+            for size in range(min(len(secret) - 1, len(text)), longest, -1):
+                if text.endswith(secret[:size]):
+                    longest = size
+                    break
+        return text[: len(text) - longest] + MASK if longest else text
+
     def redact_json(self, value: object) -> object:
-        """Redact every string inside a JSON-like value (keys included)."""
+        """Redact every string inside a JSON-like value (keys included).
+
+        A number whose digits are a secret becomes the string `***`: hiding it matters more
+        than keeping its type.
+        """
         if self._pattern is None:
             return value
         if isinstance(value, str):
@@ -74,7 +96,24 @@ class Redactor:
             return {self(str(k)): self.redact_json(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self.redact_json(v) for v in value]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = json.dumps(value)
+            redacted = self(text)
+            return value if redacted == text else redacted
         return value
+
+
+def _encodings(secret: str) -> set[str]:
+    """The forms in which an upstream or a log line may echo `secret`."""
+    return {
+        secret,
+        quote(secret, safe=""),  # a URL query value or path segment
+        quote(secret),  # a URL path, "/" left as is
+        quote_plus(secret, safe=""),  # a form-encoded value, spaces as "+"
+        json.dumps(secret, ensure_ascii=False)[1:-1],  # inside a JSON string
+        json.dumps(secret)[1:-1],  # inside a JSON string, non-ASCII as \uXXXX
+        json.dumps(secret).replace("/", "\\/")[1:-1],  # inside a JSON string, "/" escaped as "\/"
+    }
 
 
 class RedactingFilter(logging.Filter):
@@ -89,11 +128,16 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.redactor:
-            message = record.getMessage()
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad format string must not hide the secrets in it
+                message = f"{record.msg} (arguments: {record.args!r})"
             record.msg = self.redactor(message)
             record.args = None
             if record.exc_info and not record.exc_text:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:
                 record.exc_text = self.redactor(record.exc_text)
+            if record.stack_info:
+                record.stack_info = self.redactor(record.stack_info)
         return True

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import __version__
 from .definitions import PLACEHOLDER, ToolDefinition
@@ -46,7 +46,9 @@ class OutboundRequest:
         """The request as an HTTP/1.1 message, for dry runs (redact before showing)."""
         parts = urlsplit(self.url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        lines = [f"{self.method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        # The Host header never carries the URL's user:password part.
+        host = parts.netloc.rpartition("@")[2]
+        lines = [f"{self.method} {target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{name}: {value}" for name, value in self.headers]
         text = "\n".join(lines) + "\n"
         if self.body is not None:
@@ -61,7 +63,7 @@ class RequestTemplate:
     method: str
     origin: str
     path_pieces: tuple[str | tuple[str], ...]  # literal text, or (placeholder name,)
-    fixed_query: tuple[tuple[str, str], ...]
+    fixed_query: str  # as written in the config, sent verbatim before the arguments
     headers: tuple[tuple[str, str], ...]
     path_defaults: Mapping[str, str]
 
@@ -79,7 +81,7 @@ class RequestTemplate:
             method=definition.method,
             origin=f"{parts.scheme}://{parts.netloc}",
             path_pieces=tuple(p for p in pieces if p != ""),
-            fixed_query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+            fixed_query=parts.query,
             headers=_static_headers(definition),
             path_defaults=dict(definition.path_defaults),
         )
@@ -98,9 +100,11 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
             path += piece
             continue
         name = piece[0]
+        # An argument named after a placeholder belongs to the path, even when it is null
+        # and the default fills in: it is never sent a second time in the query or body.
+        used.add(name)
         if arguments.get(name) is not None:
             value = _path_value(name, arguments[name])
-            used.add(name)
         elif name in template.path_defaults:
             value = template.path_defaults[name]
         else:
@@ -108,16 +112,16 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
         path += _path_segment(name, value)
 
     remaining = {k: v for k, v in arguments.items() if k not in used}
-    query = list(template.fixed_query)
+    query = [template.fixed_query] if template.fixed_query else []
     body: bytes | None = None
     if template.method in BODY_METHODS:
-        body = json.dumps(remaining, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = _body(remaining)
     else:
-        query += _query_pairs(remaining)
+        query += [f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in _query_pairs(remaining)]
 
     url = template.origin + (path or "/")
     if query:
-        url += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query)
+        url += "?" + "&".join(query)
     return OutboundRequest(method=template.method, url=url, headers=template.headers, body=body)
 
 
@@ -145,7 +149,7 @@ def _path_value(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return json.dumps(value)
+        return _json(name, value)
     if isinstance(value, str):
         return value
     raise RequestBuildError(name, "fills a URL path segment, so it must be a string, number or boolean")
@@ -168,15 +172,30 @@ def _query_pairs(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:
         for item in value if isinstance(value, list) else [value]:
             if item is None:
                 continue
-            pairs.append((name, _query_value(item)))
+            pairs.append((name, _query_value(name, item)))
     return pairs
 
 
-def _query_value(value: Any) -> str:
+def _query_value(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)):
-        return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _json(name, value)
+
+
+def _body(arguments: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError:
+        for name, value in arguments.items():
+            _json(name, value)  # raises, naming the argument at fault
+        raise
+
+
+def _json(name: str, value: Any) -> str:
+    """Compact JSON; NaN and Infinity have no JSON form, so they are refused, not sent."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise RequestBuildError(name, "must be a finite number (JSON has no NaN or Infinity)") from None

@@ -31,21 +31,23 @@ def response_result(response: UpstreamResponse, redactor: Redactor) -> types.Cal
     if not response.ok:
         return _http_error(response, redactor, meta)
 
-    mime = response.content_type.split(";", 1)[0].strip().lower()
-    if mime.startswith("image/") and not response.truncated:
+    mime = _mime(response)
+    if mime.startswith("image/") and not _is_textual(mime) and not response.truncated:
         data = base64.b64encode(response.body).decode("ascii")
         return _result([types.ImageContent(type="image", data=data, mime_type=mime)], meta)
     if not _is_textual(mime):
-        note = f"The upstream API answered HTTP {response.status} with {len(response.body)} bytes of {mime}."
+        note = f"The upstream API answered HTTP {response.status} with {len(response.body)} bytes of {mime}"
+        note += " (cut off at the response size limit)." if response.truncated else "."
         return _result([_text(note)], meta)
 
     text = _decode(response)
     if response.truncated:
+        # Never parsed as JSON: the beginning of a document is not the document.
         note = (
             f"[response truncated: the upstream body exceeded {len(response.body)} bytes; "
             "only the beginning is shown]\n"
         )
-        return _result([_text(note + redactor(text))], meta)
+        return _result([_text(note + redactor.redact_cut(text))], meta)
     if "json" in mime or not mime:
         try:
             value = json.loads(text)
@@ -84,14 +86,19 @@ def _json_result(value: Any, redactor: Redactor, meta: dict[str, Any]) -> types.
 
 
 def _http_error(response: UpstreamResponse, redactor: Redactor, meta: dict[str, Any]) -> types.CallToolResult:
-    reason = f" {response.reason}" if response.reason else ""
+    reason = f" {redactor(response.reason)}" if response.reason else ""
     message = f"The upstream API answered HTTP {response.status}{reason}."
-    body = _decode(response).strip() if _is_textual(response.content_type.split(";")[0].strip().lower()) else ""
-    if body:
+    if _is_textual(_mime(response)):
+        # Redact before capping, so the cap can never cut a secret in two and show its first half.
+        text = _decode(response).strip()
+        body = redactor.redact_cut(text) if response.truncated else redactor(text)
         if len(body) > ERROR_BODY_LIMIT:
             body = body[:ERROR_BODY_LIMIT] + f"... [{len(body) - ERROR_BODY_LIMIT} more characters not shown]"
-        message += f"\nResponse body:\n{body}"
-    return types.CallToolResult(content=[_text(redactor(message))], is_error=True, _meta={META_HTTP: meta})
+        elif response.truncated:
+            body += " [cut off at the response size limit]"
+        if body:
+            message += f"\nResponse body:\n{body}"
+    return types.CallToolResult(content=[_text(message)], is_error=True, _meta={META_HTTP: meta})
 
 
 def _result(
@@ -102,6 +109,10 @@ def _result(
 
 def _text(text: str) -> types.TextContent:
     return types.TextContent(type="text", text=text)
+
+
+def _mime(response: UpstreamResponse) -> str:
+    return response.content_type.split(";", 1)[0].strip().lower()
 
 
 def _is_textual(mime: str) -> bool:

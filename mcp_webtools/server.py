@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from . import __version__
 from .arguments import ArgumentError
 from .executor import Executor, UpstreamError
+from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
 from .results import error_result, response_result
 from .toolset import PreparedTool, Toolset
@@ -35,13 +36,18 @@ INSTRUCTIONS = (
 
 
 class PreparedCall:
-    """A call that passed validation: the tool and the exact request to send."""
+    """A call that passed validation: the tool, the exact request to send, and the redactor.
 
-    __slots__ = ("request", "tool")
+    The redactor comes from the same toolset snapshot as the tool, so a reload that swaps the
+    toolset mid-call can never leave this call's secrets unmasked in its result.
+    """
 
-    def __init__(self, tool: PreparedTool, request: OutboundRequest) -> None:
+    __slots__ = ("redactor", "request", "tool")
+
+    def __init__(self, tool: PreparedTool, request: OutboundRequest, redactor: Redactor | None = None) -> None:
         self.tool = tool
         self.request = request
+        self.redactor = redactor or Redactor()
 
 
 class WebTools:
@@ -71,7 +77,7 @@ class WebTools:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
         try:
             filled = tool.validator.validate(arguments)
-            return PreparedCall(tool, build_request(tool.template, filled))
+            return PreparedCall(tool, build_request(tool.template, filled), toolset.redactor)
         except ArgumentError as exc:
             lines = "\n".join(f"- {field}: {message}" for field, message in exc.problems)
             text = f"Invalid arguments for tool {name!r}; nothing was sent:\n{lines}"
@@ -81,33 +87,55 @@ class WebTools:
 
     async def execute(self, call: PreparedCall) -> types.CallToolResult:
         """Send the request and shape the answer, all under the tool's timeout."""
-        tool, redactor = call.tool, self.toolset.redactor
+        tool, redactor = call.tool, call.redactor
         started = time.perf_counter()
         result: types.CallToolResult | None = None
+        failure = f"timed out after {tool.timeout:g} s"
         with anyio.move_on_after(tool.timeout):
             try:
                 response = await self.executor.send(call.request, timeout=tool.timeout)
             except UpstreamError as exc:
-                result = error_result(f"Calling {tool.name!r} failed: {exc}.", redactor)
+                failure = str(exc)
             else:
                 result = response_result(response, redactor)
+        elapsed_ms = (time.perf_counter() - started) * 1000
         if result is None:
-            result = error_result(f"Calling {tool.name!r} failed: timed out after {tool.timeout:g} s.", redactor)
+            # No HTTP status to report, but how long we waited helps tell a slow upstream from a dead one.
+            result = error_result(
+                f"Calling {tool.name!r} failed: {failure}.", redactor, elapsedMs=round(elapsed_ms, 3)
+            )
         logger.info(
             "tool=%s method=%s url=%s error=%s elapsed_ms=%.1f",
             tool.name,
             tool.definition.method,
             tool.definition.url_template,
             result.is_error,
-            (time.perf_counter() - started) * 1000,
+            elapsed_ms,
         )
         return result
 
     async def call(self, name: str, arguments: dict | None) -> types.CallToolResult:
-        prepared = self.prepare(name, arguments)
-        if isinstance(prepared, types.CallToolResult):
-            return prepared
-        return await self.execute(prepared)
+        """Run one tools/call. Raises `MCPError` only for an unknown tool.
+
+        Any other exception is a bug of ours; it becomes a tool error here because the SDK
+        would otherwise put the exception's own text, unredacted, on the wire (handshake era).
+        """
+        redactor = self.toolset.redactor
+        try:
+            prepared = self.prepare(name, arguments)
+            if isinstance(prepared, types.CallToolResult):
+                return prepared
+            redactor = prepared.redactor
+            return await self.execute(prepared)
+        except MCPError:
+            raise
+        except Exception:
+            logger.exception("tool=%s failed unexpectedly", name)
+            return error_result(
+                f"Calling {name!r} failed: an unexpected error occurred in mcp-webtools "
+                "(the server log has the details).",
+                redactor,
+            )
 
     async def _list_tools(
         self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import anyio
 import uvicorn
 
-from ..http_app import HttpSettings
+from ..http_app import WILDCARD_HOSTS, HttpSettings, bind_host_allowance
 from ..runtime import open_webtools, start_http
 from .api import DEFAULT_DEMO_TOKEN, create_demo_api
 
@@ -20,27 +21,54 @@ logger = logging.getLogger(__name__)
 DEFAULT_API_PORT = 8900
 
 
-async def run_demo(config_paths: list[str], host: str, port: int, api_port: int) -> None:
+async def run_demo(config_paths: list[str], host: str, port: int, api_port: int) -> int:
+    """Serve until interrupted; 1 when a server cannot start (e.g. its port is taken)."""
     # config/ points at `${DEMO_API_URL:-http://127.0.0.1:8900}`; only a non-default port needs the variable.
     if api_port != DEFAULT_API_PORT and "DEMO_API_URL" not in os.environ:
         os.environ["DEMO_API_URL"] = f"http://127.0.0.1:{api_port}"
     token = os.environ.get("DEMO_API_TOKEN", DEFAULT_DEMO_TOKEN)
     webtools = open_webtools(config_paths)
     api = uvicorn.Server(uvicorn.Config(create_demo_api(token), host="127.0.0.1", port=api_port, log_config=None))
-    mcp = start_http(webtools, host, port, HttpSettings())
+    mcp = start_http(webtools, host, port, HttpSettings(allowed_hosts=bind_host_allowance(host)))
+    failed: list[str] = []
+
+    async def serve(server: uvicorn.Server, what: str) -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            # uvicorn exits at start-up when it cannot bind, after logging why. Without both
+            # halves the demo is useless, so stop the other one too instead of half-running.
+            failed.append(what)
+            api.should_exit = mcp.should_exit = True
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(api.serve)
-        tg.start_soon(mcp.serve)
-        while not (api.started and mcp.started):
-            if api.should_exit or mcp.should_exit:
-                return
+        tg.start_soon(serve, api, f"the sample API on port {api_port} (change it with --api-port)")
+        tg.start_soon(serve, mcp, f"the MCP server on port {port} (change it with --port)")
+        # uvicorn offers no start-up event, so watch its flag.
+        while not (api.started and mcp.started) and not failed:
             await anyio.sleep(0.05)
-        _print_instructions(host, port, api_port, [t.name for t in webtools.toolset], config_paths)
+        if not failed:
+            _print_instructions(host, port, api_port, [t.name for t in webtools.toolset], config_paths)
+    if failed:
+        print(f"mcp-webtools demo could not start {' and '.join(failed)}.", file=sys.stderr, flush=True)
+        return 1
+    return 0
 
 
 def _print_instructions(host: str, port: int, api_port: int, tools: list[str], config_paths: list[str]) -> None:
-    url = f"http://{host}:{port}/mcp"
-    config = ", ".join(str(Path(p).resolve()) for p in config_paths)
+    # A wildcard bind is reached through loopback; the Host allowlist accepts that name.
+    shown = "127.0.0.1" if host in WILDCARD_HOSTS else (f"[{host}]" if ":" in host else host)
+    url = f"http://{shown}:{port}/mcp"
+    # A stdio server or a CLI call started elsewhere must find this sample API too.
+    api_env = {"DEMO_API_URL": os.environ["DEMO_API_URL"]} if "DEMO_API_URL" in os.environ else {}
+    env_prefix = "".join(f"{name}={value} " for name, value in api_env.items())
+    args = ["-m", "mcp_webtools", "serve"]
+    for path in config_paths:
+        args += ["--config", str(Path(path).resolve())]
+    server: dict[str, object] = {"command": sys.executable, "args": args}
+    if api_env:
+        server["env"] = api_env
+    desktop = json.dumps({"mcpServers": {"webtools": server}})
     print(
         f"""
 mcp-webtools demo is running.
@@ -54,11 +82,10 @@ Try it with the MCP Inspector (Node 22+):
       --tool-name get_order_status --tool-arg orderId=ORD-12345
 
 Or from the command line, without MCP:
-  mcp-webtools call get_order_status --args '{{"orderId": "ORD-12345"}}'
+  {env_prefix}mcp-webtools call get_order_status --args '{{"orderId": "ORD-12345"}}'
 
 Claude Desktop (claude_desktop_config.json), over stdio:
-  {{"mcpServers": {{"webtools": {{"command": "{sys.executable}",
-      "args": ["-m", "mcp_webtools", "serve", "--config", "{config}"]}}}}}}
+  {desktop}
 
 Press Ctrl+C to stop.""",
         file=sys.stderr,

@@ -1,0 +1,323 @@
+"""`mcp-webtools validate | list | call | serve`: exit codes and exactly what goes to stdout/stderr.
+
+Most commands run in-process through `cli.main(argv)`; what needs a real process (a `call` that
+reaches the upstream, stdio serving) runs `python -m mcp_webtools` as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
+from support import REPO, Upstream, hamsa_tool, write_tools
+
+from mcp_webtools import __version__, cli
+from mcp_webtools.http_app import HttpSettings
+
+UPSTREAM_TOKEN = "Token tok-live-123456"
+API_KEY = "key-live-abcdef"
+DEAD_URL = "http://127.0.0.1:9"  # never contacted: these tests stop before sending
+
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run_cli(capsys) -> RunCli:
+    """`cli.main(argv)` -> (exit code, stdout, stderr), leaving the test process's logging as it was."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        root = logging.getLogger()
+        loggers = [root, *(logging.getLogger(n) for n in ("httpx2", "httpcore2", "mcp", "uvicorn.access"))]
+        handlers, levels = root.handlers[:], [logger.level for logger in loggers]
+        try:
+            code = cli.main(list(argv))
+        finally:
+            root.handlers[:] = handlers
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def two_tools(directory: Path, base: str = DEAD_URL) -> Path:
+    item = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}, "required": ["id"]}
+    headers = {"X-Api-Key": "${API_KEY}"}
+    create = hamsa_tool("Create Item", f"{base}/items/:id", "POST", item, authToken=UPSTREAM_TOKEN, httpHeaders=headers)
+    fail = hamsa_tool("Get Broken", f"{base}/broken", "GET")
+    return write_tools(directory, [create, fail])
+
+
+@pytest.fixture
+def broken_folder(tmp_path, monkeypatch) -> tuple[Path, list[str]]:
+    """A folder with four broken files, and the start of the error line each must produce."""
+    monkeypatch.delenv("NOT_SET_XYZ", raising=False)
+    folder = tmp_path / "broken"
+    write_tools(folder, hamsa_tool("Bad Method", f"{DEAD_URL}/x", "FETCH"), "a.json")
+    guide = {"name": "Relative Url", "description": "d", "methodType": "GET", "url": "/just/a/path",
+             "parameters": {"type": "object", "properties": {}}}  # fmt: skip
+    write_tools(folder, guide, "b.yaml")
+    write_tools(folder, hamsa_tool("Needs Env", f"{DEAD_URL}/x", authToken="${NOT_SET_XYZ}"), "c.json")
+    (folder / "d.json").write_text("{not json")
+    expected = [
+        f"  - {folder}/a.json: tool 'Bad Method': field `toolSettings.methodType`: ",
+        f"  - {folder}/b.yaml: tool 'Relative Url': field `url`: must be an absolute http:// or https:// URL",
+        f"  - {folder}/c.json: tool 'Needs Env': field `toolSettings.authToken`: "
+        "environment variable NOT_SET_XYZ is not set",
+        f"  - {folder}/d.json: invalid JSON at line 1, column 2",
+    ]  # fmt: skip
+    return folder, expected
+
+
+def assert_every_error_listed(err: str, expected: list[str]) -> None:
+    errors = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert f"{len(expected)} config errors:" in err.splitlines()
+    assert len(errors) == len(expected), err
+    for line, start in zip(errors, expected):
+        assert line.startswith(start), (line, start)
+
+
+# -- validate and list ----------------------------------------------------------------------------
+
+
+def test_validate_repo_config(run_cli, monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("MCP_WEBTOOLS_CONFIG", raising=False)
+    code, out, _ = run_cli("validate")
+    base = "${DEMO_API_URL:-http://127.0.0.1:8900}"
+    assert code == 0
+    assert out.splitlines() == [
+        f"ok  cancel_appointment  DELETE {base}/appointments/:appointmentId  (config/scheduler.json)",
+        f"ok  check_availability  GET {base}/slots/available  (config/scheduler.json)",
+        f"ok  create_appointment  POST {base}/appointments  (config/scheduler.json)",
+        f"ok  create_support_ticket  POST {base}/tickets  (config/helpdesk.yaml)",
+        f"ok  get_order_status  GET {base}/orders/:orderId  (config/orders.yaml)",
+        f"ok  lookup_customer_by_phone  POST {base}/customers/lookup  (config/lookup_customer.json)",
+        f"ok  update_customer_preferences  PATCH {base}/customers/:customerId  (config/helpdesk.yaml)",
+        "7 tool(s) valid in 4 file(s)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "command", [["validate"], ["list"], ["serve", "--config"], ["serve", "--transport", "http", "--config"]]
+)
+def test_broken_config_exits_1_listing_every_error(run_cli, broken_folder, command):
+    folder, expected = broken_folder
+    code, out, err = run_cli(*command, str(folder))
+    assert (code, out) == (1, "")
+    assert_every_error_listed(err, expected)
+
+
+def test_list_prints_names_methods_and_url_templates(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("API_KEY", API_KEY)
+    code, out, _ = run_cli("list", str(two_tools(tmp_path, "${API_BASE:-https://api.example.test}")))
+    assert code == 0
+    assert out == (
+        "create_item  POST    ${API_BASE:-https://api.example.test}/items/:id\n"
+        "get_broken   GET     ${API_BASE:-https://api.example.test}/broken\n"
+    )
+
+
+def test_config_comes_from_env_when_no_path_is_given(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no config/ here
+    monkeypatch.setenv("API_KEY", API_KEY)
+    first = two_tools(tmp_path / "one")
+    second = write_tools(tmp_path / "two", hamsa_tool("Ping", f"{DEAD_URL}/ping"))
+    monkeypatch.setenv("MCP_WEBTOOLS_CONFIG", f"{first.parent}{os.pathsep}{second}")
+    assert run_cli("list")[:2] == (0, (
+        f"create_item  POST    {DEAD_URL}/items/:id\n"
+        f"get_broken   GET     {DEAD_URL}/broken\n"
+        f"ping         GET     {DEAD_URL}/ping\n"
+    ))  # fmt: skip
+    # An explicit path wins over the environment.
+    assert run_cli("list", str(second))[:2] == (0, f"ping  GET     {DEAD_URL}/ping\n")
+    monkeypatch.delenv("MCP_WEBTOOLS_CONFIG")
+    code, out, err = run_cli("validate")
+    assert (code, out) == (1, "")
+    assert "  - config: no such file or folder" in err.splitlines()
+
+
+# -- call -----------------------------------------------------------------------------------------
+
+
+async def run_module(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    done = await anyio.run_process(
+        [sys.executable, "-m", "mcp_webtools", *argv], check=False, cwd=REPO, env={**os.environ, **(env or {})}
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+@pytest.mark.anyio
+async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
+    upstream.reply_json("GET", "/broken", {"detail": "down for maintenance"}, status=503)
+    config = str(two_tools(tmp_path, upstream.url))
+    env = {"API_KEY": API_KEY}
+    ok = await run_module("call", "create_item", "--args", '{"id": "A/1", "name": "x"}', "--config", config, env=env)
+    failed = await run_module("call", "get_broken", "--config", config, env=env)
+
+    code, out, err = ok
+    assert code == 0, err
+    result = json.loads(out)  # stdout holds the JSON result and nothing else
+    assert result.pop("_meta")["mcp-webtools/http"]["status"] == 200
+    echo = {"method": "POST", "path": "/items/A%2F1", "query": "", "body": {"name": "x"}}
+    assert result == {
+        "content": [{"type": "text", "text": json.dumps(echo, separators=(",", ":"))}],
+        "structuredContent": echo,
+        "isError": False,
+        "resultType": "complete",
+    }
+    code, out, err = failed
+    assert code == 1, err
+    result = json.loads(out)
+    assert result["isError"] is True
+    assert result["_meta"]["mcp-webtools/http"]["status"] == 503
+    assert "503" in result["content"][0]["text"] and "down for maintenance" in result["content"][0]["text"]
+
+    created, broken = upstream.requests
+    assert (created.method, created.raw_path, created.json()) == ("POST", "/items/A%2F1", {"name": "x"})
+    assert created.headers["authorization"] == UPSTREAM_TOKEN
+    assert created.headers["x-api-key"] == API_KEY
+    assert (broken.method, broken.raw_path, broken.query) == ("GET", "/broken", "")
+
+
+@pytest.mark.anyio
+async def test_dry_run_prints_the_request_with_secrets_redacted(run_cli, upstream: Upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv("API_KEY", API_KEY)
+    config = str(two_tools(tmp_path, upstream.url))
+    arguments = '{"id": "A 1", "name": "héllo"}'
+    code, out, err = run_cli("call", "create_item", "--args", arguments, "--config", config, "--dry-run")
+    assert code == 0, err
+    assert out == (
+        "POST /items/A%201 HTTP/1.1\n"
+        f"Host: {upstream.url.removeprefix('http://')}\n"
+        f"User-Agent: mcp-webtools/{__version__}\n"
+        "Accept: application/json\n"
+        "Content-Type: application/json\n"
+        "Authorization: ***\n"
+        "X-Api-Key: ***\n"
+        "\n"
+        '{"name":"héllo"}\n'
+    )
+    assert "tok-live" not in out + err and API_KEY not in out + err
+    assert upstream.requests == []
+
+
+def test_dry_run_with_invalid_arguments_prints_the_tool_error(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("API_KEY", API_KEY)
+    config = str(two_tools(tmp_path))
+    code, out, _ = run_cli("call", "create_item", "--args", '{"name": 5}', "--config", config, "--dry-run")
+    assert code == 1
+    result = json.loads(out)
+    assert result["isError"] is True
+    assert result["content"][0]["text"].startswith("Invalid arguments for tool 'create_item'; nothing was sent:\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["create_item", "--args", '{"id": '], "--args is not valid JSON: Expecting value (column 8)"),
+        (["create_item", "--args", "[1]"], "--args must be a JSON object, not an array: [1]"),
+        (["create_item", "--args", '"x"'], '--args must be a JSON object, not a string: "x"'),
+        (["nope", "--args", "{}"], "unknown tool 'nope'; known tools: create_item, get_broken"),
+    ],
+)
+def test_call_usage_errors_exit_2(run_cli, tmp_path, monkeypatch, argv, message):
+    monkeypatch.setenv("API_KEY", API_KEY)
+    code, out, err = run_cli("call", *argv, "--config", str(two_tools(tmp_path)))
+    assert (code, out) == (2, "")
+    assert message in err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--log-level", "verbose", "list"], "argument --log-level: invalid choice: 'VERBOSE'"),
+        (["list"], "MCP_WEBTOOLS_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'BOGUS'"),
+    ],
+)
+def test_bad_log_level_is_a_usage_error(monkeypatch, capsys, argv, message):
+    monkeypatch.setenv("MCP_WEBTOOLS_LOG_LEVEL", "bogus")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+
+def test_serve_http_builds_settings_from_flags_and_env(run_cli, tmp_path, monkeypatch):
+    seen: list[tuple] = []
+
+    async def fake_serve_http(webtools, host, port, settings) -> None:
+        seen.append((sorted(t.name for t in webtools.toolset), host, port, settings))
+
+    monkeypatch.setattr(cli, "serve_http", fake_serve_http)
+    monkeypatch.setenv("API_KEY", API_KEY)
+    monkeypatch.setenv("MCP_WEBTOOLS_AUTH_TOKEN", "from-env-token")
+    monkeypatch.setenv("MCP_WEBTOOLS_ALLOWED_HOSTS", "a.example, b.example")
+    monkeypatch.delenv("MCP_WEBTOOLS_ALLOWED_ORIGINS", raising=False)
+    config = str(two_tools(tmp_path))
+    serve = ["serve", "--transport", "http", "--config", config]
+    origin = ["--allowed-origin", "https://app.example"]
+    listen = ["--host", "0.0.0.0", "--port", "9123"]
+    assert run_cli(*serve, *listen, "--allowed-host", "c.example", *origin, "--stateless")[0] == 0
+    assert run_cli(*serve, "--auth-token", "flag-token", "--host", "10.0.0.5")[0] == 0
+    assert seen == [
+        (["create_item", "get_broken"], "0.0.0.0", 9123, HttpSettings(
+            auth_token="from-env-token", allowed_hosts=("a.example", "b.example", "c.example"),
+            allowed_origins=("https://app.example",), stateless=True)),
+        # Bound to one address: requests addressed to it are accepted too.
+        (["create_item", "get_broken"], "10.0.0.5", 8000, HttpSettings(
+            auth_token="flag-token", allowed_hosts=("10.0.0.5", "a.example", "b.example"))),
+    ]  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_stdio_serve_writes_only_mcp_messages_to_stdout(upstream: Upstream, tmp_path):
+    upstream.reply_json("GET", "/broken", {"detail": "down"}, status=500)
+    config = two_tools(tmp_path, upstream.url)
+    # An MCP-type entry makes the loader log a warning at start-up: it must land on stderr too.
+    write_tools(tmp_path, {"type": "MCP", "name": "Remote Server", "description": "elsewhere"}, "remote.json")
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        *({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+          for n, name, arguments in [(3, "create_item", {"id": "1"}), (4, "get_broken", {}), (5, "create_item", {}),
+                                     (6, "missing", {})]),
+    ]  # fmt: skip
+    argv = [sys.executable, "-m", "mcp_webtools", "--log-level", "DEBUG", "serve", "--config", str(config.parent)]
+    process = await anyio.open_process(argv, cwd=REPO, env={**os.environ, "API_KEY": API_KEY})
+    with anyio.fail_after(60):  # a wedged server fails the test instead of hanging it
+        async with process:
+            stdout = BufferedByteReceiveStream(process.stdout)
+            answers = []
+            for request in requests:
+                await process.stdin.send(json.dumps(request).encode() + b"\n")
+                if "id" in request:
+                    answers.append(json.loads(await stdout.receive_until(b"\n", 1 << 20)))
+            await process.stdin.aclose()
+            rest = b"".join([chunk async for chunk in stdout])
+            stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+            assert await process.wait() == 0, stderr
+
+    assert rest == b""
+    assert [(a["jsonrpc"], a["id"]) for a in answers] == [("2.0", n) for n in range(1, 7)]
+    assert [t["name"] for t in answers[1]["result"]["tools"]] == ["create_item", "get_broken"]
+    assert [answers[n]["result"]["isError"] for n in (2, 3, 4)] == [False, True, True]
+    assert answers[5]["error"]["message"] == "Unknown tool: missing"
+    # The logs went to stderr, redacted.
+    assert "loaded 2 tool(s) from 2 file(s)" in stderr
+    assert "tool 'Remote Server': skipped" in stderr
+    assert "tool=create_item method=POST" in stderr and "tool=get_broken method=GET" in stderr
+    assert API_KEY not in stderr and "tok-live" not in stderr

@@ -1,0 +1,144 @@
+"""`mcp-webtools demo`, run as a newcomer would: every example tool in config/ works against the sample API."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from support import REPO
+
+from mcp_webtools.demo.api import CUSTOMERS, ORDERS
+
+pytestmark = pytest.mark.anyio
+
+# The demo must find config/ and its own defaults, whatever the caller's environment says.
+CLEAN_ENV = {
+    k: v for k, v in os.environ.items() if k not in ("DEMO_API_URL", "DEMO_API_TOKEN", "MCP_WEBTOOLS_CONFIG")
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def running_demo(log: Path) -> AsyncIterator[tuple[str, int]]:
+    """Start the demo on free ports, wait for /healthz, yield the MCP URL and API port, then terminate it."""
+    port, api_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(port), "--api-port", str(api_port)]
+    with log.open("wb") as stderr:
+        process = await anyio.open_process(argv, cwd=REPO, env=CLEAN_ENV, stdout=stderr, stderr=stderr)
+        async with process:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx2.AsyncClient(timeout=5) as http:
+                for _ in range(300):  # bounded: at most ~30 s on a loaded machine
+                    assert process.returncode is None, log.read_text()
+                    try:
+                        if (await http.get(f"{base}/healthz")).status_code == 200:
+                            break
+                    except httpx2.TransportError:
+                        pass
+                    await anyio.sleep(0.1)
+                else:
+                    pytest.fail(f"the demo never answered /healthz:\n{log.read_text()}")
+            try:
+                yield f"{base}/mcp", api_port
+            finally:
+                process.terminate()
+                with anyio.fail_after(30):
+                    # uvicorn shuts both servers down gracefully, then re-raises SIGTERM.
+                    assert await process.wait() == -signal.SIGTERM, log.read_text()
+
+
+def calls() -> list[tuple[str, dict, dict]]:
+    """(tool, arguments, expected structuredContent), in an order where later calls use earlier state."""
+    layla = copy.deepcopy(CUSTOMERS["CUST-98765"])
+    ticket = {"customer_email": "layla.hassan@example.com", "subject": "Late delivery", "description": "Not here yet"}
+    booking = {"customer_phone": "+971501234567", "slot_id": "SLOT-2", "service_type": "repair"}
+    return [
+        ("lookup_customer_by_phone", {"phone_number": "+15551234567"},
+         {"customer": CUSTOMERS["CUST-12345"], "orders": [ORDERS["ORD-12345"]]}),
+        ("get_order_status", {"orderId": "ORD-11111"}, ORDERS["ORD-11111"]),
+        ("update_customer_preferences", {"customerId": "CUST-98765", "sms_notifications": False},
+         {"customer_id": "CUST-98765", "updated": True,
+          "preferences": {**layla["preferences"], "sms_notifications": False}}),
+        # priority comes from the schema default.
+        ("create_support_ticket", ticket, {"ticket_id": "TCK-1002", "status": "open", **ticket, "priority": "medium"}),
+        # days_ahead defaults to 14; the sample API offers the first three days.
+        ("check_availability", {"service_type": "repair", "start_date": "2025-03-10"}, {"available_slots": [
+            {"slot_id": f"SLOT-{n}", "date": f"2025-03-1{n - 1}", "time": "10:00", "service": "repair"}
+            for n in (1, 2, 3)
+        ]}),
+        ("create_appointment", booking, {"appointment_id": "APT-1003", "confirmation_code": "CONF-1003"}),
+        ("cancel_appointment", {"appointmentId": "APT-1003", "cancellation_reason": "conflict"},
+         {"appointment_id": "APT-1003", "status": "cancelled", **booking, "cancellation_reason": "conflict"}),
+    ]  # fmt: skip
+
+
+async def test_demo_serves_every_example_tool(tmp_path):
+    log = tmp_path / "demo.log"
+    async with running_demo(log) as (url, api_port):
+        http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))
+        async with http, Client(streamable_http_client(url, http_client=http), mode="auto") as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            assert names == sorted(name for name, _, _ in calls())
+            for name, arguments, expected in calls():
+                result = await client.call_tool(name, arguments)
+                assert result.is_error is False, (name, result.content)
+                assert result.structured_content == expected, name
+            missing = await client.call_tool("get_order_status", {"orderId": "ORD-00000"})
+        # A handshake-era client (what today's hosts use) sees the same server.
+        http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))
+        async with http, Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+            order = await client.call_tool("get_order_status", {"orderId": "ORD-12345"})
+        # The printed "without MCP" line works as printed (it names the non-default API port).
+        hint = next(line.strip() for line in log.read_text().splitlines() if "mcp-webtools call" in line)
+        assert hint.startswith(f"DEMO_API_URL=http://127.0.0.1:{api_port} mcp-webtools call get_order_status ")
+        env = {**CLEAN_ENV, "DEMO_API_URL": f"http://127.0.0.1:{api_port}"}
+        argv = [sys.executable, "-m", "mcp_webtools", *shlex.split(hint)[2:]]
+        cli = await anyio.run_process(argv, cwd=REPO, env=env, check=False)
+    assert missing.is_error is True
+    assert "404" in missing.content[0].text and "no such order" in missing.content[0].text
+    assert order.structured_content == ORDERS["ORD-12345"]
+    printed = log.read_text()
+    assert "mcp-webtools demo is running." in printed
+    assert f"MCP server : {url}" in printed
+    assert "demo-secret-token" not in printed
+    assert "Traceback" not in printed and " ERROR " not in printed
+    assert cli.returncode == 0, cli.stderr.decode()
+    assert json.loads(cli.stdout)["structuredContent"] == ORDERS["ORD-12345"]
+    desktop = json.loads(next(line for line in printed.splitlines() if line.startswith('  {"mcpServers"')))
+    assert desktop == {"mcpServers": {"webtools": {
+        "command": sys.executable,
+        "args": ["-m", "mcp_webtools", "serve", "--config", str(REPO / "config")],
+        "env": {"DEMO_API_URL": f"http://127.0.0.1:{api_port}"},
+    }}}  # fmt: skip
+
+
+async def test_demo_exits_1_when_a_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(free_port()), "--api-port", str(port)]
+        with anyio.fail_after(60):
+            done = await anyio.run_process(argv, cwd=REPO, env=CLEAN_ENV, check=False)
+    assert done.returncode == 1
+    assert done.stdout == b""
+    message = f"mcp-webtools demo could not start the sample API on port {port} (change it with --api-port)."
+    assert message in done.stderr.decode().splitlines()
