@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 __all__ = ["ArgumentError", "ArgumentValidator", "fill_defaults", "field_path"]
 
 _FORMAT_CHECKER = FormatChecker()
+MAX_DEPTH = 64  # levels of nested objects/arrays in one call's arguments
 
 
 class ArgumentError(ValueError):
@@ -42,6 +43,10 @@ class ArgumentValidator:
             arguments = {}
         if not isinstance(arguments, Mapping):
             raise ArgumentError([("arguments", "must be a JSON object")])
+        if _depth_exceeds(arguments, MAX_DEPTH):
+            # Checked without recursion: everything after this (copying, schema checks, JSON
+            # encoding) recurses, and a deep enough value would exhaust the stack.
+            raise ArgumentError([("arguments", f"are nested more than {MAX_DEPTH} levels deep")])
         filled = fill_defaults(self.schema, copy.deepcopy(dict(arguments)))
         # JSON has no NaN or Infinity, yet JSON-RPC parsers accept them; they slip past
         # minimum/maximum (comparisons with NaN are false) and crash jsonschema's multipleOf.
@@ -144,6 +149,19 @@ def _extra_properties(schema: Mapping[str, Any], instance: Mapping[str, Any]) ->
     allowed = set((schema.get("properties") or {}).keys())
     patterns = [re.compile(p) for p in (schema.get("patternProperties") or {})]
     return sorted(k for k in instance if k not in allowed and not any(p.search(k) for p in patterns))
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (Mapping, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _non_finite(value: Any, path: list[Any]) -> list[list[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -11,11 +12,13 @@ from collections.abc import Sequence
 import anyio
 
 from . import __version__
+from .egress import EgressPolicy
 from .executor import DEFAULT_MAX_RESPONSE_BYTES
 from .http_app import HttpSettings, bind_host_allowance
 from .loading import ConfigErrors
+from .requests import DEFAULT_MAX_REQUEST_BYTES
+from .runtime import ServerOptions, configure_logging, env_list, load_toolset, open_webtools, serve_http, serve_stdio
 from .server import PreparedCall
-from .runtime import configure_logging, env_list, load_toolset, open_webtools, serve_http, serve_stdio
 
 __all__ = ["main"]
 
@@ -57,14 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(serve)
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default stdio")
     _http_options(serve)
+    _limit_options(serve)
+    _egress_options(serve)
     serve.set_defaults(handler=_serve)
 
     validate = commands.add_parser("validate", help="check tool definitions; exit 1 listing every error")
     validate.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
+    _egress_options(validate)
     validate.set_defaults(handler=_validate)
 
     listing = commands.add_parser("list", help="show MCP names, methods and URL templates")
     listing.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
+    _egress_options(listing)
     listing.set_defaults(handler=_list)
 
     call = commands.add_parser("call", help="run one tool call and print the MCP result as JSON")
@@ -72,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--args", default="{}", metavar="JSON", help="the arguments as a JSON object")
     _config_option(call)
     call.add_argument("--dry-run", action="store_true", help="print the HTTP request (secrets redacted); send nothing")
-    call.add_argument("--max-response-bytes", type=int, default=DEFAULT_MAX_RESPONSE_BYTES, metavar="N")
+    _limit_options(call)
+    _egress_options(call)
     call.set_defaults(handler=_call)
 
     demo = commands.add_parser("demo", help="start a sample API and the MCP server over HTTP, wired together")
@@ -116,7 +124,67 @@ def _http_options(parser: argparse.ArgumentParser) -> None:
         help="an extra Origin to accept, e.g. https://app.example.com; repeatable",
     )
     parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
-    parser.add_argument("--max-response-bytes", type=int, default=DEFAULT_MAX_RESPONSE_BYTES, metavar="N")
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight calls may finish before they are cancelled (default 10)",
+    )
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("limits")
+    group.add_argument(
+        "--max-response-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        metavar="N",
+        help="stop reading an upstream body after N bytes (default 1 MiB; per tool: maxResponseBytes)",
+    )
+    group.add_argument(
+        "--max-request-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help="refuse calls whose request body would exceed N bytes (default 1 MiB; per tool: maxRequestBytes)",
+    )
+    group.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="upstream calls in flight at once, all tools together (default 64; per tool: maxConcurrency)",
+    )
+    group.add_argument(
+        "--max-queue",
+        type=_non_negative_int,
+        default=256,
+        metavar="N",
+        help="calls that may wait for a slot; past that: a 'busy, try again' tool error (default 256)",
+    )
+
+
+def _egress_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("egress policy (where upstream calls may go)")
+    group.add_argument(
+        "--allow-upstream-host",
+        action="append",
+        default=env_list("MCP_WEBTOOLS_UPSTREAM_HOSTS"),
+        metavar="HOST",
+        help="only these upstream hosts (.example.com: any subdomain); repeatable",
+    )
+    group.add_argument("--deny-private", action="store_true", help="refuse private, loopback and reserved addresses")
+    group.add_argument(
+        "--allow-link-local",
+        action="store_true",
+        help="allow link-local and cloud-metadata addresses (refused by default)",
+    )
+    group.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="allow plain http:// to any host (default: loopback only; per tool: allowHttp)",
+    )
 
 
 def _config_paths(args: argparse.Namespace) -> list[str]:
@@ -127,8 +195,42 @@ def _config_paths(args: argparse.Namespace) -> list[str]:
     return [p for p in from_env.split(os.pathsep) if p] if from_env else [DEFAULT_CONFIG]
 
 
+def _options(args: argparse.Namespace) -> ServerOptions:
+    egress = EgressPolicy(
+        allowed_hosts=frozenset(h.lower() for h in args.allow_upstream_host),
+        deny_private=args.deny_private,
+        allow_link_local=args.allow_link_local,
+        allow_http=args.allow_http,
+    )
+    if not hasattr(args, "max_concurrency"):
+        return ServerOptions(egress=egress)
+    return ServerOptions(
+        max_response_bytes=args.max_response_bytes,
+        max_request_bytes=args.max_request_bytes,
+        egress=egress,
+        max_concurrency=args.max_concurrency,
+        max_queue=args.max_queue,
+        shutdown_grace_seconds=getattr(args, "shutdown_grace", 10.0),
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
-    webtools = open_webtools(_config_paths(args), max_response_bytes=args.max_response_bytes)
+    options = _options(args)
+    webtools = open_webtools(_config_paths(args), options=options)
     if args.transport == "stdio":
         anyio.run(serve_stdio, webtools)
     else:
@@ -138,12 +240,18 @@ def _serve(args: argparse.Namespace) -> int:
             allowed_origins=tuple(args.allowed_origin),
             stateless=args.stateless,
         )
-        anyio.run(serve_http, webtools, args.host, args.port, settings)
+        anyio.run(
+            functools.partial(serve_http, shutdown_grace_seconds=options.shutdown_grace_seconds),
+            webtools,
+            args.host,
+            args.port,
+            settings,
+        )
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    toolset, loaded = load_toolset(_config_paths(args))
+    toolset, loaded = load_toolset(_config_paths(args), options=_options(args))
     for tool in toolset:
         d = tool.definition
         print(f"ok  {d.mcp_name}  {d.method} {d.url_template}  ({d.source})")
@@ -154,7 +262,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    toolset, _ = load_toolset(_config_paths(args))
+    toolset, _ = load_toolset(_config_paths(args), options=_options(args))
     rows = [(t.name, t.definition.method, t.definition.url_template) for t in toolset]
     width = max(len(name) for name, _, _ in rows)
     for name, method, url in rows:
@@ -172,7 +280,7 @@ def _call(args: argparse.Namespace) -> int:
         # A usage mistake, like bad JSON: say so plainly instead of printing a tool-error result.
         print(f"--args must be a JSON object, not {_json_type(arguments)}: {args.args}", file=sys.stderr)
         return 2
-    webtools = open_webtools(_config_paths(args), max_response_bytes=args.max_response_bytes)
+    webtools = open_webtools(_config_paths(args), options=_options(args))
     if webtools.toolset.get(args.tool) is None:
         known = ", ".join(t.name for t in webtools.toolset)
         print(f"unknown tool {args.tool!r}; known tools: {known}", file=sys.stderr)

@@ -1,25 +1,34 @@
 """Sending a built request upstream and reading its answer, within limits.
 
 One `httpx2.AsyncClient` (one connection pool) serves the whole process; `create_http_client`
-makes it with the settings a proxy for many callers needs. `Executor.send` returns an
-`UpstreamResponse` or raises one of the specific `UpstreamError`s; it never follows redirects,
-never keeps cookies, and stops reading a body at the size cap.
+makes it with the settings a proxy for many callers needs, and with the egress policy checked on
+every resolved address. `Executor.send` runs the attempts a tool's `RetryPolicy` allows inside
+its deadline, follows same-origin redirects only when the tool asks, stops reading a body at the
+size cap, and returns an `UpstreamResponse` or raises one of the specific `UpstreamError`s.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import ssl
 import time
+import uuid
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from urllib.parse import urljoin, urlsplit
 
+import anyio
 import httpx2
 
+from .egress import EgressDenied, EgressPolicy, GuardedNetworkBackend
 from .requests import OutboundRequest
+from .retries import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "Executor",
     "RequestNotSent",
+    "SendPolicy",
     "UpstreamError",
     "UpstreamResponse",
     "UpstreamTimeout",
@@ -28,18 +37,32 @@ __all__ = [
 ]
 
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class UpstreamError(Exception):
     """The upstream could not give an HTTP answer. The message is safe to show the model."""
 
+    transient = False  # worth another attempt, if the retry policy allows one
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
 
 class UpstreamTimeout(UpstreamError):
-    pass
+    transient = True
 
 
 class UpstreamUnreachable(UpstreamError):
-    pass
+    transient = True
+
+
+class UpstreamConnectionLost(UpstreamError):
+    """The connection broke after it was made (reset mid-body, closed early)."""
+
+    transient = True
 
 
 class RequestNotSent(UpstreamError):
@@ -54,24 +77,44 @@ class UpstreamResponse:
     body: bytes
     truncated: bool
     elapsed_ms: float
+    attempts: int = 1
+    retry_after: float | None = None  # seconds, from a Retry-After header
+    note: str = ""  # something the model should know, e.g. a redirect that was not followed
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
 
-def create_http_client(*, max_connections: int = 100) -> httpx2.AsyncClient:
+@dataclass(frozen=True, slots=True)
+class SendPolicy:
+    """How one tool's requests are sent: prepared once per tool at load."""
+
+    timeout: float
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
+    follow_redirects: bool = False
+    max_response_bytes: int | None = None  # None: the executor's default
+
+
+def create_http_client(*, max_connections: int = 100, egress: EgressPolicy | None = None) -> httpx2.AsyncClient:
     """The process-wide upstream client.
 
     `trust_env=False`: no proxy or `.netrc` credentials picked up from the environment behind
     the config's back. The cookie jar refuses every cookie: one caller's upstream session must
-    never ride along on another caller's request.
+    never ride along on another caller's request. Every connection goes through the egress
+    policy's check of the resolved address.
     """
+    transport = httpx2.AsyncHTTPTransport(
+        trust_env=False,
+        limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
+    # httpx2 has no public seam for the network backend; the pool's attribute is it (tested).
+    transport._pool._network_backend = GuardedNetworkBackend(egress or EgressPolicy())
     return httpx2.AsyncClient(
+        transport=transport,
         follow_redirects=False,
         trust_env=False,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         timeout=httpx2.Timeout(30.0),
     )
 
@@ -83,7 +126,57 @@ class Executor:
         self.client = client
         self.max_response_bytes = max_response_bytes
 
-    async def send(self, request: OutboundRequest, *, timeout: float) -> UpstreamResponse:
+    async def send(
+        self, request: OutboundRequest, policy: SendPolicy, *, deadline: float | None = None
+    ) -> UpstreamResponse:
+        """Every attempt the policy allows before `deadline` (an `anyio.current_time()` value)."""
+        if deadline is None:
+            deadline = anyio.current_time() + policy.timeout
+        retry = policy.retry
+        allowed = retry.max_attempts(request.method)
+        if retry.needs_idempotency_key(request.method):
+            request = _with_idempotency_key(request, retry.idempotency_header)
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                raise UpstreamTimeout(_timed_out(policy.timeout), attempts=attempt - 1)
+            attempt_timeout = min(remaining, retry.attempt_timeout_seconds or remaining)
+            try:
+                response = await self._exchange(request, policy, attempt_timeout)
+            except UpstreamError as exc:
+                exc.attempts = attempt
+                if exc.transient and attempt < allowed and await _wait(retry.backoff(attempt), deadline):
+                    continue
+                if isinstance(exc, UpstreamTimeout):
+                    waited = policy.timeout if attempt_timeout >= remaining else attempt_timeout
+                    raise UpstreamTimeout(_timed_out(waited), attempts=attempt) from None
+                raise
+            if response.status in RETRYABLE_STATUSES and attempt < allowed:
+                delay = response.retry_after if response.retry_after is not None else retry.backoff(attempt)
+                if await _wait(delay, deadline):
+                    continue
+            return dataclasses.replace(response, attempts=attempt)
+
+    async def _exchange(self, request: OutboundRequest, policy: SendPolicy, timeout: float) -> UpstreamResponse:
+        """One attempt: the request, and the same-origin redirects the tool allows."""
+        current = request
+        for _ in range(MAX_REDIRECTS + 1):
+            response, location = await self._send_once(current, timeout, policy.max_response_bytes)
+            if not (policy.follow_redirects and response.status in REDIRECT_STATUSES and location):
+                return response
+            target = urljoin(current.url, location)
+            if _origin(target) != _origin(request.url):
+                return dataclasses.replace(
+                    response, note="The redirect points to another host, so it was not followed."
+                )
+            current = _redirected(current, response.status, target)
+        return dataclasses.replace(response, note=f"More than {MAX_REDIRECTS} redirects; stopped following.")
+
+    async def _send_once(
+        self, request: OutboundRequest, timeout: float, max_bytes: int | None
+    ) -> tuple[UpstreamResponse, str | None]:
         started = time.perf_counter()
         try:
             built = self.client.build_request(
@@ -100,34 +193,88 @@ class Executor:
         try:
             response = await self.client.send(built, stream=True)
             try:
-                body, truncated = await self._read_capped(response)
+                body, truncated = await _read_capped(response, max_bytes or self.max_response_bytes)
             finally:
                 await response.aclose()
-            return UpstreamResponse(
-                status=response.status_code,
-                reason=response.reason_phrase,
-                content_type=response.headers.get("content-type", ""),
-                body=body,
-                truncated=truncated,
-                elapsed_ms=(time.perf_counter() - started) * 1000,
-            )
+        except EgressDenied as exc:
+            raise UpstreamError(f"the egress policy refused the connection: {exc}") from None
         except httpx2.TimeoutException:
-            raise UpstreamTimeout(f"timed out after {timeout:g} s") from None
+            raise UpstreamTimeout(_timed_out(timeout)) from None
         except httpx2.ConnectError as exc:
+            if _is_tls_failure(exc):
+                raise UpstreamError(f"the TLS handshake with the upstream API failed ({_reason(exc)})") from None
             raise UpstreamUnreachable(f"could not connect to the upstream API ({_reason(exc)})") from None
+        except (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError) as exc:
+            raise UpstreamConnectionLost(
+                f"the connection to the upstream API broke before the answer was complete ({_reason(exc)})"
+            ) from None
         except httpx2.HTTPError as exc:
             raise UpstreamError(f"the upstream connection failed ({type(exc).__name__}: {_reason(exc)})") from None
+        upstream = UpstreamResponse(
+            status=response.status_code,
+            reason=response.reason_phrase,
+            content_type=response.headers.get("content-type", ""),
+            body=body,
+            truncated=truncated,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+        return upstream, response.headers.get("location")
 
-    async def _read_capped(self, response: httpx2.Response) -> tuple[bytes, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            if size + len(chunk) > self.max_response_bytes:
-                chunks.append(chunk[: self.max_response_bytes - size])
-                return b"".join(chunks), True
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks), False
+
+async def _read_capped(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False
+
+
+async def _wait(delay: float, deadline: float) -> bool:
+    """Sleep `delay` seconds if that leaves time before `deadline`; say whether it did."""
+    if anyio.current_time() + delay >= deadline:
+        return False
+    await anyio.sleep(delay)
+    return True
+
+
+def _with_idempotency_key(request: OutboundRequest, header: str) -> OutboundRequest:
+    if any(name.lower() == header.lower() for name, _ in request.headers):
+        return request  # configured by the operator: theirs wins
+    # One key per call, the same on every attempt, so the upstream can spot the repeats.
+    key = str(uuid.uuid4())
+    return dataclasses.replace(request, headers=(*request.headers, (header, key)))
+
+
+def _redirected(request: OutboundRequest, status: int, target: str) -> OutboundRequest:
+    if status == 303 or (status in (301, 302) and request.method == "POST"):
+        # What browsers and httpx do: the follow-up is a GET without the body.
+        headers = tuple((n, v) for n, v in request.headers if n.lower() not in ("content-type", "content-length"))
+        return OutboundRequest(method="GET", url=target, headers=headers, body=None)
+    return dataclasses.replace(request, url=target)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _timed_out(seconds: float) -> str:
+    return f"timed out after {seconds:g} s"
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "SSL" in str(exc) or "certificate" in str(exc).lower()
 
 
 def _reason(exc: Exception) -> str:

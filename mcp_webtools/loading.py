@@ -20,7 +20,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .definitions import NormalisedEntry, ShapeError, ToolDefinition, entries_in_document, normalise_entry
+from .definitions import ToolDefinition
+from .egress import EgressDenied, EgressPolicy
+from .redaction import Redactor
+from .shapes import NormalisedEntry, ShapeError, entries_in_document, normalise_entry
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -103,15 +106,21 @@ def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], l
 
 
 def load_definitions(
-    paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, str] | None = None
+    paths: Iterable[str | os.PathLike[str]],
+    environ: Mapping[str, str] | None = None,
+    egress: EgressPolicy | None = None,
 ) -> LoadResult:
-    """Load, normalise and validate every tool in `paths`; raise `ConfigErrors` listing all problems."""
+    """Load, normalise and validate every tool in `paths`; raise `ConfigErrors` listing all problems.
+
+    Every tool's URL must also pass the egress policy (the default one when none is given).
+    """
     environ = os.environ if environ is None else environ
+    egress = egress or EgressPolicy()
     files, errors = config_files(paths)
     warnings: list[ConfigError] = []
     definitions: list[ToolDefinition] = []
     for path in files:
-        file_defs, file_errors, file_warnings = _load_file(path, environ)
+        file_defs, file_errors, file_warnings = _load_file(path, environ, egress)
         definitions.extend(file_defs)
         errors.extend(file_errors)
         warnings.extend(file_warnings)
@@ -146,7 +155,7 @@ def _read_document(path: Path) -> Any:
 
 
 def _load_file(
-    path: Path, environ: Mapping[str, str]
+    path: Path, environ: Mapping[str, str], egress: EgressPolicy
 ) -> tuple[list[ToolDefinition], list[ConfigError], list[ConfigError]]:
     file = str(path)
     try:
@@ -175,7 +184,7 @@ def _load_file(
             continue
         # Parts that could not be read are reported with whatever the rest of the entry has wrong.
         errors += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.problems]
-        definition, entry_errors = _validate(normalised, file, label, location, environ)
+        definition, entry_errors = _validate(normalised, file, label, location, environ, egress)
         errors.extend(entry_errors)
         if normalised.problems:
             continue
@@ -199,7 +208,12 @@ def _join(location: str, field_path: str | None) -> str | None:
 
 
 def _validate(
-    normalised: NormalisedEntry, file: str, label: str | None, location: str, environ: Mapping[str, str]
+    normalised: NormalisedEntry,
+    file: str,
+    label: str | None,
+    location: str,
+    environ: Mapping[str, str],
+    egress: EgressPolicy,
 ) -> tuple[ToolDefinition | None, list[ConfigError]]:
     values = dict(normalised.values)
     errors: list[ConfigError] = []
@@ -214,7 +228,9 @@ def _validate(
             if default is not None:
                 return default
             errors.append(
-                ConfigError(file, f"environment variable {name} is not set", tool=label, field=_join(location, field_path))
+                ConfigError(
+                    file, f"environment variable {name} is not set", tool=label, field=_join(location, field_path)
+                )
             )
             return ""
 
@@ -238,7 +254,13 @@ def _validate(
     values["source"] = file
     values["secrets"] = frozenset(secrets)
     try:
-        return ToolDefinition.model_validate(values), []
+        definition = ToolDefinition.model_validate(values)
+        egress.check_url(definition.url, allow_http=definition.allow_http)
+        return definition, []
+    except EgressDenied as exc:
+        # The host may have come from a `${...}` value: hide it like any other secret.
+        message = Redactor(secrets)(str(exc))
+        return None, [ConfigError(file, message, tool=label, field=_join(location, fields["url"]))]
     except ValidationError as exc:
         problems = exc.errors(include_url=False)
         bad = {str(problem["loc"][0]) for problem in problems if problem["loc"]}
@@ -249,9 +271,7 @@ def _validate(
                 continue  # the slug of a bad name is bad too; one error about `name` says it
             user_field = fields.get(canonical, canonical)
             rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"][1:])
-            errors.append(
-                ConfigError(file, _say(problem), tool=label, field=_join(location, user_field + rest))
-            )
+            errors.append(ConfigError(file, _say(problem), tool=label, field=_join(location, user_field + rest)))
         return None, errors
 
 
@@ -287,6 +307,12 @@ def _say(problem: Any) -> str:
         return f"must be greater than {ctx['gt']:g}"
     if kind == "less_than_equal":
         return f"must be at most {ctx['le']:g}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']:g}"
+    if kind == "extra_forbidden":
+        return "is not a known setting"
+    if kind == "string_pattern_mismatch":
+        return "is not a valid value here"
     return str(problem["msg"]).removeprefix("Value error, ")
 
 

@@ -18,8 +18,16 @@ from urllib.parse import quote, urlsplit
 from . import __version__
 from .definitions import PLACEHOLDER, ToolDefinition
 
-__all__ = ["BODY_METHODS", "OutboundRequest", "RequestBuildError", "RequestTemplate", "build_request"]
+__all__ = [
+    "BODY_METHODS",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "OutboundRequest",
+    "RequestBuildError",
+    "RequestTemplate",
+    "build_request",
+]
 
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 USER_AGENT = f"mcp-webtools/{__version__}"
 # A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
@@ -66,9 +74,12 @@ class RequestTemplate:
     fixed_query: str  # as written in the config, sent verbatim before the arguments
     headers: tuple[tuple[str, str], ...]
     path_defaults: Mapping[str, str]
+    max_body_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
     @classmethod
-    def from_definition(cls, definition: ToolDefinition) -> RequestTemplate:
+    def from_definition(
+        cls, definition: ToolDefinition, *, max_body_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    ) -> RequestTemplate:
         parts = urlsplit(definition.url)
         pieces: list[str | tuple[str]] = []
         position = 0
@@ -84,6 +95,7 @@ class RequestTemplate:
             fixed_query=parts.query,
             headers=_static_headers(definition),
             path_defaults=dict(definition.path_defaults),
+            max_body_bytes=definition.max_request_bytes or max_body_bytes,
         )
 
     @property
@@ -116,6 +128,11 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
     body: bytes | None = None
     if template.method in BODY_METHODS:
         body = _body(remaining)
+        if len(body) > template.max_body_bytes:
+            raise RequestBuildError(
+                "arguments",
+                f"the request body would be {len(body)} bytes; this tool accepts at most {template.max_body_bytes}",
+            )
     else:
         query += [f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in _query_pairs(remaining)]
 

@@ -28,6 +28,10 @@ def response_result(response: UpstreamResponse, redactor: Redactor) -> types.Cal
     meta: dict[str, Any] = {"status": response.status, "elapsedMs": round(response.elapsed_ms, 3)}
     if response.truncated:
         meta["truncated"] = True
+    if response.attempts > 1:
+        meta["attempts"] = response.attempts
+    if response.retry_after is not None and not response.ok:
+        meta["retryAfterSeconds"] = response.retry_after
     if not response.ok:
         return _http_error(response, redactor, meta)
 
@@ -87,7 +91,12 @@ def _json_result(value: Any, redactor: Redactor, meta: dict[str, Any]) -> types.
 
 def _http_error(response: UpstreamResponse, redactor: Redactor, meta: dict[str, Any]) -> types.CallToolResult:
     reason = f" {redactor(response.reason)}" if response.reason else ""
-    message = f"The upstream API answered HTTP {response.status}{reason}."
+    message = f"The upstream API answered HTTP {response.status}{reason}"
+    message += f" (after {response.attempts} attempts)." if response.attempts > 1 else "."
+    if response.note:
+        message += f" {response.note}"
+    if response.retry_after is not None:
+        message += f" It asked to retry after {response.retry_after:g} s."
     if _is_textual(_mime(response)):
         # Redact before capping, so the cap can never cut a secret in two and show its first half.
         text = _decode(response).strip()

@@ -9,18 +9,31 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import uvicorn
 from mcp.server.stdio import stdio_server
 
+from .egress import EgressPolicy
 from .executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
 from .http_app import HttpSettings, build_http_app
+from .limits import CallLimits
 from .loading import LoadResult, load_definitions
 from .redaction import RedactingFilter
+from .requests import DEFAULT_MAX_REQUEST_BYTES
 from .server import WebTools
 from .toolset import Toolset
 
-__all__ = ["configure_logging", "env_list", "load_toolset", "open_webtools", "serve_http", "serve_stdio", "start_http"]
+__all__ = [
+    "ServerOptions",
+    "configure_logging",
+    "env_list",
+    "load_toolset",
+    "open_webtools",
+    "serve_http",
+    "serve_stdio",
+    "start_http",
+]
 
 logger = logging.getLogger("mcp_webtools")
 _redacting_filter = RedactingFilter()
@@ -38,10 +51,25 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def load_toolset(paths: Iterable[str], environ: Mapping[str, str] | None = None) -> tuple[Toolset, LoadResult]:
+@dataclass(frozen=True)
+class ServerOptions:
+    """Server-wide settings (per-tool ones live in the tool definitions)."""
+
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    max_concurrency: int = 64
+    max_queue: int = 256
+    shutdown_grace_seconds: float = 10.0
+
+
+def load_toolset(
+    paths: Iterable[str], environ: Mapping[str, str] | None = None, options: ServerOptions | None = None
+) -> tuple[Toolset, LoadResult]:
     """Raises `ConfigErrors` listing every problem."""
-    loaded = load_definitions(paths, environ)
-    toolset = Toolset.from_definitions(loaded.definitions)
+    options = options or ServerOptions()
+    loaded = load_definitions(paths, environ, egress=options.egress)
+    toolset = Toolset.from_definitions(loaded.definitions, max_request_bytes=options.max_request_bytes)
     _redacting_filter.redactor = toolset.redactor
     return toolset, loaded
 
@@ -50,12 +78,16 @@ def open_webtools(
     paths: Iterable[str],
     *,
     environ: Mapping[str, str] | None = None,
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    options: ServerOptions | None = None,
 ) -> WebTools:
-    toolset, loaded = load_toolset(paths, environ)
+    options = options or ServerOptions()
+    toolset, loaded = load_toolset(paths, environ, options)
     logger.info("loaded %d tool(s) from %d file(s)", len(toolset), len(loaded.files))
-    executor = Executor(create_http_client(), max_response_bytes=max_response_bytes)
-    return WebTools(toolset, executor)
+    # The pool is sized to the concurrency cap: every admitted call can have its own connection.
+    client = create_http_client(max_connections=options.max_concurrency, egress=options.egress)
+    executor = Executor(client, max_response_bytes=options.max_response_bytes)
+    limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
+    return WebTools(toolset, executor, limits)
 
 
 async def serve_stdio(webtools: WebTools) -> None:
@@ -63,15 +95,30 @@ async def serve_stdio(webtools: WebTools) -> None:
         await webtools.server.run(read, write, webtools.server.create_initialization_options())
 
 
-def start_http(webtools: WebTools, host: str, port: int, settings: HttpSettings) -> uvicorn.Server:
-    """A configured uvicorn server for `webtools` (not yet running)."""
+def start_http(
+    webtools: WebTools, host: str, port: int, settings: HttpSettings, *, shutdown_grace_seconds: float = 10.0
+) -> uvicorn.Server:
+    """A configured uvicorn server for `webtools` (not yet running).
+
+    On SIGTERM/SIGINT uvicorn stops accepting, lets in-flight requests finish for up to
+    `shutdown_grace_seconds`, then cancels them (and with them their upstream requests).
+    """
     app = build_http_app(webtools, settings)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=shutdown_grace_seconds,
+    )
     return uvicorn.Server(config)
 
 
-async def serve_http(webtools: WebTools, host: str, port: int, settings: HttpSettings) -> None:
-    server = start_http(webtools, host, port, settings)
+async def serve_http(
+    webtools: WebTools, host: str, port: int, settings: HttpSettings, *, shutdown_grace_seconds: float = 10.0
+) -> None:
+    server = start_http(webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds)
     logger.info("serving MCP at http://%s:%d/mcp (legacy SSE at /sse)", _display_host(host), port)
     await server.serve()
 

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from . import __version__
 from .arguments import ArgumentError
 from .executor import Executor, UpstreamError
+from .limits import Busy, CallLimits
 from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
 from .results import error_result, response_result
@@ -53,9 +54,10 @@ class PreparedCall:
 class WebTools:
     """The running service: current toolset, executor, and the MCP server wired to them."""
 
-    def __init__(self, toolset: Toolset, executor: Executor) -> None:
+    def __init__(self, toolset: Toolset, executor: Executor, limits: CallLimits | None = None) -> None:
         self.toolset = toolset
         self.executor = executor
+        self.limits = limits or CallLimits()
         self.server: Server = Server(
             SERVER_NAME,
             version=__version__,
@@ -86,30 +88,38 @@ class WebTools:
         return error_result(text, toolset.redactor)
 
     async def execute(self, call: PreparedCall) -> types.CallToolResult:
-        """Send the request and shape the answer, all under the tool's timeout."""
+        """Wait for a slot, send, and shape the answer, all under the tool's timeout."""
         tool, redactor = call.tool, call.redactor
         started = time.perf_counter()
+        deadline = anyio.current_time() + tool.timeout
         result: types.CallToolResult | None = None
-        failure = f"timed out after {tool.timeout:g} s"
+        failure, attempts = f"timed out after {tool.timeout:g} s", 0
         with anyio.move_on_after(tool.timeout):
             try:
-                response = await self.executor.send(call.request, timeout=tool.timeout)
+                async with self.limits.slot(tool.name, tool.definition.max_concurrency):
+                    response = await self.executor.send(call.request, tool.send_policy, deadline=deadline)
+                    result = response_result(response, redactor)
+                    attempts = response.attempts
+            except Busy as exc:
+                failure = f"{exc}; the server is busy, try again shortly"
             except UpstreamError as exc:
-                failure = str(exc)
-            else:
-                result = response_result(response, redactor)
+                failure, attempts = str(exc), exc.attempts
         elapsed_ms = (time.perf_counter() - started) * 1000
         if result is None:
             # No HTTP status to report, but how long we waited helps tell a slow upstream from a dead one.
-            result = error_result(
-                f"Calling {tool.name!r} failed: {failure}.", redactor, elapsedMs=round(elapsed_ms, 3)
-            )
+            meta = {"elapsedMs": round(elapsed_ms, 3)}
+            tries = ""
+            if attempts > 1:
+                meta["attempts"] = attempts
+                tries = f" after {attempts} attempts"
+            result = error_result(f"Calling {tool.name!r} failed{tries}: {failure}.", redactor, **meta)
         logger.info(
-            "tool=%s method=%s url=%s error=%s elapsed_ms=%.1f",
+            "tool=%s method=%s url=%s error=%s attempts=%d elapsed_ms=%.1f",
             tool.name,
             tool.definition.method,
             tool.definition.url_template,
             result.is_error,
+            attempts,
             elapsed_ms,
         )
         return result

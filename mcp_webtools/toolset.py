@@ -15,8 +15,9 @@ import mcp_types as types
 
 from .arguments import ArgumentValidator
 from .definitions import ToolDefinition
+from .executor import SendPolicy
 from .redaction import Redactor, secret_header_values
-from .requests import RequestTemplate
+from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
 
 __all__ = ["PreparedTool", "Toolset", "annotations_for"]
@@ -38,6 +39,7 @@ class PreparedTool:
     validator: ArgumentValidator
     template: RequestTemplate
     listing: types.Tool
+    send_policy: SendPolicy
 
     @property
     def name(self) -> str:
@@ -57,10 +59,12 @@ class Toolset:
         self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
 
     @classmethod
-    def from_definitions(cls, definitions: Iterable[ToolDefinition]) -> Toolset:
+    def from_definitions(
+        cls, definitions: Iterable[ToolDefinition], *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    ) -> Toolset:
         definitions = list(definitions)
         redactor = Redactor(_secrets(definitions))
-        return cls((_prepare(d, redactor) for d in definitions), redactor)
+        return cls((_prepare(d, redactor, max_request_bytes) for d in definitions), redactor)
 
     def get(self, name: str) -> PreparedTool | None:
         return self._tools.get(name)
@@ -86,8 +90,8 @@ def _secrets(definitions: list[ToolDefinition]) -> set[str]:
     return secrets
 
 
-def _prepare(definition: ToolDefinition, redactor: Redactor) -> PreparedTool:
-    template = RequestTemplate.from_definition(definition)
+def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:
+    template = RequestTemplate.from_definition(definition, max_body_bytes=max_request_bytes)
     meta = {
         META_TOOL: redactor.redact_json(
             {
@@ -110,4 +114,10 @@ def _prepare(definition: ToolDefinition, redactor: Redactor) -> PreparedTool:
         validator=ArgumentValidator(definition.params),
         template=template,
         listing=listing,
+        send_policy=SendPolicy(
+            timeout=definition.timeout_seconds,
+            retry=definition.retry,
+            follow_redirects=definition.follow_redirects,
+            max_response_bytes=definition.max_response_bytes,
+        ),
     )

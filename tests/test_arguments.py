@@ -81,7 +81,10 @@ def problems(validator: ArgumentValidator, arguments: Any) -> list[tuple[str, st
         ({"items": [{"id": 1}, {}]}, [("items[1].id", "is required")]),
         ({"items": {"id": 1}}, [("items", "{'id': 1} is not of type 'array'")]),
         ({"coupon": "X1"}, [("coupon", "is not an accepted parameter")]),
-        ({"shipping_address": {"zip": "12345", "floor": 3}}, [("shipping_address.floor", "is not an accepted parameter")]),
+        (
+            {"shipping_address": {"zip": "12345", "floor": 3}},
+            [("shipping_address.floor", "is not an accepted parameter")],
+        ),
     ],
 )
 def test_one_bad_field_is_named_with_its_path(validator, change, expected):
@@ -95,7 +98,11 @@ def test_valid_formats_pass(validator):
 
 def test_every_missing_required_field_is_named_once(validator):
     assert problems(validator, {"quantity": 3}) == [("customer", "is required"), ("email", "is required")]
-    assert problems(validator, {}) == [("customer", "is required"), ("email", "is required"), ("quantity", "is required")]
+    assert problems(validator, {}) == [
+        ("customer", "is required"),
+        ("email", "is required"),
+        ("quantity", "is required"),
+    ]
 
 
 def test_several_extra_fields_are_each_named(validator):
@@ -126,7 +133,14 @@ def test_many_problems_in_one_call_are_all_listed(validator):
         "items": [{"id": 1}, {"id": None}],
     }
     found = problems(validator, bad)
-    assert [name for name, _ in found] == ["customer", "email", "items[1].id", "priority", "quantity", "shipping_address.zip"]
+    assert [name for name, _ in found] == [
+        "customer",
+        "email",
+        "items[1].id",
+        "priority",
+        "quantity",
+        "shipping_address.zip",
+    ]
     error = ArgumentError(found)
     assert str(error).startswith("customer: 1 is not of type 'string'; email: 'nope' is not a 'email'; ")
 
@@ -185,7 +199,9 @@ def test_non_object_arguments_are_refused(validator, arguments):
 def test_non_finite_numbers_are_refused_before_the_schema_sees_them(validator, bad):
     # NaN slips past minimum/maximum, and crashed jsonschema's multipleOf with ValueError.
     assert problems(validator, {**VALID, "weight": bad}) == [("weight", "must be a finite number")]
-    assert problems(validator, {**VALID, "items": [{"id": 1, "count": bad}]}) == [("items[0].count", "must be a finite number")]
+    assert problems(validator, {**VALID, "items": [{"id": 1, "count": bad}]}) == [
+        ("items[0].count", "must be a finite number")
+    ]
 
 
 def test_long_messages_are_capped():

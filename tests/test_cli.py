@@ -40,7 +40,7 @@ def run_cli(capsys) -> RunCli:
             code = cli.main(list(argv))
         finally:
             root.handlers[:] = handlers
-            for logger, level in zip(loggers, levels):
+            for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
         out, err = capsys.readouterr()
         return code, out, err
@@ -81,7 +81,7 @@ def assert_every_error_listed(err: str, expected: list[str]) -> None:
     errors = [line for line in err.splitlines() if line.startswith("  - ")]
     assert f"{len(expected)} config errors:" in err.splitlines()
     assert len(errors) == len(expected), err
-    for line, start in zip(errors, expected):
+    for line, start in zip(errors, expected, strict=True):
         assert line.startswith(start), (line, start)
 
 
@@ -179,13 +179,14 @@ async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
     result = json.loads(out)
     assert result["isError"] is True
     assert result["_meta"]["mcp-webtools/http"]["status"] == 503
+    assert result["_meta"]["mcp-webtools/http"]["attempts"] == 3  # a GET on 503: retried twice
     assert "503" in result["content"][0]["text"] and "down for maintenance" in result["content"][0]["text"]
 
-    created, broken = upstream.requests
+    created, *broken = upstream.requests
     assert (created.method, created.raw_path, created.json()) == ("POST", "/items/A%2F1", {"name": "x"})
     assert created.headers["authorization"] == UPSTREAM_TOKEN
     assert created.headers["x-api-key"] == API_KEY
-    assert (broken.method, broken.raw_path, broken.query) == ("GET", "/broken", "")
+    assert [(b.method, b.raw_path, b.query) for b in broken] == [("GET", "/broken", "")] * 3
 
 
 @pytest.mark.anyio
@@ -257,7 +258,7 @@ def test_bad_log_level_is_a_usage_error(monkeypatch, capsys, argv, message):
 def test_serve_http_builds_settings_from_flags_and_env(run_cli, tmp_path, monkeypatch):
     seen: list[tuple] = []
 
-    async def fake_serve_http(webtools, host, port, settings) -> None:
+    async def fake_serve_http(webtools, host, port, settings, **options) -> None:
         seen.append((sorted(t.name for t in webtools.toolset), host, port, settings))
 
     monkeypatch.setattr(cli, "serve_http", fake_serve_http)

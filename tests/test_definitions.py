@@ -43,9 +43,15 @@ API_RESPONSE = {
     "success": False,
     "message": "success",
     "data": {
-        "id": "d949f13f-40d2-4e48-ac86-b66633070603", "persistentId": "cmjx8qzw0000004kz3jek1ktu", "version": 1,
-        "name": "Weather API Tool", "type": "FUNCTION", "userId": "550e8400-e29b-41d4-a716-446655440000",
-        "projectId": "d949f13f-40d2-4e48-ac86-b66633070603", "isActive": True, "async": True,
+        "id": "d949f13f-40d2-4e48-ac86-b66633070603",
+        "persistentId": "cmjx8qzw0000004kz3jek1ktu",
+        "version": 1,
+        "name": "Weather API Tool",
+        "type": "FUNCTION",
+        "userId": "550e8400-e29b-41d4-a716-446655440000",
+        "projectId": "d949f13f-40d2-4e48-ac86-b66633070603",
+        "isActive": True,
+        "async": True,
         "description": "A tool that fetches current weather information for a given location.",
         "collectionId": "550e8400-e29b-41d4-a716-446655440000",
         "toolSettings": {
@@ -260,7 +266,13 @@ def test_defaults_when_optional_fields_are_absent(tmp_path: Path) -> None:
 
 
 def test_slug() -> None:
-    names = ["Lookup Customer by Phone", "  Get -- Order   Status!! ", "API v2.1 (beta)", "already_a_slug", "Ärger Café"]
+    names = [
+        "Lookup Customer by Phone",
+        "  Get -- Order   Status!! ",
+        "API v2.1 (beta)",
+        "already_a_slug",
+        "Ärger Café",
+    ]
     slugs = ["lookup_customer_by_phone", "get_order_status", "api_v2_1_beta", "already_a_slug", "arger_cafe"]
     assert [slugify(name) for name in names] == slugs
 
@@ -334,14 +346,18 @@ TWO_STARTS = [{"type": "request-start", "content": "a"}, {"type": "request-start
         ({"headers": {"X-A": "a\nX-B: 1"}}, "headers", "header 'X-A' " + CRLF_VALUE),
         ({"headers": [{"name": "Bad Name", "value": "a"}]}, "headers", "header name 'Bad Name' " + BAD_HEADER),
         ({"authToken": "tok\nX: 1", "authType": "jwtAuth"}, "authToken", "contains CR, LF or NUL"),
-        ({"headers": {"X-Team": "Équipe"}}, "headers", "header 'X-Team' has a non-ASCII value, which HTTP headers cannot carry"),
+        (
+            {"headers": {"X-Team": "Équipe"}},
+            "headers",
+            "header 'X-Team' has a non-ASCII value, which HTTP headers cannot carry",
+        ),
         (
             {"authToken": "clé", "authType": "jwtAuth"},
             "authToken",
             "contains non-ASCII characters, which HTTP headers cannot carry",
         ),
-        ({"authType": "basic"}, "authType", "must be \"jwtAuth\" or \"none\", not 'basic'"),
-        ({"type": "TOOL"}, "type", "must be \"FUNCTION\" or \"MCP\", not 'TOOL'"),
+        ({"authType": "basic"}, "authType", 'must be "jwtAuth" or "none", not \'basic\''),
+        ({"type": "TOOL"}, "type", 'must be "FUNCTION" or "MCP", not \'TOOL\''),
         ({"timeoutSeconds": 0}, "timeoutSeconds", "must be greater than 0"),
         ({"timeoutSeconds": 3601}, "timeoutSeconds", "must be at most 3600"),
     ],

@@ -25,9 +25,7 @@ from mcp_webtools.demo.api import CUSTOMERS, ORDERS
 pytestmark = pytest.mark.anyio
 
 # The demo must find config/ and its own defaults, whatever the caller's environment says.
-CLEAN_ENV = {
-    k: v for k, v in os.environ.items() if k not in ("DEMO_API_URL", "DEMO_API_TOKEN", "MCP_WEBTOOLS_CONFIG")
-}
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("DEMO_API_URL", "DEMO_API_TOKEN", "MCP_WEBTOOLS_CONFIG")}
 
 
 def free_port() -> int:

@@ -76,27 +76,55 @@ CREATE_TICKET_PARAMS = {
     "required": ["subject", "contact"],
     "additionalProperties": False,
 }
-PROFILE_PARAMS = {"type": "object", "required": ["profileId"],
-                  "properties": {"region": {"type": "string"}, "profileId": {"type": "string"}, "name": {}}}
-DELETE_PARAMS = {"type": "object", "required": ["orderId"],
-                 "properties": {"orderId": {"type": "string"}, "reason": {"enum": ["duplicate", "fraud"]}}}
+PROFILE_PARAMS = {
+    "type": "object",
+    "required": ["profileId"],
+    "properties": {"region": {"type": "string"}, "profileId": {"type": "string"}, "name": {}},
+}
+DELETE_PARAMS = {
+    "type": "object",
+    "required": ["orderId"],
+    "properties": {"orderId": {"type": "string"}, "reason": {"enum": ["duplicate", "fraud"]}},
+}
 PHONE_PARAMS = {"type": "object", "properties": {"phone": {"type": "string"}}, "required": ["phone"]}
 ORDER_MESSAGES = [{"type": "request-start", "content": "Looking up your order"}]
-TICKET_MESSAGES = [{"type": "request-start", "content": "Opening a ticket"},
-                   {"type": "request-failed", "content": "The ticket system is down"}]
+TICKET_MESSAGES = [
+    {"type": "request-start", "content": "Opening a ticket"},
+    {"type": "request-failed", "content": "The ticket system is down"},
+]
 
 
 def tool_configs(base: str) -> list[dict[str, Any]]:
     """Every method and auth form; written unsorted so the listing's order is the server's doing."""
     return [
-        hamsa_tool("Replace Profile", f"{base}/regions/:region/profiles/:profileId", "PUT", PROFILE_PARAMS,
-                   authToken=BASIC_TOKEN, pathParameters={"region": "eu-west"}),
-        hamsa_tool("Get Order", f"{base}/orders/:orderId", "get", GET_ORDER_PARAMS, authToken=ORDER_TOKEN,
-                   httpHeaders={"X-Client-Secret": ORDER_HEADER_SECRET}, messages=ORDER_MESSAGES,
-                   description="Look up one order by its number."),
-        hamsa_tool("Create Ticket", f"{base}/tenants/:tenant/tickets", "POST", CREATE_TICKET_PARAMS,
-                   httpHeaders={"X-Api-Key": "${TICKET_API_KEY}", "User-Agent": "HamsaAgent/1.0"},
-                   pathParameters={"tenant": "${TENANT}"}, messages=TICKET_MESSAGES, **{"async": True}),
+        hamsa_tool(
+            "Replace Profile",
+            f"{base}/regions/:region/profiles/:profileId",
+            "PUT",
+            PROFILE_PARAMS,
+            authToken=BASIC_TOKEN,
+            pathParameters={"region": "eu-west"},
+        ),
+        hamsa_tool(
+            "Get Order",
+            f"{base}/orders/:orderId",
+            "get",
+            GET_ORDER_PARAMS,
+            authToken=ORDER_TOKEN,
+            httpHeaders={"X-Client-Secret": ORDER_HEADER_SECRET},
+            messages=ORDER_MESSAGES,
+            description="Look up one order by its number.",
+        ),
+        hamsa_tool(
+            "Create Ticket",
+            f"{base}/tenants/:tenant/tickets",
+            "POST",
+            CREATE_TICKET_PARAMS,
+            httpHeaders={"X-Api-Key": "${TICKET_API_KEY}", "User-Agent": "HamsaAgent/1.0"},
+            pathParameters={"tenant": "${TENANT}"},
+            messages=TICKET_MESSAGES,
+            **{"async": True},
+        ),
         {
             "name": "Lookup Customer by Phone",
             "description": "Find a customer from a phone number.",
@@ -108,8 +136,13 @@ def tool_configs(base: str) -> list[dict[str, Any]]:
             "parameters": PHONE_PARAMS,
         },
         hamsa_tool("Delete Order", f"{base}/orders/{{orderId}}", "DELETE", DELETE_PARAMS, authToken=DELETE_TOKEN),
-        hamsa_tool("Patch Profile", f"{base}/profiles/:profileId", "PATCH", PROFILE_PARAMS,
-                   httpHeaders={"Authorization": PATCH_AUTH_HEADER}),
+        hamsa_tool(
+            "Patch Profile",
+            f"{base}/profiles/:profileId",
+            "PATCH",
+            PROFILE_PARAMS,
+            httpHeaders={"Authorization": PATCH_AUTH_HEADER},
+        ),
     ]
 
 
@@ -169,8 +202,12 @@ def assert_http_meta(result: types.CallToolResult, status: int) -> None:
 
 
 def hints(read_only: bool, destructive: bool, idempotent: bool) -> dict[str, bool]:
-    return {"readOnlyHint": read_only, "destructiveHint": destructive, "idempotentHint": idempotent,
-            "openWorldHint": True}
+    return {
+        "readOnlyHint": read_only,
+        "destructiveHint": destructive,
+        "idempotentHint": idempotent,
+        "openWorldHint": True,
+    }
 
 
 # --- tools/list --------------------------------------------------------------------------------
@@ -178,22 +215,56 @@ def hints(read_only: bool, destructive: bool, idempotent: bool) -> dict[str, boo
 
 def expected_listing() -> list[dict[str, Any]]:
     def entry(name, title, description, schema, annotations, method, is_async=False, messages=()):
-        return {"name": name, "title": title, "description": description, "inputSchema": schema,
-                "annotations": annotations,
-                "_meta": {META_TOOL: {"method": method, "async": is_async, "messages": list(messages)}}}
+        return {
+            "name": name,
+            "title": title,
+            "description": description,
+            "inputSchema": schema,
+            "annotations": annotations,
+            "_meta": {META_TOOL: {"method": method, "async": is_async, "messages": list(messages)}},
+        }
 
     return [
-        entry("create_ticket", "Create Ticket", "Create Ticket tool", CREATE_TICKET_PARAMS,
-              hints(False, False, False), "POST", True, TICKET_MESSAGES),
+        entry(
+            "create_ticket",
+            "Create Ticket",
+            "Create Ticket tool",
+            CREATE_TICKET_PARAMS,
+            hints(False, False, False),
+            "POST",
+            True,
+            TICKET_MESSAGES,
+        ),
         entry("delete_order", "Delete Order", "Delete Order tool", DELETE_PARAMS, hints(False, True, True), "DELETE"),
-        entry("get_order", "Get Order", "Look up one order by its number.", GET_ORDER_PARAMS,
-              hints(True, False, True), "GET", False, ORDER_MESSAGES),
-        entry("lookup_customer_by_phone", "Lookup Customer by Phone", "Find a customer from a phone number.",
-              PHONE_PARAMS, hints(True, False, True), "GET"),
-        entry("patch_profile", "Patch Profile", "Patch Profile tool", PROFILE_PARAMS,
-              hints(False, False, False), "PATCH"),
-        entry("replace_profile", "Replace Profile", "Replace Profile tool", PROFILE_PARAMS,
-              hints(False, False, True), "PUT"),
+        entry(
+            "get_order",
+            "Get Order",
+            "Look up one order by its number.",
+            GET_ORDER_PARAMS,
+            hints(True, False, True),
+            "GET",
+            False,
+            ORDER_MESSAGES,
+        ),
+        entry(
+            "lookup_customer_by_phone",
+            "Lookup Customer by Phone",
+            "Find a customer from a phone number.",
+            PHONE_PARAMS,
+            hints(True, False, True),
+            "GET",
+        ),
+        entry(
+            "patch_profile", "Patch Profile", "Patch Profile tool", PROFILE_PARAMS, hints(False, False, False), "PATCH"
+        ),
+        entry(
+            "replace_profile",
+            "Replace Profile",
+            "Replace Profile tool",
+            PROFILE_PARAMS,
+            hints(False, False, True),
+            "PUT",
+        ),
     ]
 
 
@@ -214,13 +285,27 @@ async def test_list_tools_shows_no_secret(any_client):
 # --- tools/call: validation ------------------------------------------------------------------
 
 INVALID_CALLS = [  # problems at the top level come first, then field by field
-    ("get_order", {"verbose": "yes", "limit": 0, "email": "not-an-email"},
-     ["orderId: is required", "email: 'not-an-email' is not a 'email'", "limit: 0 is less than the minimum of 1",
-      "verbose: 'yes' is not of type 'boolean'"]),
-    ("create_ticket", {"subject": "", "priority": "urgent", "contact": {"email": "nobody", "phone": "1"}, "color": 1},
-     ["color: is not an accepted parameter", "contact.phone: is not an accepted parameter",
-      "contact.email: 'nobody' is not a 'email'", "priority: 'urgent' is not one of ['low', 'normal', 'high']",
-      "subject: '' should be non-empty"]),
+    (
+        "get_order",
+        {"verbose": "yes", "limit": 0, "email": "not-an-email"},
+        [
+            "orderId: is required",
+            "email: 'not-an-email' is not a 'email'",
+            "limit: 0 is less than the minimum of 1",
+            "verbose: 'yes' is not of type 'boolean'",
+        ],
+    ),
+    (
+        "create_ticket",
+        {"subject": "", "priority": "urgent", "contact": {"email": "nobody", "phone": "1"}, "color": 1},
+        [
+            "color: is not an accepted parameter",
+            "contact.phone: is not an accepted parameter",
+            "contact.email: 'nobody' is not a 'email'",
+            "priority: 'urgent' is not one of ['low', 'normal', 'high']",
+            "subject: '' should be non-empty",
+        ],
+    ),
     ("get_order", {"orderId": "1", "limit": 101}, ["limit: 101 is greater than the maximum of 100"]),
     ("delete_order", {"orderId": "1", "reason": "bored"}, ["reason: 'bored' is not one of ['duplicate', 'fraud']"]),
     ("replace_profile", {"profileId": "."}, ["profileId: '.' is not allowed as a URL path segment"]),
@@ -261,7 +346,9 @@ async def test_get_sends_query_defaults_and_bearer_auth(client, api):
     assert seen.body == b""
     assert seen.headers["host"] == api.url.removeprefix("http://")
     assert app_headers(seen) == {
-        **PLAIN_HEADERS, "authorization": f"Bearer {ORDER_TOKEN}", "x-client-secret": ORDER_HEADER_SECRET
+        **PLAIN_HEADERS,
+        "authorization": f"Bearer {ORDER_TOKEN}",
+        "x-client-secret": ORDER_HEADER_SECRET,
     }
 
 
@@ -332,9 +419,11 @@ JSON = [("content-type", "application/json")]
 @pytest.mark.parametrize(
     ("reply", "text", "structured"),
     [
-        (Reply(200, b'{"id": "r1", "total": 12.5, "items": [1, 2], "note": "caf\xc3\xa9"}', JSON),
-         '{"id":"r1","total":12.5,"items":[1,2],"note":"café"}',
-         {"id": "r1", "total": 12.5, "items": [1, 2], "note": "café"}),
+        (
+            Reply(200, b'{"id": "r1", "total": 12.5, "items": [1, 2], "note": "caf\xc3\xa9"}', JSON),
+            '{"id":"r1","total":12.5,"items":[1,2],"note":"café"}',
+            {"id": "r1", "total": 12.5, "items": [1, 2], "note": "café"},
+        ),
         (Reply(201, b'{"created": true}', JSON), '{"created":true}', {"created": True}),
         (Reply(200, b"[1, 2, 3]", JSON), "[1,2,3]", None),
         (Reply(200, b"42", JSON), "42", None),
@@ -356,12 +445,17 @@ async def test_success_results(any_client, api, reply, text, structured):
 @pytest.mark.parametrize(
     ("reply", "text"),
     [
-        (Reply(404, b'{"error": "no such order"}', JSON),
-         'The upstream API answered HTTP 404 Not Found.\nResponse body:\n{"error": "no such order"}'),
+        (
+            Reply(404, b'{"error": "no such order"}', JSON),
+            'The upstream API answered HTTP 404 Not Found.\nResponse body:\n{"error": "no such order"}',
+        ),
         (Reply(409, b"", []), "The upstream API answered HTTP 409 Conflict."),
-        (Reply(400, b"x" * 5000, [("content-type", "text/plain")]),
-         "The upstream API answered HTTP 400 Bad Request.\nResponse body:\n" + "x" * 4096
-         + "... [904 more characters not shown]"),
+        (
+            Reply(400, b"x" * 5000, [("content-type", "text/plain")]),
+            "The upstream API answered HTTP 400 Bad Request.\nResponse body:\n"
+            + "x" * 4096
+            + "... [904 more characters not shown]",
+        ),
     ],
     ids=["json-body", "empty-body", "capped-body"],
 )

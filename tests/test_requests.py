@@ -221,8 +221,14 @@ def test_configured_authorization_header_is_kept_without_auth_token():
 
 
 def guide_tool(tmp_path: Path, **fields: Any) -> RequestTemplate:
-    tool = {"name": "Guide Tool", "description": "d", "methodType": "POST", "url": f"{BASE}/x",
-            "parameters": {"type": "object", "properties": {}}, **fields}
+    tool = {
+        "name": "Guide Tool",
+        "description": "d",
+        "methodType": "POST",
+        "url": f"{BASE}/x",
+        "parameters": {"type": "object", "properties": {}},
+        **fields,
+    }
     path = tmp_path / "tool.json"
     path.write_text(json.dumps(tool))
     [definition] = load_definitions([path], environ={}).definitions
@@ -246,11 +252,14 @@ def test_guide_jwt_auth_and_headers(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-@pytest.mark.parametrize(("url", "method", "arguments"), [
-    (f"{BASE}/x/:id", "GET", lambda bad: {"id": bad}),
-    (f"{BASE}/x", "GET", lambda bad: {"id": [1, bad]}),
-    (f"{BASE}/x", "POST", lambda bad: {"ok": 1, "id": {"deep": bad}}),
-])
+@pytest.mark.parametrize(
+    ("url", "method", "arguments"),
+    [
+        (f"{BASE}/x/:id", "GET", lambda bad: {"id": bad}),
+        (f"{BASE}/x", "GET", lambda bad: {"id": [1, bad]}),
+        (f"{BASE}/x", "POST", lambda bad: {"ok": 1, "id": {"deep": bad}}),
+    ],
+)
 def test_non_finite_numbers_are_refused_naming_the_argument(url, method, arguments, bad):
     with pytest.raises(RequestBuildError) as caught:
         build_request(template(url, method), arguments(bad))
@@ -271,4 +280,7 @@ def test_as_text_for_dry_runs():
         '{"note":"hé"}\n'
     )
     get = build_request(template(f"{BASE}/orders"), {})
-    assert get.as_text() == f"GET /orders HTTP/1.1\nHost: api.example.com:8443\nUser-Agent: {USER_AGENT}\nAccept: application/json\n"
+    assert (
+        get.as_text()
+        == f"GET /orders HTTP/1.1\nHost: api.example.com:8443\nUser-Agent: {USER_AGENT}\nAccept: application/json\n"
+    )

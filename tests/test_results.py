@@ -18,8 +18,15 @@ REDACTOR = Redactor([SECRET, "Token tok_9876"])
 NONE = Redactor()
 
 
-def answer(body: bytes | str, content_type: str = "application/json", status: int = 200, *,
-           reason: str = "OK", truncated: bool = False, elapsed_ms: float = 12.34567) -> UpstreamResponse:
+def answer(
+    body: bytes | str,
+    content_type: str = "application/json",
+    status: int = 200,
+    *,
+    reason: str = "OK",
+    truncated: bool = False,
+    elapsed_ms: float = 12.34567,
+) -> UpstreamResponse:
     data = body.encode() if isinstance(body, str) else body
     return UpstreamResponse(status, reason, content_type, data, truncated, elapsed_ms)
 
@@ -50,7 +57,7 @@ def test_json_object_becomes_structured_content_and_compact_text():
 
 @pytest.mark.parametrize(
     ("body", "text"),
-    [("[1, 2, {\"a\": null}]", '[1,2,{"a":null}]'), ("42", "42"), ('"hi"', '"hi"'), ("true", "true"), ("null", "null")],
+    [('[1, 2, {"a": null}]', '[1,2,{"a":null}]'), ("42", "42"), ('"hi"', '"hi"'), ("true", "true"), ("null", "null")],
 )
 def test_other_json_is_text_only(body, text):
     result = response_result(answer(body), NONE)
@@ -90,7 +97,9 @@ def test_charset_is_honoured():
 def test_image_becomes_image_content():
     png = b"\x89PNG\r\n\x1a\n\x00\x01binary"
     result = response_result(answer(png, "image/png"), NONE)
-    assert result.content == [types.ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")]
+    assert result.content == [
+        types.ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
+    ]
 
 
 def test_svg_is_text_so_it_is_redacted():
@@ -102,13 +111,23 @@ def test_svg_is_text_so_it_is_redacted():
     ("content_type", "truncated", "note"),
     [
         ("application/pdf", False, "The upstream API answered HTTP 200 with 6 bytes of application/pdf."),
-        ("application/octet-stream", True,
-         "The upstream API answered HTTP 200 with 6 bytes of application/octet-stream (cut off at the response size limit)."),
-        ("image/png", True, "The upstream API answered HTTP 200 with 6 bytes of image/png (cut off at the response size limit)."),
+        (
+            "application/octet-stream",
+            True,
+            "The upstream API answered HTTP 200 with 6 bytes of application/octet-stream"
+            " (cut off at the response size limit).",
+        ),
+        (
+            "image/png",
+            True,
+            "The upstream API answered HTTP 200 with 6 bytes of image/png (cut off at the response size limit).",
+        ),
     ],
 )
 def test_binary_becomes_a_note(content_type, truncated, note):
-    assert texts(response_result(answer(b"\x00\x01\x02\xff\xfe\x03", content_type, truncated=truncated), NONE)) == [note]
+    assert texts(response_result(answer(b"\x00\x01\x02\xff\xfe\x03", content_type, truncated=truncated), NONE)) == [
+        note
+    ]
 
 
 def test_meta_carries_status_and_elapsed_ms():
@@ -120,11 +139,22 @@ def test_meta_carries_status_and_elapsed_ms():
 @pytest.mark.parametrize(
     ("status", "reason", "body", "content_type", "text"),
     [
-        (404, "Not Found", '{"error": "no such order"}', "application/json",
-         'The upstream API answered HTTP 404 Not Found.\nResponse body:\n{"error": "no such order"}'),
+        (
+            404,
+            "Not Found",
+            '{"error": "no such order"}',
+            "application/json",
+            'The upstream API answered HTTP 404 Not Found.\nResponse body:\n{"error": "no such order"}',
+        ),
         (500, "Internal Server Error", "", "text/plain", "The upstream API answered HTTP 500 Internal Server Error."),
         (503, "", "  busy\n", "text/plain", "The upstream API answered HTTP 503.\nResponse body:\nbusy"),
-        (400, "Bad Request", b"\x00\x01", "application/octet-stream", "The upstream API answered HTTP 400 Bad Request."),
+        (
+            400,
+            "Bad Request",
+            b"\x00\x01",
+            "application/octet-stream",
+            "The upstream API answered HTTP 400 Bad Request.",
+        ),
         (301, "Moved Permanently", "", "", "The upstream API answered HTTP 301 Moved Permanently."),
     ],
 )
@@ -140,7 +170,11 @@ def test_error_body_is_capped_at_4_kb():
     body = "x" * (ERROR_BODY_LIMIT + 100)
     [text] = texts(response_result(answer(body, "text/plain", 502, reason="Bad Gateway"), NONE))
     assert ERROR_BODY_LIMIT == 4096
-    assert text == f"The upstream API answered HTTP 502 Bad Gateway.\nResponse body:\n{'x' * 4096}... [100 more characters not shown]"
+    assert (
+        text
+        == "The upstream API answered HTTP 502 Bad Gateway.\nResponse body:\n"
+        + f"{'x' * 4096}... [100 more characters not shown]"
+    )
 
 
 def test_error_body_cap_never_cuts_a_secret_in_two():
@@ -153,7 +187,9 @@ def test_error_body_cap_never_cuts_a_secret_in_two():
 
 def test_truncated_error_body_says_so():
     result = response_result(answer("partial", "text/plain", 500, reason="Oops", truncated=True), NONE)
-    assert texts(result) == ["The upstream API answered HTTP 500 Oops.\nResponse body:\npartial [cut off at the response size limit]"]
+    assert texts(result) == [
+        "The upstream API answered HTTP 500 Oops.\nResponse body:\npartial [cut off at the response size limit]"
+    ]
     assert result.meta[META_HTTP]["truncated"] is True
 
 

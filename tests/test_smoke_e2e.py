@@ -9,10 +9,14 @@ pytestmark = pytest.mark.anyio
 @pytest.mark.parametrize("era", ERAS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_get_tool_round_trip(upstream, tmp_path, transport, era):
-    params = {"type": "object", "properties": {"orderId": {"type": "string"}, "verbose": {"type": "boolean"}},
-              "required": ["orderId"]}
-    config = write_tools(tmp_path, hamsa_tool("Get Order", f"{upstream.url}/orders/:orderId", "GET", params,
-                                              authToken="sk_test_abcdef"))
+    params = {
+        "type": "object",
+        "properties": {"orderId": {"type": "string"}, "verbose": {"type": "boolean"}},
+        "required": ["orderId"],
+    }
+    config = write_tools(
+        tmp_path, hamsa_tool("Get Order", f"{upstream.url}/orders/:orderId", "GET", params, authToken="sk_test_abcdef")
+    )
     async with mcp_client(transport, era, config) as client:
         tools = (await client.list_tools()).tools
         assert [t.name for t in tools] == ["get_order"]
@@ -24,4 +28,9 @@ async def test_get_tool_round_trip(upstream, tmp_path, transport, era):
     assert seen.raw_path == "/orders/A%2FB"
     assert seen.query == "verbose=true"
     assert seen.headers["authorization"] == "Bearer sk_test_abcdef"
-    assert result.structured_content == {"method": "GET", "path": "/orders/A%2FB", "query": "verbose=true", "body": None}
+    assert result.structured_content == {
+        "method": "GET",
+        "path": "/orders/A%2FB",
+        "query": "verbose=true",
+        "body": None,
+    }

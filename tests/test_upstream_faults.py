@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, TRANSPORTS, Recorded, Reply, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
 
 from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.runtime import open_webtools
+from mcp_webtools.runtime import ServerOptions, open_webtools
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,9 @@ def closed_port() -> int:
 @asynccontextmanager
 async def capped_client(config: Path, max_response_bytes: int) -> AsyncIterator[Client]:
     """Like `support.mcp_client("http", "legacy", ...)`, with a small response size cap."""
-    webtools = open_webtools([str(config)], environ=os.environ, max_response_bytes=max_response_bytes)
+    webtools = open_webtools(
+        [str(config)], environ=os.environ, options=ServerOptions(max_response_bytes=max_response_bytes)
+    )
     async with serve_asgi(build_http_app(webtools, HttpSettings())) as base:
         http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))
         async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode="legacy") as client:
@@ -93,11 +95,14 @@ async def test_timeouts_are_tool_errors_and_calls_run_concurrently(upstream, tmp
 
     upstream.reply("GET", "/never", Reply(wait=never))
     upstream.reply("GET", "/held", hold)
-    config = write_tools(tmp_path, [
-        hamsa_tool("Never", f"{upstream.url}/never", timeOut=0.5),
-        hamsa_tool("Held", f"{upstream.url}/held", timeOut=60),
-        hamsa_tool("Fast", f"{upstream.url}/fast"),
-    ])
+    config = write_tools(
+        tmp_path,
+        [
+            hamsa_tool("Never", f"{upstream.url}/never", timeOut=0.5),
+            hamsa_tool("Held", f"{upstream.url}/held", timeOut=60),
+            hamsa_tool("Fast", f"{upstream.url}/fast"),
+        ],
+    )
     try:
         async with mcp_client(transport, era, config) as client:
             # A call stuck upstream does not stop the next call on the same connection.
@@ -126,23 +131,26 @@ async def test_timeouts_are_tool_errors_and_calls_run_concurrently(upstream, tmp
     assert [seen.raw_path for seen in upstream.requests] == ["/held", "/fast", "/never", "/fast"]
 
 
-
 # --- an upstream that is down or fails ------------------------------------------------------------
 
 
 async def test_connection_refused_is_a_tool_error(upstream, tmp_path):
-    config = write_tools(tmp_path, [
-        hamsa_tool("Down", f"http://127.0.0.1:{closed_port()}/x", authToken="sk_down_secret_1"),
-        hamsa_tool("Up", f"{upstream.url}/up"),
-    ])
+    config = write_tools(
+        tmp_path,
+        [
+            hamsa_tool("Down", f"http://127.0.0.1:{closed_port()}/x", authToken="sk_down_secret_1"),
+            hamsa_tool("Up", f"{upstream.url}/up"),
+        ],
+    )
     async with mcp_client("http", "legacy", config) as client:
         down = await client.call_tool("down", {})
         up = await client.call_tool("up", {})
     assert down.is_error is True
+    # A GET is idempotent, so the default policy tried it three times before giving up.
     assert text_of(down) == (
-        "Calling 'down' failed: could not connect to the upstream API (All connection attempts failed)."
+        "Calling 'down' failed after 3 attempts: could not connect to the upstream API (Connection refused)."
     )
-    assert_failure_meta(down)
+    assert set(down.meta[META_HTTP]) == {"elapsedMs", "attempts"} and down.meta[META_HTTP]["attempts"] == 3
     assert up.is_error is False
 
 
@@ -150,8 +158,13 @@ async def test_connection_refused_is_a_tool_error(upstream, tmp_path):
     ("status", "reason", "reply_body", "content_type", "shown"),
     [
         (500, "Internal Server Error", b'{"error": "boom"}', "application/json", '{"error": "boom"}'),
-        (502, "Bad Gateway", b"<html><body>upstream down</body></html>\n", "text/html",
-         "<html><body>upstream down</body></html>"),
+        (
+            502,
+            "Bad Gateway",
+            b"<html><body>upstream down</body></html>\n",
+            "text/html",
+            "<html><body>upstream down</body></html>",
+        ),
         (503, "Service Unavailable", b"try later", "text/plain; charset=utf-8", "try later"),
         (504, "Gateway Timeout", b"\x89PNG\r\n", "image/png", None),
     ],
@@ -174,8 +187,9 @@ async def test_server_errors_are_tool_errors_with_status_reason_and_body(
 async def test_redirects_are_not_followed_and_cookies_not_kept(upstream, tmp_path):
     upstream.reply("GET", "/moved", Reply(302, b"", [("location", f"{upstream.url}/elsewhere")]))
     upstream.reply("GET", "/login", Reply(200, b"{}", [*JSON, ("set-cookie", "session=abc123; Path=/")]))
-    config = write_tools(tmp_path, [hamsa_tool("Moved", f"{upstream.url}/moved"),
-                                    hamsa_tool("Login", f"{upstream.url}/login")])
+    config = write_tools(
+        tmp_path, [hamsa_tool("Moved", f"{upstream.url}/moved"), hamsa_tool("Login", f"{upstream.url}/login")]
+    )
     async with mcp_client("http", "legacy", config) as client:
         moved = await client.call_tool("moved", {})
         await client.call_tool("login", {})
@@ -192,7 +206,8 @@ async def test_requests_that_cannot_be_built_are_tool_errors(upstream, tmp_path)
         too_long = await client.call_tool("search", {"q": "x" * 70_000})
         fine = await client.call_tool("search", {"q": "x"})
     assert (too_long.is_error, text_of(too_long)) == (
-        True, "Calling 'search' failed: the HTTP request could not be built (URL too long)."
+        True,
+        "Calling 'search' failed: the HTTP request could not be built (URL too long).",
     )
     assert fine.is_error is False
     assert [seen.query for seen in upstream.requests] == ["q=x"]
@@ -208,9 +223,14 @@ async def test_bodies_over_the_cap_are_truncated(upstream, tmp_path):
     upstream.reply("GET", "/big", Reply(200, big, JSON))
     upstream.reply("GET", "/exact", Reply(200, exact, JSON))
     upstream.reply("GET", "/big-error", Reply(500, b"e" * 3000, [("content-type", "text/plain")]))
-    config = write_tools(tmp_path, [hamsa_tool("Big", f"{upstream.url}/big"),
-                                    hamsa_tool("Exact", f"{upstream.url}/exact"),
-                                    hamsa_tool("Big Error", f"{upstream.url}/big-error")])
+    config = write_tools(
+        tmp_path,
+        [
+            hamsa_tool("Big", f"{upstream.url}/big"),
+            hamsa_tool("Exact", f"{upstream.url}/exact"),
+            hamsa_tool("Big Error", f"{upstream.url}/big-error"),
+        ],
+    )
     async with capped_client(config, max_response_bytes=1024) as client:
         result = await client.call_tool("big", {})
         at_cap = await client.call_tool("exact", {})
@@ -229,7 +249,8 @@ async def test_bodies_over_the_cap_are_truncated(upstream, tmp_path):
     assert error.is_error is True
     assert text_of(error) == (
         "The upstream API answered HTTP 500 Internal Server Error.\nResponse body:\n"
-        + "e" * 1024 + " [cut off at the response size limit]"
+        + "e" * 1024
+        + " [cut off at the response size limit]"
     )
     assert error.meta[META_HTTP]["truncated"] is True
 
@@ -270,11 +291,15 @@ def echo_secrets(seen: Recorded) -> Reply:
 async def test_secrets_echoed_in_an_error_body_are_redacted(upstream, tmp_path, transport, era):
     upstream.reply("POST", "/login", echo_secrets)
     upstream.reply("GET", "/plain", Reply(403, f"denied for Bearer {TOKEN}".encode(), [("content-type", "text/plain")]))
-    config = write_tools(tmp_path, [
-        hamsa_tool("Login", f"{upstream.url}/login", "POST", authToken=TOKEN,
-                   httpHeaders={"X-Api-Key": "${ECHO_API_KEY}"}),
-        hamsa_tool("Plain", f"{upstream.url}/plain", authToken=TOKEN),
-    ])
+    config = write_tools(
+        tmp_path,
+        [
+            hamsa_tool(
+                "Login", f"{upstream.url}/login", "POST", authToken=TOKEN, httpHeaders={"X-Api-Key": "${ECHO_API_KEY}"}
+            ),
+            hamsa_tool("Plain", f"{upstream.url}/plain", authToken=TOKEN),
+        ],
+    )
     async with mcp_client(transport, era, config, env={"ECHO_API_KEY": API_KEY}) as client:
         login = await client.call_tool("login", {})
         plain = await client.call_tool("plain", {})

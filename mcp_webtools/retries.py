@@ -1,0 +1,66 @@
+"""When to try an upstream call again, and how long to wait first.
+
+The rule that matters: a retry must never duplicate a side effect. Idempotent methods (GET, PUT,
+DELETE) are retried on transient failures by default. POST and PATCH are retried only when the
+tool opts in (`retryNonIdempotent`), and then every attempt of one call carries the same
+`Idempotency-Key`, so the upstream can recognise the repeats. All waiting happens inside the
+tool's overall deadline.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["IDEMPOTENT_METHODS", "RETRYABLE_STATUSES", "RetryPolicy", "parse_retry_after"]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class RetryPolicy(BaseModel):
+    """A tool's `retry` settings, as written in its definition (camelCase keys)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
+
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff_seconds: float = Field(default=0.2, ge=0, le=60, alias="backoffSeconds")
+    max_backoff_seconds: float = Field(default=2.0, ge=0, le=300, alias="maxBackoffSeconds")
+    attempt_timeout_seconds: float | None = Field(default=None, gt=0, le=3600, alias="attemptTimeoutSeconds")
+    retry_non_idempotent: bool = Field(default=False, alias="retryNonIdempotent")
+    idempotency_header: str = Field(
+        default="Idempotency-Key", pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", alias="idempotencyHeader"
+    )
+
+    def max_attempts(self, method: str) -> int:
+        if method in IDEMPOTENT_METHODS or self.retry_non_idempotent:
+            return 1 + self.retries
+        return 1
+
+    def needs_idempotency_key(self, method: str) -> bool:
+        """POST/PATCH that may be sent more than once carry one key across all attempts."""
+        return method not in IDEMPOTENT_METHODS and self.max_attempts(method) > 1
+
+    def backoff(self, retry: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number `retry` (1-based): full jitter, capped."""
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** (retry - 1)))
+        return (rng or random).uniform(0, ceiling)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
