@@ -122,12 +122,40 @@ def normalise_entry(entry: Any) -> NormalisedEntry:
         )
     if not (isinstance(tool_type, str) and tool_type.upper() == "FUNCTION"):
         normalised.problems.append(("type", f'must be "FUNCTION" or "MCP", not {tool_type!r}'))
+    normalised.warnings += _unknown_keys(raw, normalised.shape)
     headers = normalised.values.get("headers") or []
     if normalised.values.get("auth_token") and any(name.lower() == "authorization" for name, _ in headers):
         normalised.warnings.append(
             (f"{normalised.fields['headers']}.Authorization", "is replaced by the tool's authToken")
         )
     return normalised
+
+
+# Keys each shape understands; anything else is most likely a typo (`retries` for `retry`).
+_COMMON_KEYS = frozenset({"type", "name", "mcpName", "description", "async", "messages", *EXTENSION_FIELDS})
+_API_KEYS = _COMMON_KEYS | {"toolSettings", "params"}
+_GUIDE_KEYS = _COMMON_KEYS | {
+    "methodType", "url", "authType", "authToken", "headers", "pathParameters", "parameters", "params",
+    "timeoutSeconds", "timeOut",
+}  # fmt: skip
+_SETTINGS_KEYS = frozenset(
+    {"serverUrl", "methodType", "authToken", "timeOut", "timeout", "httpHeaders", "pathParameters"}
+)
+# What Hamsa's API adds to a stored tool: bookkeeping, not behaviour.
+_HAMSA_RECORD_KEYS = frozenset(
+    {"id", "persistentId", "version", "userId", "projectId", "isActive", "collectionId", "createdAt", "updatedAt"}
+)
+
+
+def _unknown_keys(raw: dict[str, Any], shape: str) -> list[tuple[str, str]]:
+    known = (_API_KEYS if shape.startswith("hamsa-api") else _GUIDE_KEYS) | _HAMSA_RECORD_KEYS
+    warnings = [(str(key), "is not a known field; ignored") for key in raw if key not in known]
+    settings = raw.get("toolSettings")
+    if isinstance(settings, dict):
+        warnings += [
+            (f"toolSettings.{key}", "is not a known field; ignored") for key in settings if key not in _SETTINGS_KEYS
+        ]
+    return warnings
 
 
 def _read(problems: list[tuple[str, str]], default: Any, parse: Any, *args: Any) -> Any:

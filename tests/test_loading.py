@@ -106,6 +106,25 @@ def test_mcp_entries_are_skipped_with_a_warning(tmp_path: Path, caplog: pytest.L
     assert caplog.messages == expected
 
 
+def test_unknown_fields_are_warned_about_but_hamsa_bookkeeping_is_not(tmp_path: Path) -> None:
+    api = {
+        "name": "Beta",
+        "id": "d949f13f",
+        "persistentId": "cmjx8",
+        "isActive": True,
+        "toolSettings": {"serverUrl": "https://x.test/b", "methodType": "GET", "timeOut": 5, "retries": 2},
+        "retries": 3,
+    }
+    path = write(tmp_path / "typos.json", [tool("Alpha", timeoutSecs=5), api])
+    result = load(path)
+    assert [d.mcp_name for d in result.definitions] == ["alpha", "beta"]
+    assert [str(w) for w in result.warnings] == [
+        f"{path}: tool 'Alpha': field `[0].timeoutSecs`: is not a known field; ignored",
+        f"{path}: tool 'Beta': field `[1].retries`: is not a known field; ignored",
+        f"{path}: tool 'Beta': field `[1].toolSettings.retries`: is not a known field; ignored",
+    ]
+
+
 def test_only_mcp_entries_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path / "mcp.yaml", {"type": "MCP", "name": "Remote"})
     assert error_text(path) == f"1 config error:\n  - {path}: defines no FUNCTION tools"
