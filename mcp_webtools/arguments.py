@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import datetime
 import math
 import re
 from collections.abc import Mapping
@@ -20,6 +21,55 @@ __all__ = ["ArgumentError", "ArgumentValidator", "fill_defaults", "field_path"]
 
 _FORMAT_CHECKER = FormatChecker()
 MAX_DEPTH = 64  # levels of nested objects/arrays in one call's arguments
+
+# jsonschema checks `date-time`, `uri`, `uri-reference` and `hostname` only when optional packages
+# are installed, and otherwise lets any string through. These stdlib checks fill the gap (an
+# installed package's check is kept), so a format in a tool's schema is always enforced.
+_RFC3339_DATE_TIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
+    re.IGNORECASE,
+)
+_URI_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$")
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def _date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    match = _RFC3339_DATE_TIME.match(value)
+    if match is None:
+        return False
+    try:
+        datetime.date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:  # 2026-02-30
+        return False
+    return True
+
+
+def _uri_reference(value: object) -> bool:
+    return not isinstance(value, str) or bool(_URI_CHARS.match(value))
+
+
+def _uri(value: object) -> bool:
+    return not isinstance(value, str) or (bool(_URI_SCHEME.match(value)) and _uri_reference(value))
+
+
+def _hostname(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    labels = value[:-1].split(".") if value.endswith(".") else value.split(".")
+    return 0 < len(value) <= 253 and all(_HOSTNAME_LABEL.match(label) for label in labels)
+
+
+for _name, _check in (
+    ("date-time", _date_time),
+    ("uri", _uri),
+    ("uri-reference", _uri_reference),
+    ("hostname", _hostname),
+):
+    if _name not in _FORMAT_CHECKER.checkers:
+        _FORMAT_CHECKER.checks(_name)(_check)
 
 
 class ArgumentError(ValueError):

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .projection import (
+    MIN_MAX_RESULT_BYTES,
+    PathError,
+    ResponseShaping,
+    check_output_schema,
+    parse_path,
+    response_shaping,
+)
 from .retries import RetryPolicy
 
 __all__ = [
@@ -28,11 +36,25 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_TIMEOUT_SECONDS = 3600.0
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MCP_NAME_RULE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# RFC 9110 field-value: visible ASCII, with spaces and tabs only inside.
+_VISIBLE_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
 HEADER_NAME_RULE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # `:name` or `{name}`; a name starts with a letter or `_`, so `host:8080` is never a placeholder.
 PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _response_path(text: str) -> str:
+    try:
+        parse_path(text)
+    except PathError as exc:
+        raise ValueError(f"is not a valid path: {exc}") from None
+    return text
+
+
+# Each entry checked on its own, so an error names `responseFields[2]`.
+ResponsePath = Annotated[str, AfterValidator(_response_path)]
 
 
 class Message(BaseModel):
@@ -74,6 +96,11 @@ class ToolDefinition(BaseModel):
     allow_http: bool = Field(default=False, strict=True)
     max_request_bytes: int | None = Field(default=None, ge=1, strict=True)
     max_response_bytes: int | None = Field(default=None, ge=1, strict=True)
+    # Response shaping (see projection.py and the README's "Responses an LLM can use").
+    response_fields: tuple[ResponsePath, ...] = ()
+    flatten: bool = Field(default=False, strict=True)
+    max_result_bytes: int | None = Field(default=None, ge=MIN_MAX_RESULT_BYTES, strict=True)
+    output_schema: dict[str, Any] | None = None
     source: str = ""
     secrets: frozenset[str] = frozenset()
 
@@ -124,6 +151,10 @@ class ToolDefinition(BaseModel):
                 raise ValueError(f"header {name!r} has a value containing CR, LF or NUL")
             if not header_value.isascii():
                 raise ValueError(f"header {name!r} has a non-ASCII value, which HTTP headers cannot carry")
+            if not _VISIBLE_HEADER_VALUE.match(header_value):
+                raise ValueError(
+                    f"header {name!r} has a value with control characters or leading/trailing whitespace"
+                )
         return value
 
     @field_validator("auth_token")
@@ -133,6 +164,8 @@ class ToolDefinition(BaseModel):
             raise ValueError("contains CR, LF or NUL")
         if value is not None and not value.isascii():
             raise ValueError("contains non-ASCII characters, which HTTP headers cannot carry")
+        if value is not None and not _VISIBLE_HEADER_VALUE.match(value):
+            raise ValueError("contains control characters or leading/trailing whitespace")
         return value
 
     @field_validator("params")
@@ -145,6 +178,13 @@ class ToolDefinition(BaseModel):
             raise ValueError(f"is not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}") from None
         if value.get("type") != "object":
             raise ValueError('must be a JSON Schema with "type": "object"')
+        return value
+
+    @field_validator("output_schema")
+    @classmethod
+    def _output_schema_rules(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_output_schema(value)
         return value
 
     @field_validator("messages")
@@ -172,6 +212,11 @@ class ToolDefinition(BaseModel):
     @property
     def path_placeholders(self) -> tuple[str, ...]:
         return placeholders_in(self.url)
+
+    @property
+    def shaping(self) -> ResponseShaping:
+        """The compiled response shaping (cached per distinct settings, so this is cheap per call)."""
+        return response_shaping(self.response_fields, self.flatten, self.max_result_bytes, self.output_schema)
 
 
 def placeholders_in(url: str) -> tuple[str, ...]:

@@ -9,6 +9,11 @@ Scheme, host and port come only from config, and the policy decides which of tho
 By default link-local and cloud-metadata addresses are refused (169.254.0.0/16, fe80::/10,
 fd00:ec2::254, ...), plain HTTP is allowed only to loopback, and private ranges are allowed unless
 `deny_private` is set.
+
+Addresses are never parsed by hand. A host such as `2852039166`, `0251.0376.0251.0376` or
+`0xa9fea9fe` is an IPv4 address to the system resolver (inet_aton rules), so the resolver itself
+(`getaddrinfo` with `AI_NUMERICHOST`, which never touches the network) says what it means; its
+IDNA step also reads `169。254。169。254` as `169.254.169.254`, as httpx does.
 """
 
 from __future__ import annotations
@@ -16,16 +21,19 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import anyio
 import httpcore2
+import httpx2
 
-__all__ = ["EgressDenied", "EgressPolicy", "GuardedNetworkBackend", "address_problem"]
+__all__ = ["EgressDenied", "EgressPolicy", "GuardedNetworkBackend", "Resolver", "address_problem", "resolve_host"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port, timeout) -> every address the name resolves to, in the resolver's order.
+Resolver = Callable[[str, int, "float | None"], Awaitable[list[IPAddress]]]
 
 # Cloud metadata endpoints that do not sit in a link-local range.
 METADATA_ADDRESSES = frozenset(
@@ -36,6 +44,9 @@ METADATA_ADDRESSES = frozenset(
     )
 )
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# IPv6 forms that carry an IPv4 address a packet may end up at (besides ::ffff:a.b.c.d).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 class EgressDenied(Exception):
@@ -52,19 +63,28 @@ class EgressPolicy:
     def check_url(self, url: str, *, allow_http: bool = False) -> None:
         """Raise `EgressDenied` if a configured URL may not be called at all."""
         parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise EgressDenied(f"scheme {parts.scheme!r} is not allowed; upstream URLs are https:// (or http://)")
         host = (parts.hostname or "").lower()
         if self.allowed_hosts and not _host_allowed(host, self.allowed_hosts):
             raise EgressDenied(f"host {host!r} is not in the allowed upstream hosts")
         literal = _literal_address(host)
+        if literal is not None:
+            problem = address_problem(literal, self)
+            if problem:
+                raise EgressDenied(_literal_problem(host, literal, problem))
+        elif self.deny_private and host in LOOPBACK_NAMES:
+            raise EgressDenied(f"host {host!r} is a loopback name (refused by --deny-private)")
+        try:
+            httpx2.URL(url)
+        except httpx2.InvalidURL as exc:
+            # e.g. `0251.0376.0251.0376`: an address to the resolver, an error to httpx. Never callable.
+            raise EgressDenied(f"host {host!r} cannot be used by the HTTP client ({exc})") from None
         if parts.scheme == "http" and not (allow_http or self.allow_http or _is_loopback_host(host, literal)):
             raise EgressDenied(
                 f"plain http:// to {host!r} is refused; use https://, or set `allowHttp: true` on the tool "
                 "(or --allow-http) if the network path is trusted"
             )
-        if literal is not None:
-            problem = address_problem(literal, self)
-            if problem:
-                raise EgressDenied(f"host {host!r} is {problem}")
 
     def check_address(self, host: str, address: IPAddress) -> None:
         problem = address_problem(address, self)
@@ -73,28 +93,79 @@ class EgressPolicy:
 
 
 def address_problem(address: IPAddress, policy: EgressPolicy) -> str | None:
-    """Why `policy` refuses `address`, or None."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why `policy` refuses `address`, or None.
+
+    An IPv6 address that carries an IPv4 one (::ffff:a.b.c.d, 6to4, NAT64, IPv4-compatible) is
+    judged by the IPv4 address as well, since that is where such a packet can be delivered.
+    """
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return _problem(address.ipv4_mapped, policy)  # the socket really talks IPv4
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and (problem := _problem(embedded, policy)):
+            return f"{problem}; it embeds the IPv4 address {embedded}"
+    return _problem(address, policy)
+
+
+def _problem(address: IPAddress, policy: EgressPolicy) -> str | None:
     if address in METADATA_ADDRESSES or address.is_link_local:
         if not policy.allow_link_local:
             return "a link-local or cloud-metadata address (refused unless --allow-link-local)"
         return None
     if address.is_unspecified or address.is_multicast:
         return "not a unicast address"
-    if policy.deny_private and (address.is_private or address.is_loopback or address.is_reserved):
+    # `is_global` is false for every private, loopback, reserved, shared (100.64/10), documentation
+    # and benchmarking range: what "not the public internet" means.
+    if policy.deny_private and not address.is_global:
         return "a private, loopback or reserved address (refused by --deny-private)"
     return None
 
 
-class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
-    """Resolves, checks every address against the policy, and connects to a checked one."""
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
-    def __init__(self, policy: EgressPolicy, inner: httpcore2.AsyncNetworkBackend | None = None) -> None:
+
+async def resolve_host(host: str, port: int, timeout: float | None) -> list[IPAddress]:
+    """The system resolver: every address `host` has, in its order, without repeats."""
+    try:
+        with anyio.fail_after(timeout):
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
+    except OSError as exc:
+        raise httpcore2.ConnectError(f"could not resolve host {host!r} ({exc.strerror or exc})") from None
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _canonical, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
+    """Resolves, checks every address against the policy, and connects to a checked one.
+
+    `resolver` defaults to `resolve_host` (looked up at each connect, so tests can stand in for DNS).
+    """
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        inner: httpcore2.AsyncNetworkBackend | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         self.policy = policy
         self.inner = inner or httpcore2.AnyIOBackend()
+        self.resolver = resolver
 
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+        # The allowlist was checked at load; checking again here keeps it true whatever built the URL.
+        if self.policy.allowed_hosts and not _host_allowed(host.lower(), self.policy.allowed_hosts):
+            raise EgressDenied(f"host {host!r} is not in the allowed upstream hosts")
         addresses = await self._resolve(host, port, timeout)
         # Every answer must pass: a name that resolves to one public and one metadata address is refused.
         for address in addresses:
@@ -102,6 +173,7 @@ class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
         last_error: Exception | None = None
         for address in addresses:
             try:
+                # The checked address itself, never the name: a second lookup could answer differently.
                 return await self.inner.connect_tcp(
                     str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
                 )
@@ -119,19 +191,7 @@ class GuardedNetworkBackend(httpcore2.AsyncNetworkBackend):
         literal = _literal_address(host)
         if literal is not None:
             return [literal]
-        try:
-            with anyio.fail_after(timeout):
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except TimeoutError:
-            raise httpcore2.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as exc:
-            raise httpcore2.ConnectError(f"could not resolve host {host!r} ({exc.strerror or exc})") from None
-        addresses: list[IPAddress] = []
-        for _family, _type, _proto, _canonical, sockaddr in infos:
-            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-            if address not in addresses:
-                addresses.append(address)
-        return addresses
+        return await (self.resolver or resolve_host)(host, port, timeout)
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -146,10 +206,27 @@ def _os_reason(exc: BaseException) -> str:
 
 
 def _literal_address(host: str) -> IPAddress | None:
+    """The address `host` spells, by the resolver's own reading of numbers; None for a name."""
+    text = host.strip("[]")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        return ipaddress.ip_address(text)
     except ValueError:
+        pass
+    if not text or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in text):
+        return None  # the C resolver would stop at a NUL and read only the part before it
+    try:
+        infos = socket.getaddrinfo(text, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError):
         return None
+    return ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0])
+
+
+def _literal_problem(host: str, address: IPAddress, problem: str) -> str:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a spelling only the resolver reads as an address: say which address
+        return f"host {host!r} means {address}, which is {problem}"
+    return f"host {host!r} is {problem}"
 
 
 def _is_loopback_host(host: str, literal: IPAddress | None) -> bool:

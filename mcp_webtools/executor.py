@@ -5,11 +5,17 @@ makes it with the settings a proxy for many callers needs, and with the egress p
 every resolved address. `Executor.send` runs the attempts a tool's `RetryPolicy` allows inside
 its deadline, follows same-origin redirects only when the tool asks, stops reading a body at the
 size cap, and returns an `UpstreamResponse` or raises one of the specific `UpstreamError`s.
+
+Time: every attempt (its redirects and its whole body read included) is bounded as a whole by
+`attemptTimeoutSeconds` and by the deadline, not just per socket read, so a body trickled one
+byte at a time cannot hold an attempt open past either.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 import ssl
 import time
 import uuid
@@ -22,13 +28,14 @@ import httpx2
 
 from .egress import EgressDenied, EgressPolicy, GuardedNetworkBackend
 from .requests import OutboundRequest
-from .retries import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from .retries import IDEMPOTENT_METHODS, RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "Executor",
     "RequestNotSent",
     "SendPolicy",
+    "UpstreamConnectionLost",
     "UpstreamError",
     "UpstreamResponse",
     "UpstreamTimeout",
@@ -45,6 +52,7 @@ class UpstreamError(Exception):
     """The upstream could not give an HTTP answer. The message is safe to show the model."""
 
     transient = False  # worth another attempt, if the retry policy allows one
+    maybe_received = False  # the request may have reached the upstream and taken effect
 
     def __init__(self, message: str, *, attempts: int = 1) -> None:
         super().__init__(message)
@@ -53,6 +61,7 @@ class UpstreamError(Exception):
 
 class UpstreamTimeout(UpstreamError):
     transient = True
+    maybe_received = True
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -63,6 +72,7 @@ class UpstreamConnectionLost(UpstreamError):
     """The connection broke after it was made (reset mid-body, closed early)."""
 
     transient = True
+    maybe_received = True
 
 
 class RequestNotSent(UpstreamError):
@@ -120,11 +130,21 @@ def create_http_client(*, max_connections: int = 100, egress: EgressPolicy | Non
 
 
 class Executor:
-    """Sends `OutboundRequest`s over the shared client."""
+    """Sends `OutboundRequest`s over the shared client.
 
-    def __init__(self, client: httpx2.AsyncClient, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+    `rng` draws the backoff jitter; pass a seeded or stub `random.Random` for reproducible waits.
+    """
+
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        rng: random.Random | None = None,
+    ) -> None:
         self.client = client
         self.max_response_bytes = max_response_bytes
+        self.rng = rng or random.Random()
 
     async def send(
         self, request: OutboundRequest, policy: SendPolicy, *, deadline: float | None = None
@@ -136,28 +156,35 @@ class Executor:
         allowed = retry.max_attempts(request.method)
         if retry.needs_idempotency_key(request.method):
             request = _with_idempotency_key(request, retry.idempotency_header)
+        started = time.perf_counter()
         attempt = 0
         while True:
             attempt += 1
             remaining = deadline - anyio.current_time()
             if remaining <= 0:
-                raise UpstreamTimeout(_timed_out(policy.timeout), attempts=attempt - 1)
+                raise _gave_up(UpstreamTimeout(_timed_out(policy.timeout)), request, attempt - 1)
             attempt_timeout = min(remaining, retry.attempt_timeout_seconds or remaining)
             try:
-                response = await self._exchange(request, policy, attempt_timeout)
+                response = await self._attempt(request, policy, attempt_timeout)
             except UpstreamError as exc:
-                exc.attempts = attempt
-                if exc.transient and attempt < allowed and await _wait(retry.backoff(attempt), deadline):
+                if exc.transient and attempt < allowed and await _wait(retry.backoff(attempt, self.rng), deadline):
                     continue
-                if isinstance(exc, UpstreamTimeout):
-                    waited = policy.timeout if attempt_timeout >= remaining else attempt_timeout
-                    raise UpstreamTimeout(_timed_out(waited), attempts=attempt) from None
-                raise
+                if isinstance(exc, UpstreamTimeout) and attempt_timeout >= remaining:
+                    exc = UpstreamTimeout(_timed_out(policy.timeout))  # the tool's deadline, not this attempt's
+                raise _gave_up(exc, request, attempt) from None
             if response.status in RETRYABLE_STATUSES and attempt < allowed:
-                delay = response.retry_after if response.retry_after is not None else retry.backoff(attempt)
+                delay = response.retry_after if response.retry_after is not None else retry.backoff(attempt, self.rng)
                 if await _wait(delay, deadline):
                     continue
-            return dataclasses.replace(response, attempts=attempt)
+            # The time the whole call took upstream: every attempt, redirect and wait.
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return dataclasses.replace(response, attempts=attempt, elapsed_ms=elapsed_ms)
+
+    async def _attempt(self, request: OutboundRequest, policy: SendPolicy, timeout: float) -> UpstreamResponse:
+        """One attempt, bounded as a whole: httpx's own timeouts only bound each socket operation."""
+        with anyio.move_on_after(timeout):
+            return await self._exchange(request, policy, timeout)
+        raise UpstreamTimeout(_timed_out(timeout))
 
     async def _exchange(self, request: OutboundRequest, policy: SendPolicy, timeout: float) -> UpstreamResponse:
         """One attempt: the request, and the same-origin redirects the tool allows."""
@@ -167,10 +194,10 @@ class Executor:
             if not (policy.follow_redirects and response.status in REDIRECT_STATUSES and location):
                 return response
             target = urljoin(current.url, location)
-            if _origin(target) != _origin(request.url):
-                return dataclasses.replace(
-                    response, note="The redirect points to another host, so it was not followed."
-                )
+            change = _origin_change(request.url, target)
+            if change:
+                note = f"The redirect points to another {change}, so it was not followed."
+                return dataclasses.replace(response, note=note)
             current = _redirected(current, response.status, target)
         return dataclasses.replace(response, note=f"More than {MAX_REDIRECTS} redirects; stopped following.")
 
@@ -208,6 +235,13 @@ class Executor:
             raise UpstreamConnectionLost(
                 f"the connection to the upstream API broke before the answer was complete ({_reason(exc)})"
             ) from None
+        except httpx2.DecodingError:
+            raise UpstreamError(
+                "the upstream API's answer could not be decoded (its Content-Encoding does not match the body)"
+            ) from None
+        except httpx2.LocalProtocolError:
+            # h11 quotes the offending header value, which may be a secret: say what, never the value.
+            raise RequestNotSent("the HTTP request could not be sent (a header or the URL is not valid HTTP)") from None
         except httpx2.HTTPError as exc:
             raise UpstreamError(f"the upstream connection failed ({type(exc).__name__}: {_reason(exc)})") from None
         upstream = UpstreamResponse(
@@ -220,6 +254,15 @@ class Executor:
             retry_after=parse_retry_after(response.headers.get("retry-after")),
         )
         return upstream, response.headers.get("location")
+
+
+def _gave_up(exc: UpstreamError, request: OutboundRequest, attempts: int) -> UpstreamError:
+    """The error to report after the last attempt, saying how many there were."""
+    message = str(exc)
+    if exc.maybe_received and request.method not in IDEMPOTENT_METHODS:
+        # The model's natural next move is to call again, which for a POST may duplicate the effect.
+        message += f"; the {request.method} may still have taken effect upstream, so check before calling again"
+    return type(exc)(message, attempts=attempts)
 
 
 async def _read_capped(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
@@ -258,10 +301,21 @@ def _redirected(request: OutboundRequest, status: int, target: str) -> OutboundR
     return dataclasses.replace(request, url=target)
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
+def _origin_change(url: str, target: str) -> str | None:
+    """What differs between the origins of `url` and `target` ("host", "port", "scheme"), or None."""
+    old, new = urlsplit(url), urlsplit(target)
+    try:
+        new_port = new.port
+    except ValueError:  # a port that is not a number: certainly not our origin
+        return "port"
+    if (new.hostname or "").lower() != (old.hostname or "").lower():
+        return "host"
+    if new.scheme.lower() != old.scheme.lower():
+        return "scheme"
+    defaults = {"http": 80, "https": 443}
+    if (new_port or defaults.get(new.scheme.lower())) != (old.port or defaults.get(old.scheme.lower())):
+        return "port"
+    return None
 
 
 def _timed_out(seconds: float) -> str:
@@ -278,6 +332,16 @@ def _is_tls_failure(exc: BaseException) -> bool:
 
 
 def _reason(exc: Exception) -> str:
-    # httpx errors carry the OS reason ("Connection refused"); the URL is not included,
-    # so no secret that lives in a URL reaches the message.
-    return str(exc) or type(exc).__name__
+    """httpx's own text ("Connection refused"), else the OS reason beneath it, else the class name.
+
+    Neither includes the URL, so no secret that lives in a URL reaches the message. A reset
+    arrives as a `ReadError` with no text; the `ConnectionResetError` behind it says what happened.
+    """
+    if str(exc):
+        return str(exc)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__

@@ -2,7 +2,8 @@
 
 Transports only carry bytes; tool logic lives in `server.WebTools`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
-and an optional static bearer token guards every path but `/healthz`.
+an optional static bearer token guards every path but `/healthz`, and request bodies past
+`HttpSettings.max_body_bytes` get 413 before they are parsed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+import anyio
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -20,15 +22,25 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .server import WebTools
+from .server import CLIENT_GONE, HangUp, WebTools
 
-__all__ = ["BearerTokenGuard", "HttpSettings", "bind_host_allowance", "build_http_app", "transport_security"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "BearerTokenGuard",
+    "HttpSettings",
+    "bind_host_allowance",
+    "build_http_app",
+    "transport_security",
+]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 OPEN_PATHS = frozenset({"/healthz"})
+# The SDK's own default: room for a tool call whose arguments fill the default 1 MiB request cap
+# several times over (JSON escaping can double a string), and no more.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class HttpSettings:
     allowed_hosts: Sequence[str] = field(default_factory=tuple)
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     stateless: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # inbound POST bodies (JSON-RPC messages); larger: 413
 
 
 def transport_security(settings: HttpSettings) -> TransportSecuritySettings:
@@ -74,6 +87,68 @@ def _host_patterns(host: str) -> list[str]:
     return [host, f"{host}:*"]
 
 
+class StreamableHttpLifecycle:
+    """What `/mcp` needs around the SDK's transport: hang-ups noticed, idle streams ended on shutdown.
+
+    - POST: the `HangUp` put in the ASGI scope (`CLIENT_GONE`) cancels the call waiting to answer
+      on that POST when the client disconnects (see `WebTools._call_tool`).
+    - GET (the legacy standalone stream): ended as soon as the server starts shutting down. It
+      only carries messages the server starts on its own, never a call's answer, so a graceful
+      shutdown must not wait for the client to hang up (it never would). The response is
+      finished cleanly, so the client sees the stream end rather than a broken connection.
+    """
+
+    def __init__(self, app: ASGIApp, webtools: WebTools) -> None:
+        self.app = app
+        self.in_flight = webtools.in_flight
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            await self._post(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "GET":
+            await self._get(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hang_up = scope[CLIENT_GONE] = HangUp()
+
+        async def noting_receive() -> Message:
+            # The transport keeps receiving while it streams an answer (sse-starlette watches
+            # for the disconnect), so the hang-up passes through here.
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                hang_up()
+            return message
+
+        await self.app(scope, noting_receive, send)
+
+    async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = "not started"
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal state
+            if message["type"] == "http.response.start":
+                state = "open"
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state = "done"
+            await send(message)
+
+        async with anyio.create_task_group() as tg:
+
+            async def end_on_shutdown() -> None:
+                await self.in_flight.wait_closing()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(end_on_shutdown)
+            await self.app(scope, receive, tracking_send)
+            tg.cancel_scope.cancel()
+        if state == "open":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif state == "not started":
+            await Response("shutting down", status_code=503)(scope, receive, send)
+
+
 class BearerTokenGuard:
     """Requires `Authorization: Bearer <token>` (or Hamsa's `Token <token>`) on every guarded path."""
 
@@ -107,9 +182,12 @@ class BearerTokenGuard:
 def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
     security = transport_security(settings)
     manager = StreamableHTTPSessionManager(
-        app=webtools.server, stateless=settings.stateless, security_settings=security
+        app=webtools.server,
+        stateless=settings.stateless,
+        security_settings=security,
+        max_request_body_size=settings.max_body_bytes,
     )
-    sse = SseServerTransport("/messages/", security_settings=security)
+    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
 
     guard = TransportSecurityMiddleware(security)
 
@@ -133,7 +211,7 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
 
     app: ASGIApp = Starlette(
         routes=[
-            Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)),
+            Route("/mcp", endpoint=StreamableHttpLifecycle(StreamableHTTPASGIApp(manager), webtools)),
             Route("/sse", endpoint=sse_endpoint, methods=["GET"]),
             Mount("/messages/", app=sse.handle_post_message),
             Route("/healthz", endpoint=healthz, methods=["GET"]),

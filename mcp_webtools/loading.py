@@ -3,7 +3,9 @@
 `load_definitions` collects every problem it finds (file, tool, field, message) and raises them
 together as `ConfigErrors`, so a person fixes a config in one pass instead of one error at a time.
 `${NAME}` and `${NAME:-default}` are read from the environment here; a value that came from the
-environment is recorded as a secret of its tool.
+environment is recorded as a secret of its tool. Errors and warnings pass through a `Redactor` of
+every secret the files configure before anyone sees them (printed by the CLI, or logged before the
+server's logging filter knows the toolset).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from pydantic import ValidationError
 
 from .definitions import ToolDefinition
 from .egress import EgressDenied, EgressPolicy
-from .redaction import Redactor
+from .redaction import Redactor, secret_header_values
 from .shapes import NormalisedEntry, ShapeError, entries_in_document, normalise_entry
 
 __all__ = [
@@ -52,6 +54,15 @@ class ConfigError:
     message: str
     tool: str | None = None
     field: str | None = None
+
+    def redacted(self, redactor: Redactor) -> ConfigError:
+        """The same error with every secret in its texts masked (a message may quote the config)."""
+        return replace(
+            self,
+            message=redactor(self.message),
+            tool=redactor(self.tool) if self.tool else self.tool,
+            field=redactor(self.field) if self.field else self.field,
+        )
 
     def __str__(self) -> str:
         where = self.file
@@ -119,12 +130,17 @@ def load_definitions(
     files, errors = config_files(paths)
     warnings: list[ConfigError] = []
     definitions: list[ToolDefinition] = []
+    secrets: set[str] = set()
     for path in files:
-        file_defs, file_errors, file_warnings = _load_file(path, environ, egress)
+        file_defs, file_errors, file_warnings = _load_file(path, environ, egress, secrets)
         definitions.extend(file_defs)
         errors.extend(file_errors)
         warnings.extend(file_warnings)
     errors.extend(_duplicate_names(definitions))
+    # A message may quote the config (a host from `${...}`, a value pasted in the wrong place).
+    redactor = Redactor(secrets)
+    errors = [error.redacted(redactor) for error in errors]
+    warnings = [warning.redacted(redactor) for warning in warnings]
     for warning in warnings:
         logger.warning("%s", warning)
     if errors:
@@ -155,8 +171,9 @@ def _read_document(path: Path) -> Any:
 
 
 def _load_file(
-    path: Path, environ: Mapping[str, str], egress: EgressPolicy
+    path: Path, environ: Mapping[str, str], egress: EgressPolicy, secrets: set[str]
 ) -> tuple[list[ToolDefinition], list[ConfigError], list[ConfigError]]:
+    """The file's definitions, errors and warnings; the secrets it configures are added to `secrets`."""
     file = str(path)
     try:
         document = _read_document(path)
@@ -184,7 +201,7 @@ def _load_file(
             continue
         # Parts that could not be read are reported with whatever the rest of the entry has wrong.
         errors += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.problems]
-        definition, entry_errors = _validate(normalised, file, label, location, environ, egress)
+        definition, entry_errors = _validate(normalised, file, label, location, environ, egress, secrets)
         errors.extend(entry_errors)
         if normalised.problems:
             continue
@@ -214,10 +231,11 @@ def _validate(
     location: str,
     environ: Mapping[str, str],
     egress: EgressPolicy,
+    all_secrets: set[str],
 ) -> tuple[ToolDefinition | None, list[ConfigError]]:
     values = dict(normalised.values)
     errors: list[ConfigError] = []
-    secrets: set[str] = set()
+    secrets: set[str] = set()  # the values that came from the environment
 
     def substitute(text: str, field_path: str) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -249,6 +267,11 @@ def _validate(
         name: substitute(value, f"{fields['path_defaults']}.{name}")
         for name, value in values.get("path_defaults", {}).items()
     }
+    # Everything the server will treat as secret, gathered even when the entry turns out invalid.
+    all_secrets |= secrets
+    if isinstance(values.get("auth_token"), str):
+        all_secrets.add(values["auth_token"])
+    all_secrets.update(secret_header_values(values["headers"]))
     if errors:
         return None, errors
     values["source"] = file
@@ -258,9 +281,8 @@ def _validate(
         egress.check_url(definition.url, allow_http=definition.allow_http)
         return definition, []
     except EgressDenied as exc:
-        # The host may have come from a `${...}` value: hide it like any other secret.
-        message = Redactor(secrets)(str(exc))
-        return None, [ConfigError(file, message, tool=label, field=_join(location, fields["url"]))]
+        # The host may have come from a `${...}` value: `load_definitions` hides it like any other secret.
+        return None, [ConfigError(file, str(exc), tool=label, field=_join(location, fields["url"]))]
     except ValidationError as exc:
         problems = exc.errors(include_url=False)
         bad = {str(problem["loc"][0]) for problem in problems if problem["loc"]}
@@ -283,6 +305,10 @@ _TYPE_MESSAGES = {
     "model_attributes_type": "must be an object",
     "tuple_type": "must be a list",
     "list_type": "must be a list",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "string_unicode": "must be a string",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",

@@ -39,7 +39,7 @@ def secret_header_values(headers: Iterable[tuple[str, str]]) -> list[str]:
 
 
 class Redactor:
-    """Replaces every known secret value, and its common encodings, with `***`."""
+    """Replaces every known secret value, its lowercase form and their common encodings, with `***`."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         variants: set[str] = set()
@@ -50,6 +50,8 @@ class Redactor:
             credential = secret.partition(" ")[2]
             if credential and len(credential) >= MIN_SECRET_LENGTH:
                 forms.append(credential)  # "Bearer abc..." echoed back without its scheme
+            # A host name from `${...}` comes back lowercased (URL parsers, DNS and TLS errors).
+            forms += [form.lower() for form in forms if form.lower() != form]
             for form in forms:
                 variants.update(_encodings(form))
         self._secrets = frozenset(v for v in variants if len(v) >= MIN_SECRET_LENGTH)

@@ -21,6 +21,7 @@ from .definitions import PLACEHOLDER, ToolDefinition
 __all__ = [
     "BODY_METHODS",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "MAX_URL_CHARS",
     "OutboundRequest",
     "RequestBuildError",
     "RequestTemplate",
@@ -28,6 +29,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+# httpx refuses longer URLs at send time; refusing them here names the argument and sends nothing.
+MAX_URL_CHARS = 65536
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 USER_AGENT = f"mcp-webtools/{__version__}"
 # A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
@@ -107,6 +110,7 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
     """The request for one call; raises `RequestBuildError` naming the argument at fault."""
     path = ""
     used: set[str] = set()
+    url_chars: dict[str, int] = {}  # how much of the URL each argument takes, to name the culprit
     for piece in template.path_pieces:
         if isinstance(piece, str):
             path += piece
@@ -121,7 +125,9 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
             value = template.path_defaults[name]
         else:
             raise RequestBuildError(name, "is required: it fills the URL path")
-        path += _path_segment(name, value)
+        segment = _path_segment(name, value)
+        url_chars[name] = url_chars.get(name, 0) + len(segment)
+        path += segment
 
     remaining = {k: v for k, v in arguments.items() if k not in used}
     query = [template.fixed_query] if template.fixed_query else []
@@ -134,11 +140,19 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
                 f"the request body would be {len(body)} bytes; this tool accepts at most {template.max_body_bytes}",
             )
     else:
-        query += [f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in _query_pairs(remaining)]
+        for name, value in _query_pairs(remaining):
+            pair = f"{quote(name, safe='')}={quote(value, safe='')}"
+            url_chars[name] = url_chars.get(name, 0) + len(pair) + 1
+            query.append(pair)
 
     url = template.origin + (path or "/")
     if query:
         url += "?" + "&".join(query)
+    if len(url) > MAX_URL_CHARS:
+        culprit = max(url_chars, key=lambda name: url_chars[name]) if url_chars else "arguments"
+        raise RequestBuildError(
+            culprit, f"makes the URL {len(url)} characters long (encoded); at most {MAX_URL_CHARS} fit in a URL"
+        )
     return OutboundRequest(method=template.method, url=url, headers=template.headers, body=body)
 
 

@@ -1,19 +1,23 @@
 """Turning an upstream answer, or the lack of one, into the MCP result the model reads.
 
-2xx + JSON object -> `structuredContent` and a compact JSON text; other JSON -> JSON text;
-anything else -> text. Non-2xx and failures -> `isError: true` with a message the model can act
-on. Every text passes through the redactor; the HTTP status and elapsed time go in `_meta`.
+2xx -> the body shaped per tool (see `projection.py`): `structuredContent` is always an object
+holding `api_response_status`, and the body (an object body itself, any other under `data`);
+the text is the (projected) body as compact JSON, or the text as received. Non-2xx and failures
+-> `isError: true` with a message the model can act on. Every text passes through the redactor;
+the HTTP status and elapsed time go in `_meta`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import mcp_types as types
 
 from .executor import UpstreamResponse
+from .projection import NO_BODY, OutputMismatch, ResponseShaping, response_shaping
 from .redaction import Redactor
 
 __all__ = ["ERROR_BODY_LIMIT", "META_HTTP", "META_TOOL", "error_result", "response_result"]
@@ -22,9 +26,14 @@ META_HTTP = "mcp-webtools/http"
 META_TOOL = "mcp-webtools/tool"
 ERROR_BODY_LIMIT = 4096
 _TEXTUAL = ("json", "xml", "javascript", "x-www-form-urlencoded", "yaml", "csv")
+_PLAIN = response_shaping()  # a tool with no shaping settings
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads has already joined every valid pair
 
 
-def response_result(response: UpstreamResponse, redactor: Redactor) -> types.CallToolResult:
+def response_result(
+    response: UpstreamResponse, redactor: Redactor, shaping: ResponseShaping | None = None
+) -> types.CallToolResult:
+    shaping = shaping or _PLAIN
     meta: dict[str, Any] = {"status": response.status, "elapsedMs": round(response.elapsed_ms, 3)}
     if response.truncated:
         meta["truncated"] = True
@@ -33,33 +42,45 @@ def response_result(response: UpstreamResponse, redactor: Redactor) -> types.Cal
     if response.retry_after is not None and not response.ok:
         meta["retryAfterSeconds"] = response.retry_after
     if not response.ok:
-        return _http_error(response, redactor, meta)
+        return _http_error(response, redactor, meta, shaping)
 
     mime = _mime(response)
-    if mime.startswith("image/") and not _is_textual(mime) and not response.truncated:
+    if mime.startswith("image/") and not _is_textual(mime) and not response.truncated and not _holds_secret(
+        response.body, redactor
+    ):
         data = base64.b64encode(response.body).decode("ascii")
-        return _result([types.ImageContent(type="image", data=data, mime_type=mime)], meta)
+        return _shaped(
+            shaping, NO_BODY, response, redactor, meta, [types.ImageContent(type="image", data=data, mime_type=mime)]
+        )
     if not _is_textual(mime):
         note = f"The upstream API answered HTTP {response.status} with {len(response.body)} bytes of {mime}"
         note += " (cut off at the response size limit)." if response.truncated else "."
-        return _result([_text(note)], meta)
+        return _shaped(shaping, NO_BODY, response, redactor, meta, [_text(note)])
 
     text = _decode(response)
     if response.truncated:
         # Never parsed as JSON: the beginning of a document is not the document.
+        if shaping.needs_whole_body:
+            return _unshapeable(response, redactor, meta, shaping)
         note = (
             f"[response truncated: the upstream body exceeded {len(response.body)} bytes; "
             "only the beginning is shown]\n"
         )
-        return _result([_text(note + redactor.redact_cut(text))], meta)
+        shown = _cap_text(redactor.redact_cut(text), shaping.max_result_bytes)
+        return _shaped(shaping, NO_BODY, response, redactor, meta, [_text(note + shown)])
     if "json" in mime or not mime:
         try:
-            value = json.loads(text)
-        except ValueError:
+            # NaN and Infinity are not JSON: null, as they would go out in structuredContent anyway.
+            value = _redact_json(json.loads(text, parse_constant=lambda _: None), redactor)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             value = _NOT_JSON
         if value is not _NOT_JSON:
-            return _json_result(value, redactor, meta)
-    return _result([_text(redactor(text))], meta)
+            return _shaped(shaping, value, response, redactor, meta, is_json=True)
+        if text.strip() and "json" in mime:
+            # Not an error: the call did happen upstream, and an error invites repeating a POST.
+            mislabelled = f"[the upstream API labelled this answer {mime}, but it is not valid JSON]"
+            return _shaped(shaping, redactor(text), response, redactor, meta, lead=mislabelled)
+    return _shaped(shaping, redactor(text) if text else NO_BODY, response, redactor, meta)
 
 
 def error_result(message: str, redactor: Redactor, **meta: Any) -> types.CallToolResult:
@@ -74,22 +95,87 @@ def error_result(message: str, redactor: Redactor, **meta: Any) -> types.CallToo
 _NOT_JSON = object()
 
 
-def _json_result(value: Any, redactor: Redactor, meta: dict[str, Any]) -> types.CallToolResult:
+def _redact_json(value: Any, redactor: Redactor) -> Any:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate escape ("\ud800") parses, but no result holding it can be sent: use U+FFFD.
+        text = _LONE_SURROGATE.sub("\ufffd", text)
+        value = json.loads(text)
     redacted = redactor(text)
-    if redacted != text:
-        # A secret was echoed back. Replacing it inside the JSON text keeps the JSON valid
-        # in every case but a secret spanning string boundaries; then redact value by value.
-        try:
-            value = json.loads(redacted)
-        except ValueError:
-            value = redactor.redact_json(value)
-            redacted = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    structured = value if isinstance(value, dict) else None
-    return _result([_text(redacted)], meta, structured=structured)
+    if redacted == text:
+        return value
+    # A secret was echoed back. Replacing it inside the JSON text keeps the JSON valid
+    # in every case but a secret spanning string boundaries; then redact value by value.
+    try:
+        return json.loads(redacted)
+    except ValueError:
+        return redactor.redact_json(value)
 
 
-def _http_error(response: UpstreamResponse, redactor: Redactor, meta: dict[str, Any]) -> types.CallToolResult:
+def _shaped(
+    shaping: ResponseShaping,
+    body: Any,
+    response: UpstreamResponse,
+    redactor: Redactor,
+    meta: dict[str, Any],
+    content: list[types.ContentBlock] | None = None,
+    *,
+    is_json: bool = False,
+    lead: str | None = None,
+) -> types.CallToolResult:
+    """A 2xx result: `content` as given (or the shaped body as text) plus the structured envelope.
+
+    `lead` is a note for the model placed before the body.
+    """
+    try:
+        shaped = shaping.shape(body, response.status, is_json=is_json)
+    except OutputMismatch as exc:
+        message = f"The upstream API answered HTTP {response.status}, but {exc}."
+        return _error(message, redactor, meta, shaping.status_only(response.status))
+    except RecursionError:
+        message = f"The upstream API answered HTTP {response.status} with JSON nested too deeply to return."
+        return _error(message, redactor, meta, shaping.status_only(response.status))
+    if content is None:
+        content = [_text(shaped.text or "")]
+    if lead:
+        content = [_text(lead), *content]
+    if shaped.note:
+        content = [*content, _text(shaped.note)]
+    return _result(content, meta, structured=shaped.structured)
+
+
+def _unshapeable(
+    response: UpstreamResponse, redactor: Redactor, meta: dict[str, Any], shaping: ResponseShaping
+) -> types.CallToolResult:
+    message = (
+        f"The upstream API answered HTTP {response.status} with more than {len(response.body)} bytes, the "
+        "response size limit (maxResponseBytes); the answer was cut off, so this tool's responseFields, "
+        "flatten or outputSchema cannot be applied to it. Raise the tool's maxResponseBytes."
+    )
+    return _error(message, redactor, meta, shaping.status_only(response.status))
+
+
+def _error(
+    message: str, redactor: Redactor, meta: dict[str, Any], structured: dict[str, Any] | None
+) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[_text(redactor(message))], structured_content=structured, is_error=True, _meta={META_HTTP: meta}
+    )
+
+
+def _cap_text(text: str, max_bytes: int) -> str:
+    """At most `max_bytes` of UTF-8 (plain text, never parsed), marked when cut."""
+    if len(text.encode("utf-8", "surrogatepass")) <= max_bytes:
+        return text
+    kept = text.encode("utf-8", "surrogatepass")[: max_bytes - 64].decode("utf-8", "ignore")
+    return f"{kept}…[+{len(text) - len(kept)} chars]"
+
+
+def _http_error(
+    response: UpstreamResponse, redactor: Redactor, meta: dict[str, Any], shaping: ResponseShaping
+) -> types.CallToolResult:
     reason = f" {redactor(response.reason)}" if response.reason else ""
     message = f"The upstream API answered HTTP {response.status}{reason}"
     message += f" (after {response.attempts} attempts)." if response.attempts > 1 else "."
@@ -107,7 +193,11 @@ def _http_error(response: UpstreamResponse, redactor: Redactor, meta: dict[str, 
             body += " [cut off at the response size limit]"
         if body:
             message += f"\nResponse body:\n{body}"
-    return types.CallToolResult(content=[_text(message)], is_error=True, _meta={META_HTTP: meta})
+    # The status for flows to route on (404 vs 5xx), unless the tool's outputSchema would not allow it.
+    structured = shaping.status_only(response.status)
+    return types.CallToolResult(
+        content=[_text(message)], structured_content=structured, is_error=True, _meta={META_HTTP: meta}
+    )
 
 
 def _result(
@@ -118,6 +208,12 @@ def _result(
 
 def _text(text: str) -> types.TextContent:
     return types.TextContent(type="text", text=text)
+
+
+def _holds_secret(body: bytes, redactor: Redactor) -> bool:
+    """Whether raw bytes contain a secret (an image is passed on base64-encoded, beyond redaction)."""
+    text = body.decode("latin-1")
+    return redactor(text) != text
 
 
 def _mime(response: UpstreamResponse) -> str:

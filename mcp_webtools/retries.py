@@ -9,7 +9,9 @@ tool's overall deadline.
 
 from __future__ import annotations
 
+import math
 import random
+import re
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -19,6 +21,8 @@ __all__ = ["IDEMPOTENT_METHODS", "RETRYABLE_STATUSES", "RetryPolicy", "parse_ret
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# RFC 9110 delta-seconds: ASCII digits only (`str.isdigit` also accepts "²", which float() refuses).
+_DELTA_SECONDS = re.compile(r"[0-9]+")
 
 
 class RetryPolicy(BaseModel):
@@ -45,22 +49,31 @@ class RetryPolicy(BaseModel):
         return method not in IDEMPOTENT_METHODS and self.max_attempts(method) > 1
 
     def backoff(self, retry: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number `retry` (1-based): full jitter, capped."""
-        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** (retry - 1)))
+        """Seconds to wait before retry number `retry` (1-based): full jitter, capped.
+
+        The ceiling doubles per retry up to `maxBackoffSeconds`; the wait is uniform below it,
+        so many callers that failed together do not come back together. Pass `rng` for a
+        reproducible wait.
+        """
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** min(retry - 1, 64))
         return (rng or random).uniform(0, ceiling)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or None."""
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), or None if unreadable.
+
+    An HTTP date has whole-second resolution, so the wait until it is rounded up: never retry
+    before the moment the upstream named.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    return float(max(0, math.ceil((when - (now or datetime.now(timezone.utc))).total_seconds())))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import uvicorn
 from mcp.server.stdio import stdio_server
+from sse_starlette.sse import AppStatus
 
 from .egress import EgressPolicy
 from .executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
@@ -33,6 +35,7 @@ __all__ = [
     "serve_http",
     "serve_stdio",
     "start_http",
+    "GracefulServer",
 ]
 
 logger = logging.getLogger("mcp_webtools")
@@ -95,31 +98,71 @@ async def serve_stdio(webtools: WebTools) -> None:
         await webtools.server.run(read, write, webtools.server.create_initialization_options())
 
 
+# After the drain, what is left is answers on their way out (and legacy /sse streams, which the
+# server cannot tell idle from busy): this long for them, then everything still open is cancelled.
+FLUSH_SECONDS = 1.0
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn, with a shutdown that waits for tool calls rather than for connections.
+
+    On SIGTERM/SIGINT: stop accepting connections, end the idle legacy `GET /mcp` streams, let
+    the calls in flight finish for up to `shutdown_grace_seconds`, then cancel the rest (each
+    answers with a tool error, and its upstream request is closed). uvicorn's own grace only
+    starts after that, as a short flush for answers still being written.
+    """
+
+    def __init__(self, config: uvicorn.Config, webtools: WebTools, shutdown_grace_seconds: float) -> None:
+        super().__init__(config)
+        self.webtools = webtools
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # sse-starlette would close every SSE response (including a legacy call's own answer
+        # stream) about half a second after the signal; the drain below decides instead.
+        AppStatus.disable_automatic_graceful_drain()
+        try:
+            await super().serve(sockets)
+        finally:
+            AppStatus.enable_automatic_graceful_drain_mode()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.servers and self.servers[0].sockets:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            logger.info("serving MCP at http://%s:%d/mcp (legacy SSE at /sse)", _display_host(host), port)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        in_flight = self.webtools.in_flight
+        logger.info(
+            "shutting down: no new connections; waiting up to %g s for %d call(s) in flight",
+            self.shutdown_grace_seconds,
+            len(in_flight),
+        )
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # closes idle keep-alive connections; busy ones close after their answer
+        cancelled = await in_flight.drain(self.shutdown_grace_seconds, forced=lambda: self.force_exit)
+        if cancelled:
+            logger.warning("cancelled %d call(s) in flight: %s", cancelled, in_flight.cancel_reason)
+        self.config.timeout_graceful_shutdown = min(FLUSH_SECONDS, self.shutdown_grace_seconds)
+        await super().shutdown(sockets)
+
+
 def start_http(
     webtools: WebTools, host: str, port: int, settings: HttpSettings, *, shutdown_grace_seconds: float = 10.0
-) -> uvicorn.Server:
-    """A configured uvicorn server for `webtools` (not yet running).
-
-    On SIGTERM/SIGINT uvicorn stops accepting, lets in-flight requests finish for up to
-    `shutdown_grace_seconds`, then cancels them (and with them their upstream requests).
-    """
+) -> GracefulServer:
+    """A configured server for `webtools` (not yet running); see `GracefulServer` for shutdown."""
     app = build_http_app(webtools, settings)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=shutdown_grace_seconds,
-    )
-    return uvicorn.Server(config)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
+    return GracefulServer(config, webtools, shutdown_grace_seconds)
 
 
 async def serve_http(
     webtools: WebTools, host: str, port: int, settings: HttpSettings, *, shutdown_grace_seconds: float = 10.0
 ) -> None:
     server = start_http(webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds)
-    logger.info("serving MCP at http://%s:%d/mcp (legacy SSE at /sse)", _display_host(host), port)
     await server.serve()
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import anyio
 import mcp_types as types
@@ -19,17 +21,19 @@ from mcp.shared.exceptions import MCPError
 from . import __version__
 from .arguments import ArgumentError
 from .executor import Executor, UpstreamError
-from .limits import Busy, CallLimits
+from .limits import Busy, CallLimits, InFlightCalls, ShuttingDown
 from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
 from .results import error_result, response_result
 from .toolset import PreparedTool, Toolset
 
-__all__ = ["SERVER_NAME", "PreparedCall", "WebTools"]
+__all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "PreparedCall", "WebTools"]
 
 logger = logging.getLogger("mcp_webtools.calls")
 
 SERVER_NAME = "mcp-webtools"
+# ASGI scope key: the `HangUp` of a POST that may carry a call's answer.
+CLIENT_GONE = "mcp_webtools.client_gone"
 INSTRUCTIONS = (
     "Each tool calls an HTTP API configured by the operator. Tool errors say what went wrong "
     "(invalid arguments name each field; upstream failures give the HTTP status and body)."
@@ -58,6 +62,7 @@ class WebTools:
         self.toolset = toolset
         self.executor = executor
         self.limits = limits or CallLimits()
+        self.in_flight = InFlightCalls()
         self.server: Server = Server(
             SERVER_NAME,
             version=__version__,
@@ -88,23 +93,39 @@ class WebTools:
         return error_result(text, toolset.redactor)
 
     async def execute(self, call: PreparedCall) -> types.CallToolResult:
-        """Wait for a slot, send, and shape the answer, all under the tool's timeout."""
+        """Wait for a slot, send, and shape the answer, all under the tool's timeout.
+
+        A shutdown that outlasts its grace period cancels the call; the caller still gets an
+        answer (a tool error saying so). A cancellation from outside (the client cancelled or
+        went away) propagates, and with it the upstream request is abandoned.
+        """
         tool, redactor = call.tool, call.redactor
         started = time.perf_counter()
         deadline = anyio.current_time() + tool.timeout
         result: types.CallToolResult | None = None
-        failure, attempts = f"timed out after {tool.timeout:g} s", 0
-        with anyio.move_on_after(tool.timeout):
-            try:
-                async with self.limits.slot(tool.name, tool.definition.max_concurrency):
-                    response = await self.executor.send(call.request, tool.send_policy, deadline=deadline)
-                    result = response_result(response, redactor)
-                    attempts = response.attempts
-            except Busy as exc:
-                failure = f"{exc}; the server is busy, try again shortly"
-            except UpstreamError as exc:
-                failure, attempts = str(exc), exc.attempts
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        # What to say if the deadline passes: still queued for a slot, or waiting on the upstream.
+        failure = f"timed out after {tool.timeout:g} s waiting for a free slot (busy, try again shortly)"
+        attempts = 0
+        try:
+            with self.in_flight.track() as shutdown_scope, anyio.move_on_after(tool.timeout):
+                try:
+                    async with self.limits.slot(tool.name, tool.definition.max_concurrency):
+                        failure = f"timed out after {tool.timeout:g} s"
+                        response = await self.executor.send(call.request, tool.send_policy, deadline=deadline)
+                        result = response_result(response, redactor, tool.definition.shaping)
+                        attempts = response.attempts
+                except Busy as exc:
+                    failure = f"busy, try again shortly ({exc})"
+                except UpstreamError as exc:
+                    failure, attempts = str(exc), exc.attempts
+            if shutdown_scope.cancelled_caught:
+                failure = f"mcp-webtools is shutting down and cancelled the call: {self.in_flight.cancel_reason}"
+        except ShuttingDown as exc:
+            failure = f"{exc}; try again shortly"
+        except anyio.get_cancelled_exc_class():
+            logger.info("tool=%s cancelled by the client after %.1f ms", tool.name, _ms_since(started))
+            raise
+        elapsed_ms = _ms_since(started)
         if result is None:
             # No HTTP status to report, but how long we waited helps tell a slow upstream from a dead one.
             meta = {"elapsedMs": round(elapsed_ms, 3)}
@@ -153,4 +174,53 @@ class WebTools:
         return self.toolset.list_result
 
     async def _call_tool(self, ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await self.call(params.name, params.arguments)
+        hang_up = _hang_up_of(ctx)
+        if hang_up is None:
+            return await self.call(params.name, params.arguments)
+        # A handshake-era HTTP call answers on its own POST, but runs in the session's task, so
+        # the client hanging up does not cancel it by itself (a 2026-07-28 call runs in the
+        # POST's own task, and a cancel notification is applied by the SDK). With no answer
+        # stream left and no way to resume one, the call and its upstream request are abandoned.
+        with hang_up.cancels():
+            return await self.call(params.name, params.arguments)
+        logger.info("tool=%s cancelled: the client disconnected", params.name)
+        return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
+
+
+class HangUp:
+    """Cancels the calls awaiting their answer on one HTTP request once its client disconnects.
+
+    `http_app` puts one in the request's ASGI scope (under `CLIENT_GONE`) and calls it on the
+    disconnect.
+    """
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._scopes: set[anyio.CancelScope] = set()
+
+    def __call__(self) -> None:
+        self.happened = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    @contextmanager
+    def cancels(self) -> Iterator[anyio.CancelScope]:
+        scope = anyio.CancelScope()
+        if self.happened:
+            scope.cancel()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._scopes.discard(scope)
+
+
+def _hang_up_of(ctx: ServerRequestContext) -> HangUp | None:
+    scope = getattr(ctx.request, "scope", None)
+    hang_up = scope.get(CLIENT_GONE) if isinstance(scope, dict) else None
+    return hang_up if isinstance(hang_up, HangUp) else None
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -18,7 +18,14 @@ from typing import Any
 
 from .definitions import slugify
 
-__all__ = ["EXTENSION_FIELDS", "NormalisedEntry", "ShapeError", "entries_in_document", "normalise_entry"]
+__all__ = [
+    "EXTENSION_FIELDS",
+    "NormalisedEntry",
+    "params_schema",
+    "ShapeError",
+    "entries_in_document",
+    "normalise_entry",
+]
 
 # Settings of ours that Hamsa does not have: top-level keys, the same in every shape.
 EXTENSION_FIELDS = {
@@ -28,6 +35,10 @@ EXTENSION_FIELDS = {
     "allowHttp": "allow_http",
     "maxRequestBytes": "max_request_bytes",
     "maxResponseBytes": "max_response_bytes",
+    "responseFields": "response_fields",
+    "flatten": "flatten",
+    "maxResultBytes": "max_result_bytes",
+    "outputSchema": "output_schema",
 }
 
 
@@ -180,7 +191,7 @@ def _common(raw: dict[str, Any], values: dict[str, Any], fields: dict[str, str],
     if "async" in raw:
         values["is_async"] = raw["async"]
     fields["is_async"] = "async"
-    values["params"] = _params_schema(raw.get(params_key))
+    values["params"] = params_schema(raw.get(params_key))
     fields["params"] = params_key
     if raw.get("messages") is not None:
         values["messages"] = _messages(raw["messages"])
@@ -263,7 +274,7 @@ def _is_scalar(value: Any) -> bool:
     return isinstance(value, str) or _is_number(value)
 
 
-def _params_schema(params: Any) -> Any:
+def params_schema(params: Any) -> Any:
     if params is None:
         return {"type": "object", "properties": {}, "additionalProperties": False}
     if (

@@ -105,7 +105,9 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
         name=definition.mcp_name,
         title=redactor(definition.name),
         description=redactor(definition.description) or None,
-        input_schema=definition.params,
+        # Published redacted (a secret may sit in a description or default); validation uses the original.
+        input_schema=redactor.redact_json(definition.params),
+        output_schema=redactor.redact_json(definition.shaping.output_schema),
         annotations=annotations_for(definition.method),
         _meta=meta,
     )

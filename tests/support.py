@@ -1,21 +1,34 @@
-"""Test harness: a recording upstream HTTP server and real MCP clients over every transport.
+"""Test harness: a recording upstream HTTP server, real MCP clients over every transport, and the
+suite-wide secrets scan.
 
 Everything runs on 127.0.0.1. Servers listen on sockets bound before they start, so a client
 can connect at once: the kernel queues the connection until uvicorn accepts it.
+
+The secrets scan: `SCANNER` knows the test secrets (the values the server must never show) and
+checks every text it is given for them. Tests declare secrets with `secret(value)`, by writing a
+value that contains `SECRET_MARK`, or just by configuring them: `write_tools` and `hamsa_tool`
+register every `authToken` and non-protocol header value, and the environment values that
+`${NAME}` references; `mcp_client` registers its inbound `auth_token` and `env`. conftest.py feeds
+the scanner everything the server printed or returned (MCP messages, process output, captured
+output, log records) and fails the session if any secret shows. Config files and what the
+upstream received hold secrets by design and are never scanned.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import re
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import anyio
 import httpx2
@@ -133,6 +146,8 @@ class Upstream:
 def bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this; without it every keep-alive request waits ~40 ms (Nagle + delayed ACK).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)
     return sock
@@ -154,6 +169,8 @@ async def serve_asgi(app: Any) -> AsyncIterator[str]:
 
 
 def write_tools(directory: Path, tools: list[dict[str, Any]] | dict[str, Any], name: str = "tools.json") -> Path:
+    """Write a config file; the secrets it configures become known to the secrets scan."""
+    register_tool_secrets(tools)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
     if name.endswith((".yaml", ".yml")):
@@ -164,9 +181,9 @@ def write_tools(directory: Path, tools: list[dict[str, Any]] | dict[str, Any], n
 
 
 def hamsa_tool(name: str, url: str, method: str = "GET", params: dict | None = None, **settings: Any) -> dict:
-    """A tool in the Hamsa create-web-tool API shape."""
+    """A tool in the Hamsa create-web-tool API shape; its `authToken` and header values become test secrets."""
     extra = {k: settings.pop(k) for k in ("async", "messages", "description") if k in settings}
-    return {
+    tool = {
         "type": "FUNCTION",
         "name": name,
         "description": extra.pop("description", f"{name} tool"),
@@ -174,6 +191,8 @@ def hamsa_tool(name: str, url: str, method: str = "GET", params: dict | None = N
         "params": params or {"type": "object", "properties": {}},
         **extra,
     }
+    register_tool_secrets(tool)
+    return tool
 
 
 @asynccontextmanager
@@ -185,8 +204,13 @@ async def mcp_client(
     env: dict[str, str] | None = None,
     auth_token: str | None = None,
 ) -> AsyncIterator[Client]:
-    """A real `mcp.Client` connected to mcp-webtools over `transport` ("stdio" | "http" | "sse")."""
+    """A real `mcp.Client` connected to mcp-webtools over `transport` ("stdio" | "http" | "sse").
+
+    The inbound `auth_token`, and the `env` values the config references, become test secrets.
+    """
     environ = {**os.environ, **(env or {})}
+    SCANNER.register(auth_token)
+    register_config_secrets(config, environ)
     if transport == "stdio":
         params = StdioServerParameters(
             command=sys.executable,
@@ -213,3 +237,294 @@ async def mcp_client(
         http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60))
         async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era) as client:
             yield client
+
+
+# --- the secrets scan ----------------------------------------------------------------------------
+
+# Any value containing this is a secret by convention, registered or not.
+SECRET_MARK = "-never-shown-"
+# The server cannot hide shorter values (README, "Secrets"), so they are not test secrets either.
+MIN_SECRET_CHARS = 4
+# Header values that are protocol settings, not credentials (the README's list, kept independently
+# of the server's so that the scan checks the server rather than repeating it).
+PROTOCOL_HEADERS = frozenset(
+    {"accept", "accept-encoding", "accept-language", "cache-control", "content-language", "content-type", "user-agent"}
+)
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_EXCERPT = 40
+
+
+@dataclass(frozen=True)
+class Leak:
+    test: str
+    channel: str
+    source: str
+    secret: str
+    excerpt: str
+
+    def __str__(self) -> str:
+        return f"{self.test} [{self.channel}: {self.source}]: {self.secret!r} in {self.excerpt!r}"
+
+
+class SecretScanner:
+    """The known test secrets, and every leak of one found in the texts it was given.
+
+    Texts are scanned as they arrive and not kept, so scanning costs no memory however much a
+    test sends. Each channel counts what it scanned, so a report shows the scan was not empty.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._owner: dict[str, str] = {}  # every form -> the secret it shows
+        self._pattern: re.Pattern[str] | None = None
+        self.longest = len(SECRET_MARK)
+        self.leaks: list[Leak] = []
+        self.scanned: dict[str, list[int]] = {}  # channel -> [texts, characters]
+        self.current_test = "(outside any test)"
+        self._diverted: list[Leak] | None = None
+
+    @property
+    def known(self) -> frozenset[str]:
+        return frozenset(self._values)
+
+    def register(self, *values: object) -> None:
+        """Declare values the server must never show; non-strings and short values are ignored."""
+        fresh = [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_CHARS and v not in self._values]
+        if not fresh:
+            return
+        with self._lock:
+            for value in fresh:
+                self._values.add(value)
+                for form in secret_forms(value):
+                    self._owner.setdefault(form, value)
+            forms = sorted({*self._owner, SECRET_MARK}, key=lambda f: (-len(f), f))
+            self.longest = len(forms[0])
+            self._pattern = re.compile("|".join(re.escape(f) for f in forms))
+
+    def scan(self, channel: str, source: str, text: str, *, skip: int = 0) -> list[Leak]:
+        """Record a leak for each secret in `text` (matches ending within its first `skip` chars excepted)."""
+        with self._lock:
+            counts = self.scanned.setdefault(channel, [0, 0])
+            counts[0] += 1
+            counts[1] += len(text) - skip
+        pattern = self._pattern or re.compile(re.escape(SECRET_MARK))
+        found = [
+            Leak(self.current_test, channel, source, self._owner.get(m.group(), m.group()), _excerpt(text, m))
+            for m in pattern.finditer(text)
+            if m.end() > skip
+        ]
+        if found:
+            with self._lock:
+                (self._diverted if self._diverted is not None else self.leaks).extend(found)
+        return found
+
+    def scan_json(self, channel: str, source: str, value: Any) -> None:
+        """Scan every string (keys included) in a JSON-like value as one text."""
+        strings: list[str] = []
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                strings.append(item)
+            elif isinstance(item, dict):
+                strings.extend(str(k) for k in item)
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        self.scan(channel, source, "\n".join(strings))
+
+    def stream(self, channel: str, source: str) -> StreamScan:
+        return StreamScan(self, channel, source)
+
+    @contextmanager
+    def diverted(self) -> Iterator[list[Leak]]:
+        """Collect the leaks found inside the block in the list yielded, not the session's.
+
+        How tests plant a leak on purpose to prove the scan finds it, without failing the session.
+        """
+        found: list[Leak] = []
+        previous, self._diverted = self._diverted, found
+        try:
+            yield found
+        finally:
+            self._diverted = previous
+
+    def report(self) -> list[str]:
+        """What was scanned, and every leak found (one line each)."""
+        order = ("mcp", "output", "process", "log")
+        channels = sorted(self.scanned, key=lambda c: (order.index(c) if c in order else len(order), c))
+        parts = [f"{self.scanned[c][0]} {c} texts ({self.scanned[c][1]} chars)" for c in channels]
+        lines = [
+            f"secrets scan: {len(self._values)} known secret values and the mark {SECRET_MARK!r}; "
+            f"scanned {', '.join(parts) or 'nothing'}"
+        ]
+        if not self.leaks:
+            return [*lines, "secrets scan: no known secret value was shown"]
+        lines.append(f"secrets scan: FAILED, {len(self.leaks)} leak(s) of known secret values:")
+        return lines + [f"  {leak}" for leak in self.leaks]
+
+
+class StreamScan:
+    """Scans a byte or text stream chunk by chunk; a secret split across two chunks is still found."""
+
+    def __init__(self, scanner: SecretScanner, channel: str, source: str) -> None:
+        self.scanner, self.channel, self.source = scanner, channel, source
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._tail = ""
+
+    def feed(self, chunk: bytes | str) -> None:
+        text = chunk if isinstance(chunk, str) else self._decoder.decode(chunk)
+        if text:
+            self.scanner.scan(self.channel, self.source, self._tail + text, skip=len(self._tail))
+            self._tail = (self._tail + text)[-(self.scanner.longest - 1) :]
+
+
+def secret_forms(value: str) -> set[str]:
+    """The ways a secret can show: as is, its credential without the scheme, URL- and JSON-encoded."""
+    forms = {value}
+    credential = value.partition(" ")[2]
+    if credential:
+        forms.add(credential)  # "Bearer abc123" shown as "abc123"
+    for form in list(forms):
+        forms |= {quote(form, safe=""), quote(form), quote_plus(form, safe="")}
+        forms |= {json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]}
+    return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def _excerpt(text: str, match: re.Match[str]) -> str:
+    start, end = max(0, match.start() - _EXCERPT), match.end() + _EXCERPT
+    return ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+
+
+SCANNER = SecretScanner()
+
+
+def secret(value: str) -> str:
+    """Register `value` as a secret the server must never show, and return it."""
+    SCANNER.register(value)
+    return value
+
+
+def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set[str]:
+    """What a config document makes secret, as the README defines it: every `authToken` and every
+    non-protocol header value (as the server will read them, `${...}` filled in from `environ`,
+    default: the process environment), and the value of every `${NAME}` it references that
+    `environ` sets. `${...}` text itself is not a secret, nor is the default of a
+    `${NAME:-default}` outside those fields, nor a value too short for the server to hide.
+    """
+    environ = os.environ if environ is None else environ
+    values: list[object] = []  # authToken and non-protocol header values
+    substituted: list[object] = []  # every field the loader reads `${NAME}` in
+    for entry in _tool_entries(document):
+        settings = entry.get("toolSettings")
+        hamsa = isinstance(settings, dict)  # the Hamsa API shape, else the guide's
+        place = settings if hamsa else entry
+        headers = place.get("httpHeaders" if hamsa else "headers")
+        if isinstance(headers, dict):
+            headers = [{"name": name, "value": value} for name, value in headers.items()]
+        headers = [h for h in headers if isinstance(h, dict)] if isinstance(headers, list) else []
+        values.append(place.get("authToken"))
+        values += [h.get("value") for h in headers if str(h.get("name", "")).lower() not in PROTOCOL_HEADERS]
+        substituted += [place.get("serverUrl" if hamsa else "url"), place.get("authToken"), place.get("pathParameters")]
+        substituted += [h.get("value") for h in headers]
+    found = {filled for v in values if isinstance(v, str) and (filled := _substituted(v, environ)) is not None}
+    names = {m.group(1) for text in _strings(substituted) for m in _ENV_REFERENCE.finditer(text)}
+    found |= {environ[name] for name in names if name in environ}
+    return {value for value in found if len(value) >= MIN_SECRET_CHARS}
+
+
+def _substituted(text: str, environ: Mapping[str, str]) -> str | None:
+    """`text` with `${NAME}` and `${NAME:-default}` filled in as the loader does; None if it cannot be."""
+    unset: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        if match.group(1) in environ:
+            return environ[match.group(1)]
+        if match.group(2) is None:
+            unset.append(match.group(1))
+        return match.group(2) or ""
+
+    filled = _ENV_REFERENCE.sub(fill, text)
+    return None if unset else filled
+
+
+def register_tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> None:
+    SCANNER.register(*sorted(tool_secrets(document, environ)))
+
+
+def register_config_secrets(config: Path, environ: Mapping[str, str] | None = None) -> None:
+    """`register_tool_secrets` for a config file or folder as the server will read it."""
+    files = sorted(config.iterdir()) if config.is_dir() else [config]
+    for path in files:
+        # A huge file is a loader test's, not a server's config.
+        if path.suffix.lower() in (".json", ".yaml", ".yml") and path.is_file() and path.stat().st_size < 1 << 20:
+            try:
+                register_tool_secrets(yaml.safe_load(path.read_text()), environ)  # YAML reads JSON too
+            except (yaml.YAMLError, UnicodeDecodeError):
+                continue  # a deliberately broken file: the server will not load it either
+
+
+def _tool_entries(document: Any) -> list[dict[str, Any]]:
+    if isinstance(document, list):
+        return [entry for item in document for entry in _tool_entries(item)]
+    if not isinstance(document, dict):
+        return []
+    if isinstance(document.get("tools"), list) and "name" not in document:
+        return _tool_entries(document["tools"])
+    if "data" in document and "name" not in document:
+        return _tool_entries(document["data"])
+    return [document]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+class RecordingReadStream:
+    """A client's read stream that shows every message from the server to `SCANNER` on its way."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)  # e.g. `last_context`, read by the dispatcher
+
+    async def receive(self) -> Any:
+        return _scanned(await self._inner.receive())
+
+    def __aiter__(self) -> RecordingReadStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        return _scanned(await self._inner.__anext__())
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> RecordingReadStream:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._inner.__aexit__(*exc_info)
+
+
+def _scanned(item: Any) -> Any:
+    if isinstance(item, Exception):
+        SCANNER.scan("mcp", f"transport error {type(item).__name__}", str(item))
+        return item
+    message = item.message.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if "method" in message:
+        source = str(message["method"])
+    else:
+        source = f"{'error' if 'error' in message else 'result'} of request {message.get('id')}"
+    SCANNER.scan_json("mcp", source, message)
+    return item

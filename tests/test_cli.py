@@ -170,7 +170,7 @@ async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
     echo = {"method": "POST", "path": "/items/A%2F1", "query": "", "body": {"name": "x"}}
     assert result == {
         "content": [{"type": "text", "text": json.dumps(echo, separators=(",", ":"))}],
-        "structuredContent": echo,
+        "structuredContent": {**echo, "api_response_status": 200},
         "isError": False,
         "resultType": "complete",
     }
@@ -178,6 +178,7 @@ async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
     assert code == 1, err
     result = json.loads(out)
     assert result["isError"] is True
+    assert result["structuredContent"] == {"api_response_status": 503}
     assert result["_meta"]["mcp-webtools/http"]["status"] == 503
     assert result["_meta"]["mcp-webtools/http"]["attempts"] == 3  # a GET on 503: retried twice
     assert "503" in result["content"][0]["text"] and "down for maintenance" in result["content"][0]["text"]

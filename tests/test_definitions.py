@@ -306,6 +306,8 @@ BAD_SCHEMA = "is not a valid JSON Schema at "
 CONTROL_CHARS = "must not contain spaces or control characters (CR, LF, tab, ...)"
 HOST_PLACEHOLDER = "placeholders are only allowed in the path; the host comes from config alone"
 CRLF_VALUE = "has a value containing CR, LF or NUL"
+CONTROL_VALUE = "has a value with control characters or leading/trailing whitespace"
+CONTROL_TOKEN = "control characters or leading/trailing whitespace"
 BAD_HEADER = "is not a valid HTTP header name"
 NOT_ARRAY = "required: 'a' is not of type 'array'"
 TWO_STARTS = [{"type": "request-start", "content": "a"}, {"type": "request-start", "content": "b"}]
@@ -344,6 +346,11 @@ TWO_STARTS = [{"type": "request-start", "content": "a"}, {"type": "request-start
         ({"messages": TWO_STARTS}, "messages", "message type 'request-start' appears more than once"),
         ({"headers": [{"name": "X-A", "value": "a\r\nX-B: 1"}]}, "headers", "header 'X-A' " + CRLF_VALUE),
         ({"headers": {"X-A": "a\nX-B: 1"}}, "headers", "header 'X-A' " + CRLF_VALUE),
+        *[
+            ({"headers": {"X-A": value}}, "headers", "header 'X-A' " + CONTROL_VALUE)
+            for value in (" x-lead-value", "x-trail-value\t", "x-bell\x07", "x-del\x7f")
+        ],
+        ({"authToken": "tok\x01", "authType": "jwtAuth"}, "authToken", "contains " + CONTROL_TOKEN),
         ({"headers": [{"name": "Bad Name", "value": "a"}]}, "headers", "header name 'Bad Name' " + BAD_HEADER),
         ({"authToken": "tok\nX: 1", "authType": "jwtAuth"}, "authToken", "contains CR, LF or NUL"),
         (

@@ -98,7 +98,8 @@ async def test_demo_serves_every_example_tool(tmp_path):
             for name, arguments, expected in calls():
                 result = await client.call_tool(name, arguments)
                 assert result.is_error is False, (name, result.content)
-                assert result.structured_content == expected, name
+                status = 201 if name.startswith("create_") else 200  # the sample API answers 201 Created there
+                assert result.structured_content == {**expected, "api_response_status": status}, name
             missing = await client.call_tool("get_order_status", {"orderId": "ORD-00000"})
         # A handshake-era client (what today's hosts use) sees the same server.
         http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))
@@ -112,14 +113,14 @@ async def test_demo_serves_every_example_tool(tmp_path):
         cli = await anyio.run_process(argv, cwd=REPO, env=env, check=False)
     assert missing.is_error is True
     assert "404" in missing.content[0].text and "no such order" in missing.content[0].text
-    assert order.structured_content == ORDERS["ORD-12345"]
+    assert order.structured_content == {**ORDERS["ORD-12345"], "api_response_status": 200}
     printed = log.read_text()
     assert "mcp-webtools demo is running." in printed
     assert f"MCP server : {url}" in printed
     assert "demo-secret-token" not in printed
     assert "Traceback" not in printed and " ERROR " not in printed
     assert cli.returncode == 0, cli.stderr.decode()
-    assert json.loads(cli.stdout)["structuredContent"] == ORDERS["ORD-12345"]
+    assert json.loads(cli.stdout)["structuredContent"] == {**ORDERS["ORD-12345"], "api_response_status": 200}
     desktop = json.loads(next(line for line in printed.splitlines() if line.startswith('  {"mcpServers"')))
     assert desktop == {"mcpServers": {"webtools": {
         "command": sys.executable,

@@ -128,9 +128,17 @@ async def test_streamable_http_client_passes_with_either_scheme(upstream, tmp_pa
             echo = await client.call_tool("echo", {"x": "a b"})
             secured = await client.call_tool("secured", {"note": "hi"})
     assert echo.is_error is False, echo.content
-    assert echo.structured_content == {"method": "GET", "path": "/echo/a%20b", "query": "", "body": None}
+    assert echo.structured_content == {
+        "method": "GET",
+        "path": "/echo/a%20b",
+        "query": "",
+        "body": None,
+        "api_response_status": 200,
+    }
     assert secured.is_error is False, secured.content
-    assert secured.structured_content == {"method": "POST", "path": "/secured", "query": "", "body": {"note": "hi"}}
+    assert secured.structured_content == {
+        "method": "POST", "path": "/secured", "query": "", "body": {"note": "hi"}, "api_response_status": 200
+    }  # fmt: skip
     # The inbound credential is ours alone: the upstream sees its own configured token or none.
     first, second = upstream.requests
     assert "authorization" not in first.headers
@@ -148,7 +156,7 @@ async def test_support_sse_transport_round_trip(upstream, tmp_path):
         result = await session.call_tool("secured", {"note": "over sse"})
     assert result.is_error is False, result.content
     assert result.structured_content == {
-        "method": "POST", "path": "/secured", "query": "", "body": {"note": "over sse"}
+        "method": "POST", "path": "/secured", "query": "", "body": {"note": "over sse"}, "api_response_status": 200
     }  # fmt: skip
     [seen] = upstream.requests
     assert seen.headers["authorization"] == f"Bearer {UPSTREAM_TOKEN}"
@@ -163,7 +171,13 @@ async def test_sse_client_with_hamsa_token_scheme(upstream, tmp_path):
                 result = await session.call_tool("echo", {"x": "sse"})
                 invalid = await session.call_tool("echo", {"x": 5})
     assert result.is_error is False, result.content
-    assert result.structured_content == {"method": "GET", "path": "/echo/sse", "query": "", "body": None}
+    assert result.structured_content == {
+        "method": "GET",
+        "path": "/echo/sse",
+        "query": "",
+        "body": None,
+        "api_response_status": 200,
+    }
     assert invalid.is_error is True
     assert len(upstream.requests) == 1
     assert "authorization" not in upstream.requests[0].headers

@@ -422,14 +422,26 @@ JSON = [("content-type", "application/json")]
         (
             Reply(200, b'{"id": "r1", "total": 12.5, "items": [1, 2], "note": "caf\xc3\xa9"}', JSON),
             '{"id":"r1","total":12.5,"items":[1,2],"note":"café"}',
-            {"id": "r1", "total": 12.5, "items": [1, 2], "note": "café"},
+            {"id": "r1", "total": 12.5, "items": [1, 2], "note": "café", "api_response_status": 200},
         ),
-        (Reply(201, b'{"created": true}', JSON), '{"created":true}', {"created": True}),
-        (Reply(200, b"[1, 2, 3]", JSON), "[1,2,3]", None),
-        (Reply(200, b"42", JSON), "42", None),
-        (Reply(200, b"hello <b>world</b>", [("content-type", "text/html; charset=utf-8")]), "hello <b>world</b>", None),
-        (Reply(200, b"{not json", JSON), "{not json", None),
-        (Reply(200, b"caf\xe9", [("content-type", "text/plain; charset=latin-1")]), "café", None),
+        (Reply(201, b'{"created": true}', JSON), '{"created":true}', {"created": True, "api_response_status": 201}),
+        (Reply(200, b"[1, 2, 3]", JSON), "[1,2,3]", {"data": [1, 2, 3], "api_response_status": 200}),
+        (Reply(200, b"42", JSON), "42", {"data": 42, "api_response_status": 200}),
+        (
+            Reply(200, b"hello <b>world</b>", [("content-type", "text/html; charset=utf-8")]),
+            "hello <b>world</b>",
+            {"data": "hello <b>world</b>", "api_response_status": 200},
+        ),
+        (
+            Reply(200, b"{not json", JSON),
+            "[the upstream API labelled this answer application/json, but it is not valid JSON]\n{not json",
+            {"data": "{not json", "api_response_status": 200},
+        ),
+        (
+            Reply(200, b"caf\xe9", [("content-type", "text/plain; charset=latin-1")]),
+            "café",
+            {"data": "café", "api_response_status": 200},
+        ),
     ],
     ids=["object", "created", "array", "scalar", "html", "broken-json", "latin-1"],
 )
@@ -437,7 +449,7 @@ async def test_success_results(any_client, api, reply, text, structured):
     api.reply("GET", "/orders/r1", reply)
     result = await any_client.call_tool("get_order", {"orderId": "r1"})
     assert result.is_error is False
-    assert text_of(result) == text
+    assert "\n".join(block.text for block in result.content) == text
     assert result.structured_content == structured
     assert_http_meta(result, reply.status)
 
@@ -464,7 +476,7 @@ async def test_error_status_results(any_client, api, reply, text):
     result = await any_client.call_tool("get_order", {"orderId": "bad"})
     assert result.is_error is True
     assert text_of(result) == text
-    assert result.structured_content is None
+    assert result.structured_content == {"api_response_status": reply.status}
     assert_http_meta(result, reply.status)
 
 
@@ -473,5 +485,5 @@ async def test_secrets_echoed_in_a_success_body_are_redacted(client, api):
     api.reply("GET", "/orders/echo", Reply(200, json.dumps(echoed).encode(), JSON))
     result = await client.call_tool("get_order", {"orderId": "echo"})
     redacted = {"auth": "Bearer ***", "tenant": "***", "url": "/x?k=***"}
-    assert result.structured_content == redacted
+    assert result.structured_content == {**redacted, "api_response_status": 200}
     assert json.loads(text_of(result)) == redacted

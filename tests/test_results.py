@@ -43,12 +43,12 @@ def wire(result: types.CallToolResult) -> dict[str, Any]:
 
 def test_json_object_becomes_structured_content_and_compact_text():
     result = response_result(answer('{ "id": 7, "name": "Zoë",\n "tags": ["a"] }'), NONE)
-    assert result.structured_content == {"id": 7, "name": "Zoë", "tags": ["a"]}
+    assert result.structured_content == {"id": 7, "name": "Zoë", "tags": ["a"], "api_response_status": 200}
     assert texts(result) == ['{"id":7,"name":"Zoë","tags":["a"]}']
     assert result.is_error is False
     assert wire(result) == {
         "content": [{"type": "text", "text": '{"id":7,"name":"Zoë","tags":["a"]}'}],
-        "structuredContent": {"id": 7, "name": "Zoë", "tags": ["a"]},
+        "structuredContent": {"id": 7, "name": "Zoë", "tags": ["a"], "api_response_status": 200},
         "isError": False,
         "resultType": "complete",
         "_meta": {META_HTTP: {"status": 200, "elapsedMs": 12.346}},
@@ -56,14 +56,21 @@ def test_json_object_becomes_structured_content_and_compact_text():
 
 
 @pytest.mark.parametrize(
-    ("body", "text"),
-    [('[1, 2, {"a": null}]', '[1,2,{"a":null}]'), ("42", "42"), ('"hi"', '"hi"'), ("true", "true"), ("null", "null")],
+    ("body", "text", "data"),
+    [
+        ('[1, 2, {"a": null}]', '[1,2,{"a":null}]', [1, 2, {"a": None}]),
+        ("42", "42", 42),
+        ('"hi"', '"hi"', "hi"),
+        ("true", "true", True),
+        ("null", "null", None),
+    ],
 )
-def test_other_json_is_text_only(body, text):
+def test_other_json_is_text_and_data_in_an_object_envelope(body, text, data):
     result = response_result(answer(body), NONE)
     assert texts(result) == [text]
-    assert result.structured_content is None
-    assert "structuredContent" not in wire(result)
+    # structuredContent must be an object for 2025 clients: the body goes under `data`.
+    assert result.structured_content == {"data": data, "api_response_status": 200}
+    assert wire(result)["structuredContent"] == {"data": data, "api_response_status": 200}
 
 
 @pytest.mark.parametrize(
@@ -79,14 +86,15 @@ def test_other_json_is_text_only(body, text):
 )
 def test_non_json_and_invalid_json_are_passed_as_text(content_type, body):
     result = response_result(answer(body, content_type), NONE)
-    assert texts(result) == [body]
-    assert result.structured_content is None
+    mislabelled = "[the upstream API labelled this answer application/json, but it is not valid JSON]"
+    assert texts(result) == ([mislabelled, body] if "json" in content_type else [body])
+    assert result.structured_content == {"data": body, "api_response_status": 200}
 
 
 @pytest.mark.parametrize("content_type", ["", "application/problem+json", "application/json; charset=utf-8"])
 def test_json_detected_for_json_like_or_missing_content_types(content_type):
     result = response_result(answer('{"ok": true}', content_type), NONE)
-    assert result.structured_content == {"ok": True}
+    assert result.structured_content == {"ok": True, "api_response_status": 200}
 
 
 def test_charset_is_honoured():
@@ -162,7 +170,7 @@ def test_non_2xx_is_an_error_naming_status_reason_and_body(status, reason, body,
     result = response_result(answer(body, content_type, status, reason=reason, elapsed_ms=1), NONE)
     assert result.is_error is True
     assert texts(result) == [text]
-    assert result.structured_content is None
+    assert result.structured_content == {"api_response_status": status}
     assert result.meta == {META_HTTP: {"status": status, "elapsedMs": 1}}
 
 
@@ -198,7 +206,7 @@ def test_truncated_json_is_text_that_says_so_never_structured():
     assert texts(result) == [
         '[response truncated: the upstream body exceeded 15 bytes; only the beginning is shown]\n{"items": [1, 2'
     ]
-    assert result.structured_content is None
+    assert result.structured_content == {"api_response_status": 200}  # the status only: the body is not JSON
     assert result.meta == {META_HTTP: {"status": 200, "elapsedMs": 12.346, "truncated": True}}
 
 
@@ -218,21 +226,21 @@ def test_truncated_body_ending_inside_a_secret_masks_the_start():
 def test_secrets_echoed_in_json_are_masked_in_text_and_structured_content(body):
     result = response_result(answer(body), REDACTOR)
     expected = {"echo": "***", "auth": "***", "nested": [{"t": "***"}]}
-    assert result.structured_content == expected
+    assert result.structured_content == {**expected, "api_response_status": 200}
     assert texts(result) == [json.dumps(expected, separators=(",", ":"))]
 
 
 def test_secret_spanning_json_syntax_falls_back_to_value_by_value():
     redactor = Redactor(['a","b'])  # matches across two strings of the compact text
     result = response_result(answer('{"x": "a", "b": "c", "y": "keep a\\",\\"b"}'), redactor)
-    assert result.structured_content == {"x": "a", "b": "c", "y": "keep ***"}
+    assert result.structured_content == {"x": "a", "b": "c", "y": "keep ***", "api_response_status": 200}
     assert texts(result) == ['{"x":"a","b":"c","y":"keep ***"}']
 
 
 def test_numeric_secret_echoed_as_a_json_number_is_masked():
     redactor = Redactor(["31415926"])
     result = response_result(answer('{"pin": 31415926, "n": 1}'), redactor)
-    assert result.structured_content == {"pin": "***", "n": 1}
+    assert result.structured_content == {"pin": "***", "n": 1, "api_response_status": 200}
     assert texts(result) == ['{"pin":"***","n":1}']
 
 
@@ -266,3 +274,12 @@ def test_error_result():
         "isError": True,
         "resultType": "complete",
     }
+
+
+def test_an_image_holding_a_secret_is_described_not_passed_on():
+    # Base64 would carry the secret past the text redactor, so the image itself is withheld.
+    body = b"\x89PNG\r\n\x1a\n..sk_live_inside_image_123.."
+    result = response_result(answer(body, "image/png"), Redactor(["sk_live_inside_image_123"]))
+    assert texts(result) == [f"The upstream API answered HTTP 200 with {len(body)} bytes of image/png."]
+    clean = response_result(answer(body, "image/png"), NONE)
+    assert [block.type for block in clean.content] == ["image"]

@@ -33,4 +33,5 @@ async def test_get_tool_round_trip(upstream, tmp_path, transport, era):
         "path": "/orders/A%2FB",
         "query": "verbose=true",
         "body": None,
+        "api_response_status": 200,
     }

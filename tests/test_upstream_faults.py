@@ -117,7 +117,7 @@ async def test_timeouts_are_tool_errors_and_calls_run_concurrently(upstream, tmp
                 fast = await client.call_tool("fast", {})
                 assert fast.is_error is False and fast.structured_content["path"] == "/fast"
                 release.set()
-            assert results[0].structured_content == {"held": True}
+            assert results[0].structured_content == {"held": True, "api_response_status": 200}
 
             timed_out = await client.call_tool("never", {})
             assert timed_out.is_error is True
@@ -205,9 +205,11 @@ async def test_requests_that_cannot_be_built_are_tool_errors(upstream, tmp_path)
     async with mcp_client("http", "legacy", config) as client:
         too_long = await client.call_tool("search", {"q": "x" * 70_000})
         fine = await client.call_tool("search", {"q": "x"})
+    length = len(f"{upstream.url}/search?q=") + 70_000
     assert (too_long.is_error, text_of(too_long)) == (
         True,
-        "Calling 'search' failed: the HTTP request could not be built (URL too long).",
+        "Invalid arguments for tool 'search'; nothing was sent:\n"
+        f"- q: makes the URL {length} characters long (encoded); at most 65536 fit in a URL",
     )
     assert fine.is_error is False
     assert [seen.query for seen in upstream.requests] == ["q=x"]
@@ -236,14 +238,14 @@ async def test_bodies_over_the_cap_are_truncated(upstream, tmp_path):
         at_cap = await client.call_tool("exact", {})
         error = await client.call_tool("big_error", {})
 
-    assert result.is_error is False and result.structured_content is None
+    assert result.is_error is False and result.structured_content == {"api_response_status": 200}
     assert text_of(result) == (
         "[response truncated: the upstream body exceeded 1024 bytes; only the beginning is shown]\n"
         + big[:1024].decode()
     )
     assert result.meta[META_HTTP]["truncated"] is True and result.meta[META_HTTP]["status"] == 200
 
-    assert at_cap.structured_content == json.loads(exact)
+    assert at_cap.structured_content == {**json.loads(exact), "api_response_status": 200}
     assert "truncated" not in at_cap.meta[META_HTTP]
 
     assert error.is_error is True

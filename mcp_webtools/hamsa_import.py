@@ -1,0 +1,289 @@
+"""`mcp-webtools hamsa import`: tools exported from Hamsa, written as config files without secrets.
+
+Every credential found (authToken, secret-looking headers, credential query parameters) is
+replaced by a `${NAME}` reference, and the names to set are returned; no credential value
+reaches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from .definitions import MCP_NAME_RULE, slugify
+from .hamsa import HamsaError
+from .loading import ConfigErrors, load_definitions
+from .redaction import Redactor, secret_header_values
+from .shapes import EXTENSION_FIELDS, params_schema
+
+__all__ = ["EnvVar", "ImportResult", "import_tools", "read_export"]
+
+MAX_EXPORT_BYTES = 10 * 1024 * 1024
+MIN_REUSED_SECRET = 8
+WHOLE_ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
+# Auth schemes kept in front of a `${...}` reference: the word is not secret, the rest is.
+AUTH_SCHEME = re.compile(r"^(Bearer|Token|Basic)(\s+)(\S.*)$", re.IGNORECASE | re.DOTALL)
+# A URL query parameter whose name contains one of these is taken for a credential.
+SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "signature", "credential")
+# What Hamsa adds to a stored tool: bookkeeping, not behaviour. Dropped silently.
+RECORD_KEYS = frozenset(
+    {"id", "persistentId", "version", "userId", "projectId", "isActive", "collectionId", "createdAt", "updatedAt"}
+)
+TOOL_KEYS = ("type", "name", "mcpName", "description", "toolSettings", "async", "messages", "params", *EXTENSION_FIELDS)
+SETTINGS_KEYS = ("serverUrl", "methodType", "authToken", "timeOut", "timeout", "httpHeaders", "pathParameters")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    tool: str
+    where: str  # where in the tool it goes, e.g. `toolSettings.httpHeaders.X-Api-Key`
+    after: str = ""  # an auth scheme kept in the file in front of the reference
+
+
+@dataclass
+class ImportResult:
+    written: list[tuple[Path, str]] = field(default_factory=list)  # (file, tool name)
+    skipped: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    env: list[EnvVar] = field(default_factory=list)
+    load_problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        lines = [f"wrote {path}  ({name})" for path, name in self.written]
+        lines += [f"skipped {note}" for note in self.skipped]
+        lines += [f"dropped {note}" for note in self.dropped]
+        if self.env:
+            lines.append("Set these environment variables to the values the tools have in Hamsa (not written here):")
+            width = max(len(var.name) for var in self.env)
+            for var in self.env:
+                hint = f' (the part after "{var.after}")' if var.after else ""
+                lines.append(f"  {var.name:<{width}}  {var.tool}: {var.where}{hint}")
+        return lines
+
+
+def read_export(source: str, stdin: BinaryIO) -> Any:
+    """The parsed JSON of FILE, or of stdin for `-`. Messages never quote the content: it holds secrets."""
+    label = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            data = stdin.read(MAX_EXPORT_BYTES + 1)
+        else:
+            with open(source, "rb") as file:
+                data = file.read(MAX_EXPORT_BYTES + 1)
+    except OSError as exc:
+        raise HamsaError(f"{label}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_EXPORT_BYTES:
+        raise HamsaError(f"{label}: larger than {MAX_EXPORT_BYTES} bytes")
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise HamsaError(f"{label}: is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise HamsaError(f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+
+
+def import_tools(document: Any, out: Path, *, force: bool = False, source: str = "input") -> ImportResult:
+    """Write one `<slug>.json` per FUNCTION tool of an export into `out`; all or nothing.
+
+    Raises `HamsaError` listing every problem (unreadable entries, files that exist without
+    `force`) before anything is written. `load_problems` are what `validate` would still say.
+    """
+    result = ImportResult()
+    problems: list[str] = []
+    planned: list[tuple[Path, str, dict[str, Any]]] = []
+    slugs: set[str] = set()
+    env_names: set[str] = set()
+    for index, (location, entry) in enumerate(_entries(document)):
+        label = f"{source}: {location}" if location else source
+        if not isinstance(entry, dict):
+            problems.append(f"{label}: a tool must be an object")
+            continue
+        name = entry.get("name")
+        shown = name if isinstance(name, str) and name.strip() else f"unnamed entry {location}".strip()
+        tool_type = entry.get("type", "FUNCTION")
+        if isinstance(tool_type, str) and tool_type.upper() == "MCP":
+            result.skipped.append(f"{shown!r}: an MCP-type tool is a server, not an HTTP tool to serve")
+            continue
+        slug = _unique_slug(entry, index, slugs)
+        try:
+            document_out = _tool_file(entry, shown, slug, env_names, result)
+        except HamsaError as exc:
+            problems.append(f"{label}: tool {shown!r}: {exc}")
+            continue
+        planned.append((out / f"{slug}.json", shown, document_out))
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out} is not a folder")
+    elif not force:
+        problems += [f"{path} already exists; use --force to overwrite it" for path, _, _ in planned if path.exists()]
+    if problems:
+        raise HamsaError("nothing written:\n" + "\n".join(f"  - {p}" for p in problems))
+    if not planned:
+        raise HamsaError(f"{source}: holds no FUNCTION tools to import")
+    out.mkdir(parents=True, exist_ok=True)
+    for path, shown, document_out in planned:
+        _write(path, json.dumps(document_out, indent=2, ensure_ascii=False) + "\n", force)
+        result.written.append((path, shown))
+    result.load_problems = _load_problems([path for path, _, _ in planned], result.env)
+    return result
+
+
+def _entries(document: Any) -> list[tuple[str, Any]]:
+    """The API's envelope (`data`: one tool or a list), a bare list, or one bare tool."""
+    if isinstance(document, dict) and "data" in document and "name" not in document:
+        document, prefix = document["data"], "data"
+    else:
+        prefix = ""
+    if isinstance(document, list):
+        return [(f"{prefix}[{i}]", entry) for i, entry in enumerate(document)]
+    return [(prefix, document)]
+
+
+def _unique_slug(entry: dict[str, Any], index: int, used: set[str]) -> str:
+    """The tool's MCP name (its `mcpName`, else its name's slug), made unique; the file is named after it."""
+    name, mcp_name = entry.get("name"), entry.get("mcpName")
+    if isinstance(mcp_name, str) and MCP_NAME_RULE.match(mcp_name):
+        base = mcp_name
+    else:
+        base = (slugify(name) if isinstance(name, str) else "")[:100].strip("_") or f"tool_{index + 1}"
+    slug, n = base, 2
+    while slug in used:
+        slug, n = f"{base}_{n}", n + 1
+    used.add(slug)
+    return slug
+
+
+def _tool_file(entry: dict[str, Any], shown: str, slug: str, env_names: set[str], result: ImportResult) -> dict:
+    settings = entry.get("toolSettings")
+    if not isinstance(entry.get("name"), str) or not entry["name"].strip():
+        raise HamsaError("has no `name`")
+    if not isinstance(settings, dict):
+        raise HamsaError("has no `toolSettings` object; is this a Hamsa API export?")
+    stem = slug.upper() if not slug[0].isdigit() else f"TOOL_{slug.upper()}"
+
+    replaced: list[str] = []
+
+    def reference(suffix: str, value: str, where: str) -> str:
+        """`${STEM_SUFFIX}` (after an auth scheme, if any) in place of `value`; the name is recorded."""
+        replaced.append(value)
+        scheme = AUTH_SCHEME.match(value)
+        base = f"{stem}_{re.sub(r'[^A-Za-z0-9]+', '_', suffix).strip('_').upper()}"
+        var, n = base, 2
+        while var in env_names:
+            var, n = f"{base}_{n}", n + 1
+        env_names.add(var)
+        result.env.append(EnvVar(var, shown, where, scheme.group(1) if scheme else ""))
+        return f"{scheme.group(1)}{scheme.group(2)}${{{var}}}" if scheme else f"${{{var}}}"
+
+    written: dict[str, Any] = {}
+    url = settings.get("serverUrl")
+    if isinstance(url, str):
+        if "@" in urlsplit(url).netloc:
+            raise HamsaError("toolSettings.serverUrl holds user:password@; move it to authToken in Hamsa first")
+        url = _url_without_secrets(url, lambda name, value: reference(name, value, f"serverUrl query `{name}`"))
+    written["serverUrl"] = url
+    if "methodType" in settings:
+        written["methodType"] = settings["methodType"]
+    token = settings.get("authToken")
+    if isinstance(token, str) and token and not WHOLE_ENV_REFERENCE.match(token):
+        written["authToken"] = reference("AUTH_TOKEN", token, "toolSettings.authToken")
+    elif token not in (None, ""):
+        written["authToken"] = token
+    if "timeOut" in settings:
+        written["timeOut"] = settings["timeOut"]
+    elif "timeout" in settings:
+        written["timeOut"] = _seconds(settings["timeout"])
+    if settings.get("httpHeaders") is not None:
+        where = "toolSettings.httpHeaders."
+        written["httpHeaders"] = {
+            name: reference(name, value, where + name) if _is_secret_header(name, value) else value
+            for name, value in _header_pairs(settings["httpHeaders"])
+        }
+    if settings.get("pathParameters") is not None:
+        written["pathParameters"] = settings["pathParameters"]
+
+    present = {key: value for key, value in entry.items() if key in TOOL_KEYS and value is not None}
+    out: dict[str, Any] = {"type": present.get("type", "FUNCTION"), "name": present["name"]}
+    if "mcpName" in present or slugify(present["name"]) != slug:
+        out["mcpName"] = slug
+    if "description" in present:
+        out["description"] = present["description"]
+    out["toolSettings"] = written
+    out.update((key, present[key]) for key in TOOL_KEYS if key in present and key not in out)
+    if "params" in out:
+        out["params"] = params_schema(out["params"])  # the API's bare property map, as a JSON Schema
+    result.dropped += [f"{shown!r}: field `{k}`" for k in entry if k not in TOOL_KEYS and k not in RECORD_KEYS]
+    result.dropped += [f"{shown!r}: field `toolSettings.{k}`" for k in settings if k not in SETTINGS_KEYS]
+    # A credential reused elsewhere (a URL path, a path default) would still reach the disk: refuse.
+    # Short values are left out: a header like `X-Tenant: acme` may well also name the host.
+    text = json.dumps(out, ensure_ascii=False)
+    if Redactor(v for v in replaced if len(v) >= MIN_REUSED_SECRET)(text) != text:
+        raise HamsaError("a credential of this tool also appears outside authToken, headers and query; move it first")
+    return out
+
+
+def _seconds(milliseconds: Any) -> Any:
+    """The export's `timeout` is in ms; config files take `timeOut` in seconds."""
+    if not isinstance(milliseconds, (int, float)) or isinstance(milliseconds, bool):
+        raise HamsaError("toolSettings.timeout must be a number (milliseconds)")
+    seconds = milliseconds / 1000
+    return int(seconds) if seconds == int(seconds) else seconds
+
+
+def _header_pairs(headers: Any) -> list[tuple[str, str]]:
+    if isinstance(headers, dict):
+        pairs = list(headers.items())
+    elif isinstance(headers, list) and all(isinstance(h, dict) and isinstance(h.get("name"), str) for h in headers):
+        pairs = [(h["name"], h.get("value", "")) for h in headers]
+    else:
+        raise HamsaError("toolSettings.httpHeaders must be an object of name: value")
+    for name, value in pairs:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise HamsaError(f"toolSettings.httpHeaders.{name} must be a string or a number")
+    return [(str(name), str(value)) for name, value in pairs]
+
+
+def _is_secret_header(name: str, value: str) -> bool:
+    # One rule for what counts as a secret header: the redactor's.
+    return bool(value) and not WHOLE_ENV_REFERENCE.match(value) and bool(secret_header_values([(name, value)]))
+
+
+def _url_without_secrets(url: str, replace: Any) -> str:
+    """`url` with the value of every credential-looking query parameter swapped for a reference."""
+    head, mark, query = url.partition("?")
+    if not mark:
+        return url
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        lowered = unquote(name).lower()
+        if equals and value and not WHOLE_ENV_REFERENCE.match(value) and any(w in lowered for w in SECRET_QUERY_WORDS):
+            value = replace(unquote(name), value)
+        pairs.append(f"{name}{equals}{value}")
+    return f"{head}?{'&'.join(pairs)}"
+
+
+def _write(path: Path, text: str, force: bool) -> None:
+    if not force:
+        with open(path, "x", encoding="utf-8") as file:  # "x": never clobber a file that appeared meanwhile
+            file.write(text)
+        return
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _load_problems(paths: Iterable[Path], env: Iterable[EnvVar]) -> list[str]:
+    """What `mcp-webtools validate` says of the written files once the variables are set."""
+    placeholders = {var.name: "imported-placeholder" for var in env}
+    try:
+        load_definitions(list(paths), environ={**os.environ, **placeholders})
+    except ConfigErrors as exc:
+        return [str(error) for error in exc.errors]
+    return []
