@@ -19,7 +19,17 @@ from .executor import DEFAULT_MAX_RESPONSE_BYTES
 from .http_app import DEFAULT_MAX_BODY_BYTES, HttpSettings, bind_host_allowance
 from .loading import ConfigErrors
 from .requests import DEFAULT_MAX_REQUEST_BYTES
-from .runtime import ServerOptions, configure_logging, env_list, load_toolset, open_webtools, serve_http, serve_stdio
+from .runtime import (
+    DEFAULT_SHUTDOWN_GRACE,
+    ServerOptions,
+    configure_logging,
+    env_list,
+    hide_in_logs,
+    load_toolset,
+    open_webtools,
+    serve_http,
+    serve_stdio,
+)
 from .server import PreparedCall
 
 __all__ = ["main"]
@@ -134,9 +144,9 @@ def _http_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shutdown-grace",
         type=float,
-        default=10.0,
+        default=DEFAULT_SHUTDOWN_GRACE,
         metavar="SECONDS",
-        help="on SIGTERM, how long in-flight calls may finish before they are cancelled (default 10)",
+        help="on SIGTERM, how long in-flight calls may finish before they are cancelled (default 8)",
     )
     parser.add_argument(
         "--max-inbound-bytes",
@@ -224,7 +234,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         egress=egress,
         max_concurrency=args.max_concurrency,
         max_queue=args.max_queue,
-        shutdown_grace_seconds=getattr(args, "shutdown_grace", 10.0),
+        shutdown_grace_seconds=getattr(args, "shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
     )
 
 
@@ -243,6 +253,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    hide_in_logs(getattr(args, "auth_token", None))
     options = _options(args)
     webtools = open_webtools(_config_paths(args), options=options)
     if args.transport == "stdio":

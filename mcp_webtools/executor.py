@@ -116,7 +116,11 @@ def create_http_client(*, max_connections: int = 100, egress: EgressPolicy | Non
     """
     transport = httpx2.AsyncHTTPTransport(
         trust_env=False,
-        limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        # Idle connections are dropped before 5 s, the keep-alive of many servers (uvicorn, Node):
+        # reusing one the server is closing at that moment would break a request.
+        limits=httpx2.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=3.0
+        ),
     )
     # httpx2 has no public seam for the network backend; the pool's attribute is it (tested).
     transport._pool._network_backend = GuardedNetworkBackend(egress or EgressPolicy())

@@ -45,7 +45,7 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class HttpSettings:
-    auth_token: str | None = None
+    auth_token: str | None = field(default=None, repr=False)  # a secret: never in a repr or log
     allowed_hosts: Sequence[str] = field(default_factory=tuple)
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     stateless: bool = False

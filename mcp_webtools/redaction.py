@@ -54,11 +54,20 @@ class Redactor:
             forms += [form.lower() for form in forms if form.lower() != form]
             for form in forms:
                 variants.update(_encodings(form))
-        self._secrets = frozenset(v for v in variants if len(v) >= MIN_SECRET_LENGTH)
+        self._use(frozenset(v for v in variants if len(v) >= MIN_SECRET_LENGTH))
+
+    def _use(self, variants: frozenset[str]) -> None:
+        self._secrets = variants
         # Longest first: a regex alternation takes the first branch that matches, so a secret
         # that contains another is masked whole rather than leaving its tail visible.
-        ordered = sorted(self._secrets, key=lambda s: (-len(s), s))
+        ordered = sorted(variants, key=lambda s: (-len(s), s))
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def __or__(self, other: Redactor) -> Redactor:
+        """A redactor hiding the secrets of both (e.g. the tools' and the server's own token)."""
+        combined = Redactor()
+        combined._use(self._secrets | other._secrets)
+        return combined
 
     def __bool__(self) -> bool:
         return self._pattern is not None

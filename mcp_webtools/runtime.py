@@ -21,12 +21,14 @@ from .executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
 from .http_app import HttpSettings, build_http_app
 from .limits import CallLimits
 from .loading import LoadResult, load_definitions
-from .redaction import RedactingFilter
+from .redaction import RedactingFilter, Redactor
 from .requests import DEFAULT_MAX_REQUEST_BYTES
 from .server import WebTools
 from .toolset import Toolset
 
 __all__ = [
+    "DEFAULT_SHUTDOWN_GRACE",
+    "hide_in_logs",
     "ServerOptions",
     "configure_logging",
     "env_list",
@@ -39,7 +41,17 @@ __all__ = [
 ]
 
 logger = logging.getLogger("mcp_webtools")
+# Under Docker's default 10 s stop timeout, so the cancelled calls still get their answers.
+DEFAULT_SHUTDOWN_GRACE = 8.0
 _redacting_filter = RedactingFilter()
+_server_secrets = Redactor()  # the server's own secrets (the inbound HTTP token), not the tools'
+
+
+def hide_in_logs(*secrets: str | None) -> None:
+    """Add the server's own secrets (e.g. the inbound token) to what every log line hides."""
+    global _server_secrets
+    _server_secrets = _server_secrets | Redactor(s for s in secrets if s)
+    _redacting_filter.redactor = _redacting_filter.redactor | _server_secrets
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -49,6 +61,10 @@ def configure_logging(level: str = "INFO") -> None:
     handler.addFilter(_redacting_filter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # A handler that fails to write would print the raw record (secrets included) via
+    # handleError; Python warnings bypass logging unless captured.
+    logging.raiseExceptions = False
+    logging.captureWarnings(True)
     root.setLevel(level.upper())
     for noisy in ("httpx2", "httpcore2", "mcp", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
@@ -63,7 +79,7 @@ class ServerOptions:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     max_concurrency: int = 64
     max_queue: int = 256
-    shutdown_grace_seconds: float = 10.0
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
 
 
 def load_toolset(
@@ -73,7 +89,7 @@ def load_toolset(
     options = options or ServerOptions()
     loaded = load_definitions(paths, environ, egress=options.egress)
     toolset = Toolset.from_definitions(loaded.definitions, max_request_bytes=options.max_request_bytes)
-    _redacting_filter.redactor = toolset.redactor
+    _redacting_filter.redactor = toolset.redactor | _server_secrets
     return toolset, loaded
 
 
@@ -151,7 +167,12 @@ class GracefulServer(uvicorn.Server):
 
 
 def start_http(
-    webtools: WebTools, host: str, port: int, settings: HttpSettings, *, shutdown_grace_seconds: float = 10.0
+    webtools: WebTools,
+    host: str,
+    port: int,
+    settings: HttpSettings,
+    *,
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE,
 ) -> GracefulServer:
     """A configured server for `webtools` (not yet running); see `GracefulServer` for shutdown."""
     app = build_http_app(webtools, settings)
@@ -160,7 +181,12 @@ def start_http(
 
 
 async def serve_http(
-    webtools: WebTools, host: str, port: int, settings: HttpSettings, *, shutdown_grace_seconds: float = 10.0
+    webtools: WebTools,
+    host: str,
+    port: int,
+    settings: HttpSettings,
+    *,
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE,
 ) -> None:
     server = start_http(webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds)
     await server.serve()

@@ -81,7 +81,7 @@ class WebTools:
         toolset = self.toolset
         tool = toolset.get(name)
         if tool is None:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {toolset.redactor(name)}")
         try:
             filled = tool.validator.validate(arguments)
             return PreparedCall(tool, build_request(tool.template, filled), toolset.redactor)
@@ -101,7 +101,9 @@ class WebTools:
         """
         tool, redactor = call.tool, call.redactor
         started = time.perf_counter()
-        deadline = anyio.current_time() + tool.timeout
+        # The executor works to a deadline a little inside ours, so that when time runs out it is
+        # the executor that says what happened (attempts made, "a POST may have taken effect").
+        deadline = anyio.current_time() + tool.timeout - min(0.1, tool.timeout / 10)
         result: types.CallToolResult | None = None
         # What to say if the deadline passes: still queued for a slot, or waiting on the upstream.
         failure = f"timed out after {tool.timeout:g} s waiting for a free slot (busy, try again shortly)"
