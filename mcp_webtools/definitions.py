@@ -57,6 +57,23 @@ def _response_path(text: str) -> str:
 ResponsePath = Annotated[str, AfterValidator(_response_path)]
 
 
+START, COMPLETE, FAILED, DELAYED = "request-start", "request-complete", "request-failed", "request-response-delayed"
+SPOKEN_TYPES = (START, COMPLETE, FAILED, DELAYED)
+# Forms people write for the same four moments, after lower-casing and turning spaces/_ into `-`.
+_ALIASES = {"request-delayed": DELAYED, "request-response-delay": DELAYED, "response-delayed": DELAYED}
+
+
+def canonical_type(message_type: str) -> str:
+    """`"Request Start"`, `"request_start"`, `"request-start"` -> `"request-start"`.
+
+    A type outside the spoken vocabulary (say `system`) comes back as written: it is published
+    but never sent.
+    """
+    key = re.sub(r"[\s_-]+", "-", message_type.strip().lower())
+    key = _ALIASES.get(key, key)
+    return key if key in SPOKEN_TYPES else message_type
+
+
 class Message(BaseModel):
     """A spoken message of the tool (`request-start`, `Request Complete`, ...)."""
 
@@ -101,6 +118,9 @@ class ToolDefinition(BaseModel):
     flatten: bool = Field(default=False, strict=True)
     max_result_bytes: int | None = Field(default=None, ge=MIN_MAX_RESULT_BYTES, strict=True)
     output_schema: dict[str, Any] | None = None
+    # Progress while a call runs (see voice.py and the README's "Async tools and spoken messages").
+    progress_interval_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
+    delayed_message_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     source: str = ""
     secrets: frozenset[str] = frozenset()
 
@@ -152,9 +172,7 @@ class ToolDefinition(BaseModel):
             if not header_value.isascii():
                 raise ValueError(f"header {name!r} has a non-ASCII value, which HTTP headers cannot carry")
             if not _VISIBLE_HEADER_VALUE.match(header_value):
-                raise ValueError(
-                    f"header {name!r} has a value with control characters or leading/trailing whitespace"
-                )
+                raise ValueError(f"header {name!r} has a value with control characters or leading/trailing whitespace")
         return value
 
     @field_validator("auth_token")
@@ -192,9 +210,11 @@ class ToolDefinition(BaseModel):
     def _unique_message_types(cls, value: tuple[Message, ...]) -> tuple[Message, ...]:
         seen: set[str] = set()
         for message in value:
-            if message.type in seen:
+            # "Request Start" and "request-start" are the same moment: one message for it.
+            kind = canonical_type(message.type)
+            if kind in seen:
                 raise ValueError(f"message type {message.type!r} appears more than once")
-            seen.add(message.type)
+            seen.add(kind)
         return value
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
 from .results import error_result, response_result
 from .toolset import PreparedTool, Toolset
+from .voice import SendProgress
 
 __all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "PreparedCall", "WebTools"]
 
@@ -92,14 +93,18 @@ class WebTools:
             text = f"Invalid arguments for tool {name!r}; nothing was sent:\n- {exc.field}: {exc.message}"
         return error_result(text, toolset.redactor)
 
-    async def execute(self, call: PreparedCall) -> types.CallToolResult:
+    async def execute(self, call: PreparedCall, send_progress: SendProgress | None = None) -> types.CallToolResult:
         """Wait for a slot, send, and shape the answer, all under the tool's timeout.
+
+        With `send_progress`, the client hears the tool's spoken messages and heartbeats as
+        progress notifications (see voice.py): start, delayed, then complete or failed.
 
         A shutdown that outlasts its grace period cancels the call; the caller still gets an
         answer (a tool error saying so). A cancellation from outside (the client cancelled or
         went away) propagates, and with it the upstream request is abandoned.
         """
         tool, redactor = call.tool, call.redactor
+        progress = tool.progress(send_progress)
         started = time.perf_counter()
         # The executor works to a deadline a little inside ours, so that when time runs out it is
         # the executor that says what happened (attempts made, "a POST may have taken effect").
@@ -108,12 +113,15 @@ class WebTools:
         # What to say if the deadline passes: still queued for a slot, or waiting on the upstream.
         failure = f"timed out after {tool.timeout:g} s waiting for a free slot (busy, try again shortly)"
         attempts = 0
+        await progress.started()
         try:
             with self.in_flight.track() as shutdown_scope, anyio.move_on_after(tool.timeout):
                 try:
                     async with self.limits.slot(tool.name, tool.definition.max_concurrency):
                         failure = f"timed out after {tool.timeout:g} s"
-                        response = await self.executor.send(call.request, tool.send_policy, deadline=deadline)
+                        response = await progress.while_waiting(
+                            lambda: self.executor.send(call.request, tool.send_policy, deadline=deadline)
+                        )
                         result = response_result(response, redactor, tool.definition.shaping)
                         attempts = response.attempts
                 except Busy as exc:
@@ -145,9 +153,12 @@ class WebTools:
             attempts,
             elapsed_ms,
         )
+        await progress.finished(failed=bool(result.is_error))
         return result
 
-    async def call(self, name: str, arguments: dict | None) -> types.CallToolResult:
+    async def call(
+        self, name: str, arguments: dict | None, send_progress: SendProgress | None = None
+    ) -> types.CallToolResult:
         """Run one tools/call. Raises `MCPError` only for an unknown tool.
 
         Any other exception is a bug of ours; it becomes a tool error here because the SDK
@@ -159,7 +170,7 @@ class WebTools:
             if isinstance(prepared, types.CallToolResult):
                 return prepared
             redactor = prepared.redactor
-            return await self.execute(prepared)
+            return await self.execute(prepared, send_progress)
         except MCPError:
             raise
         except Exception:
@@ -177,14 +188,15 @@ class WebTools:
 
     async def _call_tool(self, ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
         hang_up = _hang_up_of(ctx)
+        send_progress = ctx.session.report_progress  # a no-op unless the client sent a progress token
         if hang_up is None:
-            return await self.call(params.name, params.arguments)
+            return await self.call(params.name, params.arguments, send_progress)
         # A handshake-era HTTP call answers on its own POST, but runs in the session's task, so
         # the client hanging up does not cancel it by itself (a 2026-07-28 call runs in the
         # POST's own task, and a cancel notification is applied by the SDK). With no answer
         # stream left and no way to resume one, the call and its upstream request are abandoned.
         with hang_up.cancels():
-            return await self.call(params.name, params.arguments)
+            return await self.call(params.name, params.arguments, send_progress)
         logger.info("tool=%s cancelled: the client disconnected", params.name)
         return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
 

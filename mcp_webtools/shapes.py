@@ -39,6 +39,8 @@ EXTENSION_FIELDS = {
     "flatten": "flatten",
     "maxResultBytes": "max_result_bytes",
     "outputSchema": "output_schema",
+    "progressIntervalSeconds": "progress_interval_seconds",
+    "delayedMessageSeconds": "delayed_message_seconds",
 }
 
 

@@ -19,6 +19,14 @@ from .executor import SendPolicy
 from .redaction import Redactor, secret_header_values
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
+from .voice import (
+    DEFAULT_ASYNC_PROGRESS_SECONDS,
+    DEFAULT_DELAYED_MESSAGE_SECONDS,
+    CallProgress,
+    SendProgress,
+    SpokenMessages,
+    published_messages,
+)
 
 __all__ = ["PreparedTool", "Toolset", "annotations_for"]
 
@@ -40,6 +48,7 @@ class PreparedTool:
     template: RequestTemplate
     listing: types.Tool
     send_policy: SendPolicy
+    spoken: SpokenMessages = SpokenMessages()
 
     @property
     def name(self) -> str:
@@ -48,6 +57,15 @@ class PreparedTool:
     @property
     def timeout(self) -> float:
         return self.definition.timeout_seconds
+
+    def progress(self, send: SendProgress | None) -> CallProgress:
+        """What one call sends while it runs: heartbeats by default only for async tools."""
+        definition = self.definition
+        interval = definition.progress_interval_seconds
+        if interval is None and definition.is_async:
+            interval = DEFAULT_ASYNC_PROGRESS_SECONDS
+        delayed = definition.delayed_message_seconds or DEFAULT_DELAYED_MESSAGE_SECONDS
+        return CallProgress(send, self.spoken, interval=interval, delayed_after=delayed)
 
 
 class Toolset:
@@ -92,12 +110,13 @@ def _secrets(definitions: list[ToolDefinition]) -> set[str]:
 
 def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:
     template = RequestTemplate.from_definition(definition, max_body_bytes=max_request_bytes)
+    pairs = [(m.type, m.content) for m in definition.messages]
     meta = {
         META_TOOL: redactor.redact_json(
             {
                 "method": definition.method,
                 "async": definition.is_async,
-                "messages": [m.model_dump() for m in definition.messages],
+                "messages": published_messages(pairs),
             }
         )
     }
@@ -122,4 +141,6 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
             follow_redirects=definition.follow_redirects,
             max_response_bytes=definition.max_response_bytes,
         ),
+        # Spoken aloud and sent to the client, so redacted like everything else it is shown.
+        spoken=SpokenMessages.from_pairs((kind, redactor(text)) for kind, text in pairs),
     )

@@ -344,6 +344,11 @@ TWO_STARTS = [{"type": "request-start", "content": "a"}, {"type": "request-start
         ),
         ({"parameters": {"type": "object", "required": "a"}}, "parameters", BAD_SCHEMA + NOT_ARRAY),
         ({"messages": TWO_STARTS}, "messages", "message type 'request-start' appears more than once"),
+        (
+            {"messages": {"Request Start": "a", "request_start": "b"}},
+            "messages",
+            "message type 'request_start' appears more than once",
+        ),
         ({"headers": [{"name": "X-A", "value": "a\r\nX-B: 1"}]}, "headers", "header 'X-A' " + CRLF_VALUE),
         ({"headers": {"X-A": "a\nX-B: 1"}}, "headers", "header 'X-A' " + CRLF_VALUE),
         *[
