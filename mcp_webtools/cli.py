@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     _http_options(serve)
     _limit_options(serve)
     _egress_options(serve)
+    serve.add_argument(
+        "--tasks",
+        action="store_true",
+        help="answer tools/call with a task handle for 2026-07-28 clients that declare the tasks extension",
+    )
     serve.set_defaults(handler=_serve)
 
     validate = commands.add_parser("validate", help="check tool definitions; exit 1 listing every error")
@@ -235,6 +240,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         max_concurrency=args.max_concurrency,
         max_queue=args.max_queue,
         shutdown_grace_seconds=getattr(args, "shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
+        tasks=getattr(args, "tasks", False),
     )
 
 

@@ -6,10 +6,11 @@ HTTP client); `serve_stdio` and `serve_http` run it. The CLI and the demo call t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -24,6 +25,7 @@ from .loading import LoadResult, load_definitions
 from .redaction import RedactingFilter, Redactor
 from .requests import DEFAULT_MAX_REQUEST_BYTES
 from .server import WebTools
+from .tasks import TaskStore
 from .toolset import Toolset
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "env_list",
     "load_toolset",
     "open_webtools",
+    "running_tasks",
     "serve_http",
     "serve_stdio",
     "start_http",
@@ -80,6 +83,8 @@ class ServerOptions:
     max_concurrency: int = 64
     max_queue: int = 256
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
+    # Task-style calls for 2026-07-28 clients that declare the tasks extension (tasks.py).
+    tasks: bool = False
 
 
 def load_toolset(
@@ -106,11 +111,21 @@ def open_webtools(
     client = create_http_client(max_connections=options.max_concurrency, egress=options.egress)
     executor = Executor(client, max_response_bytes=options.max_response_bytes)
     limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
-    return WebTools(toolset, executor, limits)
+    return WebTools(toolset, executor, limits, TaskStore() if options.tasks else None)
+
+
+@contextlib.asynccontextmanager
+async def running_tasks(webtools: WebTools) -> AsyncIterator[None]:
+    """While open, `webtools` can run calls as tasks (when enabled); the rest are cancelled on exit."""
+    if webtools.tasks is None:
+        yield
+        return
+    async with webtools.tasks.running():
+        yield
 
 
 async def serve_stdio(webtools: WebTools) -> None:
-    async with webtools.executor.client, stdio_server() as (read, write):
+    async with webtools.executor.client, running_tasks(webtools), stdio_server() as (read, write):
         await webtools.server.run(read, write, webtools.server.create_initialization_options())
 
 
@@ -138,7 +153,8 @@ class GracefulServer(uvicorn.Server):
         # stream) about half a second after the signal; the drain below decides instead.
         AppStatus.disable_automatic_graceful_drain()
         try:
-            await super().serve(sockets)
+            async with running_tasks(self.webtools):
+                await super().serve(sockets)
         finally:
             AppStatus.enable_automatic_graceful_drain_mode()
 

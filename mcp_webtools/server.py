@@ -17,6 +17,7 @@ import anyio
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from . import __version__
 from .arguments import ArgumentError
@@ -25,6 +26,8 @@ from .limits import Busy, CallLimits, InFlightCalls, ShuttingDown
 from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
 from .results import error_result, response_result
+from .tasks import EXTENSION as TASKS_EXTENSION
+from .tasks import TaskStore, caller_key
 from .toolset import PreparedTool, Toolset
 from .voice import SendProgress
 
@@ -59,7 +62,13 @@ class PreparedCall:
 class WebTools:
     """The running service: current toolset, executor, and the MCP server wired to them."""
 
-    def __init__(self, toolset: Toolset, executor: Executor, limits: CallLimits | None = None) -> None:
+    def __init__(
+        self,
+        toolset: Toolset,
+        executor: Executor,
+        limits: CallLimits | None = None,
+        tasks: TaskStore | None = None,
+    ) -> None:
         self.toolset = toolset
         self.executor = executor
         self.limits = limits or CallLimits()
@@ -73,6 +82,11 @@ class WebTools:
             # Modern-era HTTP calls look schemas up here instead of re-running tools/list.
             get_tool_input_schema=lambda name: self.toolset.input_schema(name),
         )
+        # Task-style calls (tasks.py), only when enabled: the SDK does not implement the extension yet.
+        self.tasks = tasks
+        if tasks is not None:
+            self.server.extensions[TASKS_EXTENSION] = {}
+            self.server.add_request_handler("tasks/get", types.GetTaskRequestParams, self._get_task)
 
     def prepare(self, name: str, arguments: dict | None) -> PreparedCall | types.CallToolResult:
         """Validate and build; a `CallToolResult` means the call stops here with a tool error.
@@ -186,7 +200,15 @@ class WebTools:
     ) -> types.ListToolsResult:
         return self.toolset.list_result
 
-    async def _call_tool(self, ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def _call_tool(
+        self, ctx: ServerRequestContext, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | dict:
+        if self._wants_task(ctx):
+            assert self.tasks is not None
+            prepared = self.prepare(params.name, params.arguments)  # unknown tool: a protocol error, now
+            if isinstance(prepared, types.CallToolResult):
+                return prepared  # invalid arguments: nothing to run, so no task
+            return self.tasks.start(caller_key(_http_scope(ctx)), lambda: self.call(params.name, params.arguments))
         hang_up = _hang_up_of(ctx)
         send_progress = ctx.session.report_progress  # a no-op unless the client sent a progress token
         if hang_up is None:
@@ -199,6 +221,20 @@ class WebTools:
             return await self.call(params.name, params.arguments, send_progress)
         logger.info("tool=%s cancelled: the client disconnected", params.name)
         return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
+
+    def _wants_task(self, ctx: ServerRequestContext) -> bool:
+        """Enabled and running, a 2026-07-28 call, and the client declared the tasks extension."""
+        if self.tasks is None or not self.tasks.available:
+            return False
+        if ctx.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return False
+        capabilities = ctx.session.client_capabilities
+        return bool(capabilities and capabilities.extensions and TASKS_EXTENSION in capabilities.extensions)
+
+    async def _get_task(self, ctx: ServerRequestContext, params: types.GetTaskRequestParams) -> dict:
+        if self.tasks is None:  # never registered then; kept for the type checker
+            raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found")
+        return self.tasks.get(caller_key(_http_scope(ctx)), params.task_id)
 
 
 class HangUp:
@@ -230,9 +266,14 @@ class HangUp:
             self._scopes.discard(scope)
 
 
-def _hang_up_of(ctx: ServerRequestContext) -> HangUp | None:
+def _http_scope(ctx: ServerRequestContext) -> dict | None:
     scope = getattr(ctx.request, "scope", None)
-    hang_up = scope.get(CLIENT_GONE) if isinstance(scope, dict) else None
+    return scope if isinstance(scope, dict) else None
+
+
+def _hang_up_of(ctx: ServerRequestContext) -> HangUp | None:
+    scope = _http_scope(ctx)
+    hang_up = scope.get(CLIENT_GONE) if scope is not None else None
     return hang_up if isinstance(hang_up, HangUp) else None
 
 

@@ -1,0 +1,145 @@
+"""Task-style tool calls for 2026-07-28 clients that declare `io.modelcontextprotocol/tasks`.
+
+Behind `serve --tasks`, since SDK 2.3.0 does not implement the extension: `tools/call` answers at
+once with a task handle and runs the call in the background; the client polls `tasks/get` until
+the task is `completed` and carries the ordinary `CallToolResult`.
+
+Task ids are random (`secrets.token_urlsafe`), expire `ttl_seconds` after creation (a call still
+running then is cancelled), and are bound to the caller that started them: another caller asking
+for the id gets the same error as for an id that never existed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+from mcp.shared.exceptions import MCPError
+
+__all__ = ["EXTENSION", "TaskStore", "caller_key"]
+
+EXTENSION = "io.modelcontextprotocol/tasks"
+DEFAULT_TTL_SECONDS = 3600.0
+DEFAULT_POLL_INTERVAL_MS = 1000
+
+
+def caller_key(http_scope: dict | None) -> str:
+    """Who started a task: a hash of the inbound `Authorization` header over HTTP (never the
+    token itself), or "stdio" (one client per process, so the process is the connection)."""
+    if http_scope is None:
+        return "stdio"
+    headers = dict(http_scope.get("headers") or [])
+    return "http:" + hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
+
+
+@dataclass
+class _Task:
+    task_id: str
+    caller: str
+    created: float
+    created_at: str
+    updated_at: str
+    status: str = "working"
+    status_message: str | None = None
+    result: types.CallToolResult | None = None
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+class TaskStore:
+    """The tasks of one server; `running()` owns the task group the calls run in."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        poll_interval_ms: int = DEFAULT_POLL_INTERVAL_MS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.poll_interval_ms = poll_interval_ms
+        self.clock = clock
+        self._tasks: dict[str, _Task] = {}
+        self._group: TaskGroup | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._group is not None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[TaskStore]:
+        """While open, calls can run as tasks; on exit, the ones still running are cancelled."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield self
+            finally:
+                self._group = None
+                group.cancel_scope.cancel()
+
+    def start(self, caller: str, work: Callable[[], Awaitable[types.CallToolResult]]) -> dict[str, Any]:
+        """Start `work` in the background; returns the `tools/call` answer (the task handle)."""
+        if self._group is None:
+            raise RuntimeError("TaskStore.start() outside running()")
+        self._expire()
+        now = _now()
+        task = _Task(secrets.token_urlsafe(24), caller, self.clock(), now, now)
+        self._tasks[task.task_id] = task
+        self._group.start_soon(self._run, task, work)
+        return {"resultType": "task", **self._wire(task)}
+
+    def get(self, caller: str, task_id: str) -> dict[str, Any]:
+        """The `tasks/get` answer; raises `MCPError` for an unknown, expired or other caller's id."""
+        self._expire()
+        task = self._tasks.get(task_id)
+        if task is None or not secrets.compare_digest(task.caller, caller):
+            raise MCPError(code=types.INVALID_PARAMS, message="Unknown or expired task")
+        answer: dict[str, Any] = {"resultType": "complete", **self._wire(task)}
+        if task.result is not None:
+            answer["result"] = task.result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return answer
+
+    async def _run(self, task: _Task, work: Callable[[], Awaitable[types.CallToolResult]]) -> None:
+        with task.scope:
+            try:
+                task.result = await work()
+                task.status = "completed"
+            except MCPError as exc:
+                task.status, task.status_message = "failed", exc.error.message
+            except Exception:
+                # `work` (WebTools.call) turns our own bugs into tool errors; this is a last resort.
+                task.status, task.status_message = "failed", "the call failed unexpectedly"
+            task.updated_at = _now()
+        if task.scope.cancelled_caught:
+            task.status, task.updated_at = "cancelled", _now()
+
+    def _expire(self) -> None:
+        deadline = self.clock() - self.ttl_seconds
+        for task_id, task in list(self._tasks.items()):
+            if task.created <= deadline:
+                task.scope.cancel()
+                del self._tasks[task_id]
+
+    def _wire(self, task: _Task) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "taskId": task.task_id,
+            "status": task.status,
+            "createdAt": task.created_at,
+            "lastUpdatedAt": task.updated_at,
+            "ttlMs": int(self.ttl_seconds * 1000),
+            "pollIntervalMs": self.poll_interval_ms,
+        }
+        if task.status_message is not None:
+            wire["statusMessage"] = task.status_message
+        return wire
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
