@@ -1,0 +1,119 @@
+"""`mcp-webtools hamsa payload | register | import`: the sub-commands; the logic is in hamsa.py."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from . import hamsa, hamsa_import
+
+__all__ = ["add_hamsa_commands"]
+
+
+def add_hamsa_commands(commands: argparse._SubParsersAction, *, default_config: str) -> None:
+    group = commands.add_parser("hamsa", help="register this server in Hamsa, or import tools exported from it")
+    actions = group.add_subparsers(dest="hamsa_command", required=True, metavar="ACTION")
+    # allow_abbrev=False: `--token <value>` must not pass as `--token-env`; secrets never go on the command line.
+    payload = actions.add_parser("payload", allow_abbrev=False, help="print the body that registers the server")
+    _mcp_tool_options(payload)
+    payload.add_argument("--redact", action="store_true", help="print *** in place of the token")
+    payload.set_defaults(handler=_hamsa_payload)
+    register = actions.add_parser("register", allow_abbrev=False, help="create the MCP web tool via the Hamsa API")
+    _mcp_tool_options(register)
+    register.add_argument(
+        "--api-key-env", default=hamsa.DEFAULT_API_KEY_ENV, metavar="NAME", help="env var with the Hamsa API key"
+    )
+    register.add_argument("--base-url", help=f"default ${hamsa.BASE_URL_ENV} or {hamsa.DEFAULT_BASE_URL}")
+    register.add_argument("--api-timeout", type=float, default=30.0, metavar="SECONDS", help="default 30")
+    register.set_defaults(handler=_hamsa_register)
+    importer = actions.add_parser("import", help="write config files from an exported Hamsa tool list")
+    importer.add_argument("source", metavar="FILE", help="the export (JSON); - reads stdin")
+    importer.add_argument("--out", default=default_config, metavar="DIR", help=f"default {default_config}/")
+    importer.add_argument("--force", action="store_true", help="overwrite existing files")
+    importer.set_defaults(handler=_hamsa_import)
+
+
+class _RefuseSecretValue(argparse.Action):
+    """`--token VALUE` / `--api-key VALUE`: refused without echoing VALUE (argparse would print it back)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: object, values: object, option: object = None
+    ) -> None:
+        parser.error(
+            f"{option} is not accepted: put the value in an environment variable and pass its NAME with {option}-env"
+        )
+
+
+def _mcp_tool_options(parser: argparse.ArgumentParser) -> None:
+    for refused in ("--token", "--api-key"):
+        parser.add_argument(refused, nargs="?", action=_RefuseSecretValue, help=argparse.SUPPRESS)
+    parser.add_argument("--url", required=True, help="the server's MCP endpoint, e.g. https://host/mcp")
+    parser.add_argument(
+        "--token-env",
+        metavar="NAME",
+        help="env var holding the token the server requires (e.g. MCP_WEBTOOLS_AUTH_TOKEN)",
+    )
+    parser.add_argument("--name", default=hamsa.DEFAULT_TOOL_NAME, help=f"default {hamsa.DEFAULT_TOOL_NAME}")
+    parser.add_argument("--description", default=hamsa.DEFAULT_DESCRIPTION)
+    parser.add_argument(
+        "--timeout", type=int, default=hamsa.DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS", help="default 30"
+    )
+
+
+def _hamsa_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except hamsa.HamsaError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+
+    return run
+
+
+def _hamsa_payload_of(args: argparse.Namespace, *, redact: bool = False) -> hamsa.Payload:
+    spec = hamsa.McpToolSpec(args.url, args.name, args.description, args.timeout, args.token_env)
+    payload = hamsa.build_payload(spec, os.environ, redact=redact)
+    for note in payload.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return payload
+
+
+@_hamsa_errors
+def _hamsa_payload(args: argparse.Namespace) -> int:
+    payload = _hamsa_payload_of(args, redact=args.redact)
+    if args.token_env and not args.redact:
+        print(f"note: the body holds the token from ${args.token_env}: treat it as a secret (--redact hides it)",
+              file=sys.stderr)  # fmt: skip
+    print(json.dumps(payload.body, indent=2, ensure_ascii=False))
+    return 0
+
+
+@_hamsa_errors
+def _hamsa_register(args: argparse.Namespace) -> int:
+    target = hamsa.api_target(args.base_url, args.api_key_env, os.environ, args.api_timeout)
+    payload = _hamsa_payload_of(args, redact=False)
+    created = anyio.run(hamsa.register, payload, target)
+    print(f"created MCP web tool {created.name or args.name!r} in Hamsa; its id:", file=sys.stderr)
+    print(created.id)
+    return 0
+
+
+@_hamsa_errors
+def _hamsa_import(args: argparse.Namespace) -> int:
+    document = hamsa_import.read_export(args.source, sys.stdin.buffer)
+    result = hamsa_import.import_tools(document, Path(args.out), force=args.force, source=args.source)
+    print("\n".join(result.lines()))
+    if result.load_problems:
+        print("the written files do not load yet; fix these, then run `mcp-webtools validate`:", file=sys.stderr)
+        print("\n".join(f"  - {problem}" for problem in result.load_problems), file=sys.stderr)
+        return 1
+    return 0
