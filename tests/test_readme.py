@@ -8,6 +8,8 @@ import re
 import pytest
 from support import REPO, mcp_client
 
+from mcp_webtools.demo.api import ORDERS
+
 pytestmark = pytest.mark.anyio
 
 README = (REPO / "README.md").read_text()
@@ -19,15 +21,7 @@ def readme_block(after: str, language: str) -> str:
 
 
 async def test_the_order_status_example_answers_as_the_readme_shows(upstream, tmp_path):
-    order = {
-        "order_id": "ORD-12345",
-        "customer_id": "CUST-12345",
-        "status": "shipped",
-        "tracking_number": "1Z999AA10123456784",
-        "estimated_delivery": "2024-01-18",
-        "items": [{"product_id": "P-100", "name": "Wireless headset", "quantity": 1}],
-        "total": 99.99,
-    }
+    order = ORDERS["ORD-12345"]  # the demo API's order, as in the README's output
     upstream.reply_json("GET", "/orders/ORD-12345", order)
     config = tmp_path / "orders.yaml"
     config.write_text(readme_block("**The definition**", "yaml"))
