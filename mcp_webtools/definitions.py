@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .metaschema import check_schema
 from .projection import (
     MIN_MAX_RESULT_BYTES,
     PathError,
@@ -190,7 +191,7 @@ class ToolDefinition(BaseModel):
     @classmethod
     def _params_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
-            jsonschema.Draft202012Validator.check_schema(value)
+            check_schema(value)  # jsonschema's check, from a bundled meta-schema (metaschema.py)
         except jsonschema.SchemaError as exc:
             where = "/".join(str(p) for p in exc.absolute_path)
             raise ValueError(f"is not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import mcp_types as types
@@ -83,6 +84,24 @@ class Toolset:
         definitions = list(definitions)
         redactor = Redactor(_secrets(definitions))
         return cls((_prepare(d, redactor, max_request_bytes) for d in definitions), redactor)
+
+    @cached_property
+    def list_wire(self) -> dict[str, Any]:
+        """`list_result` in its wire form, dumped once: the SDK accepts a dict as a handler's result
+        and would otherwise dump the whole model again on every tools/list (most of the server's
+        own cost for a large toolset). The SDK copies it before shaping, and nothing mutates it.
+        """
+        wire = self.list_result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        # The schemas are most of the listing's size: where the dumped form equals the listing's
+        # own dict (plain JSON, as it almost always is), share that dict rather than keep a copy.
+        for entry, tool in zip(wire["tools"], self._tools.values(), strict=True):
+            for key, value in (
+                ("inputSchema", tool.listing.input_schema),
+                ("outputSchema", tool.listing.output_schema),
+            ):
+                if key in entry and entry[key] == value:
+                    entry[key] = value
+        return wire
 
     def get(self, name: str) -> PreparedTool | None:
         return self._tools.get(name)

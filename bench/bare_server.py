@@ -1,0 +1,79 @@
+"""The MCP SDK alone: a bare low-level `mcp.server.Server`, the floor for any server on this SDK.
+
+    python bench/bare_server.py UPSTREAM_URL stdio
+    python bench/bare_server.py UPSTREAM_URL http PORT
+
+Two tools: `noop` answers "ok" without any I/O (the SDK's own per-message cost), and `get_item`
+does the benchmark's GET with one shared httpx2 client and returns the body as text, with no
+validation, redaction or limits (the least any bridge could do). With `BARE_STDIO=webtools` in
+the environment, stdio uses mcp-webtools' transport (mcp_webtools/stdio.py) instead of the SDK's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import anyio
+import httpx2
+import mcp_types as types
+import uvicorn
+from mcp.server import Server, ServerRequestContext
+from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+TOOLS = types.ListToolsResult(
+    tools=[types.Tool(name="noop", input_schema={"type": "object"}), types.Tool(name="get_item", input_schema=SCHEMA)]
+)
+
+
+def build(upstream: str) -> tuple[Server, httpx2.AsyncClient]:
+    http = httpx2.AsyncClient(base_url=upstream, timeout=30)
+
+    async def list_tools(
+        ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return TOOLS
+
+    async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
+        if params.name == "noop":
+            return types.CallToolResult(content=[types.TextContent(type="text", text="ok")])
+        response = await http.get("/item", params=params.arguments)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=response.text)])
+
+    server = Server("bare", on_list_tools=list_tools, on_call_tool=call_tool, get_tool_input_schema=lambda _: SCHEMA)
+    return server, http
+
+
+async def serve_stdio(upstream: str) -> None:
+    server, http = build(upstream)
+    transport = stdio_server
+    if os.environ.get("BARE_STDIO") == "webtools":  # mcp-webtools' thread-free stdio transport instead
+        from mcp_webtools.stdio import stdio_streams as transport
+    async with http, transport() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+def serve_http(upstream: str, port: int) -> None:
+    server, http = build(upstream)
+    manager = StreamableHTTPSessionManager(app=server)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with http, manager.run():
+            yield
+
+    app = Starlette(routes=[Route("/mcp", endpoint=StreamableHTTPASGIApp(manager))], lifespan=lifespan)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    if sys.argv[2] == "stdio":
+        anyio.run(serve_stdio, sys.argv[1])
+    else:
+        serve_http(sys.argv[1], int(sys.argv[3]))

@@ -1,0 +1,143 @@
+"""The stdio transport, without a worker thread per message.
+
+The SDK's `mcp.server.stdio.stdio_server` reads each line and writes and flushes each answer
+through anyio's thread-backed file wrapper: three thread hand-offs per tool call, which on a
+small machine cost more than the rest of the call. `stdio_streams` keeps the SDK's behaviour
+(the same fd diversion while serving, UTF-8 with replacement on input, universal newlines, one
+JSON message per line out) and reads and writes the pipes with the event loop instead.
+
+Where the loop cannot watch the descriptors (stdin redirected from a regular file, or an event
+loop other than asyncio's) it is the SDK's own `stdio_server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import mcp_types as types
+from mcp.server import stdio as sdk_stdio
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
+
+__all__ = ["stdio_streams"]
+
+_CHUNK = 256 * 1024
+
+
+@asynccontextmanager
+async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
+    """(read stream, write stream) over this process's stdin and stdout, like `stdio_server()`."""
+    if not _loop_can_watch(0) or not _loop_can_watch(1):
+        async with sdk_stdio.stdio_server() as streams:
+            yield streams
+        return
+    # The SDK's claim: fd 0 reads /dev/null and fd 1 goes to stderr while serving, so stray
+    # output (a library's print, a child process) cannot corrupt the wire; restored on exit.
+    stdin_file, restore_stdin = sdk_stdio._claim_fd(0, sys.stdin, "rb", sdk_stdio._open_stdin_diversion)
+    try:
+        stdout_file, restore_stdout = sdk_stdio._claim_fd(1, sys.stdout, "wb", sdk_stdio._open_stdout_diversion)
+        try:
+            async with _serve(stdin_file.fileno(), stdout_file.fileno()) as streams:
+                yield streams
+        finally:
+            if restore_stdout is not None:
+                restore_stdout()
+    finally:
+        if restore_stdin is not None:
+            restore_stdin()
+
+
+def _loop_can_watch(fd: int) -> bool:
+    """A pipe, socket or terminal on the asyncio loop (a regular file is always "ready")."""
+    try:
+        asyncio.get_running_loop()  # RuntimeError under another event loop (trio)
+        mode = os.fstat(fd).st_mode
+    except (OSError, RuntimeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+@asynccontextmanager
+async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
+    loop = asyncio.get_running_loop()
+    # Our own descriptors, so that closing the transports never closes the wire the SDK restores.
+    reader_file = os.fdopen(os.dup(in_fd), "rb", buffering=0)
+    writer_file = os.fdopen(os.dup(out_fd), "wb", buffering=0)
+    reader = asyncio.StreamReader(limit=_CHUNK, loop=loop)
+    read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), reader_file)
+    write_transport, write_protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader(loop=loop)), writer_file
+    )
+    writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
+
+    read_stream_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
+    write_stream, write_stream_reader = create_context_streams[SessionMessage](0)
+
+    async def stdin_reader() -> None:
+        try:
+            async with read_stream_writer:
+                async for line in _lines(reader):
+                    try:
+                        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                    except Exception as exc:  # noqa: BLE001 - handed to the session, as the SDK does
+                        await read_stream_writer.send(exc)
+                        continue
+                    await read_stream_writer.send(SessionMessage(message))
+        except anyio.ClosedResourceError:
+            await anyio.lowlevel.checkpoint()
+
+    async def stdout_writer() -> None:
+        try:
+            async with write_stream_reader:
+                async for session_message in write_stream_reader:
+                    json = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    writer.write((json + "\n").encode("utf-8"))
+                    await writer.drain()
+        except anyio.ClosedResourceError:
+            await anyio.lowlevel.checkpoint()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stdin_reader)
+            tg.start_soon(stdout_writer)
+            yield read_stream, write_stream
+    finally:
+        read_transport.close()
+        write_transport.close()
+        # The loop made the pipes non-blocking; the descriptions are shared with fds 0 and 1.
+        for fd in (in_fd, out_fd):
+            with suppress(OSError):
+                os.set_blocking(fd, True)
+
+
+async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
+    """Lines as a text-mode `readline` gives them: universal newlines ("\\n", "\\r\\n", "\\r"), each
+    ending in "\\n", and a last line without one; bytes decoded as UTF-8 with replacement."""
+    pending = b""
+    while True:
+        chunk = await reader.read(_CHUNK)
+        if not chunk:
+            break
+        pending += chunk
+        if pending.endswith(b"\r"):
+            continue  # maybe the first half of "\r\n": wait for the next byte
+        *complete, pending = _split(pending)
+        for line in complete:
+            yield (line + b"\n").decode("utf-8", errors="replace")
+    *complete, last = _split(pending)
+    for line in complete:
+        yield (line + b"\n").decode("utf-8", errors="replace")
+    if last:
+        yield last.decode("utf-8", errors="replace")
+
+
+def _split(data: bytes) -> list[bytes]:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")

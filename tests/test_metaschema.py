@@ -1,0 +1,117 @@
+"""The bundled meta-schema check accepts and refuses exactly what jsonschema's own check does."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from mcp_webtools.metaschema import bundled_metaschema, check_schema
+
+SCHEMAS = [
+    True,
+    False,
+    {},
+    {"type": "object"},
+    {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}, "required": ["n"]},
+    {"type": "object", "properties": {"$ref": {"type": "string"}, "$dynamicRef": {"type": "number"}}},
+    {"type": "object", "$defs": {"id": {"type": "string"}}, "properties": {"id": {"$ref": "#/$defs/id"}}},
+    {"type": "object", "additionalProperties": False, "patternProperties": {"^x-": {"type": "string"}}},
+    {"type": "object", "dependentRequired": {"a": ["b"]}, "dependentSchemas": {"a": {"required": ["c"]}}},
+    {"type": "object", "unevaluatedProperties": {"type": "string"}, "allOf": [{"properties": {"a": {}}}]},
+    {"type": "array", "prefixItems": [{"type": "string"}], "items": False, "contains": {"const": 1}},
+    {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}], "default": None},
+    {"type": "string", "pattern": "^[a-z]+$", "enum": ["a", "b"], "examples": ["a"]},
+    {"$dynamicAnchor": "node", "type": "object", "properties": {"next": {"$dynamicRef": "#node"}}},
+    {"if": {"type": "string"}, "then": {"minLength": 1}, "else": {"type": "number"}, "not": {"const": 0}},
+    {"contentMediaType": "application/json", "contentEncoding": "base64", "deprecated": True},
+    {"definitions": {"old": {"type": "string"}}, "dependencies": {"a": ["b"]}},
+    {"$id": "https://example.com/s", "$anchor": "a", "$comment": "c", "minContains": 2, "contains": {}},
+    {"$recursiveAnchor": "x", "$recursiveRef": "#", "$vocabulary": {"https://example.com/v": True}},
+    # refused
+    {"$id": "https://example.com/s#frag"},
+    {"minContains": -1},
+    {"$recursiveRef": 3},
+    {"$vocabulary": {"https://example.com/v": "yes"}},
+    {"type": "obj"},
+    {"type": ["string", "string"]},
+    {"type": "object", "properties": {"n": {"type": 12}}},
+    {"type": "object", "properties": {"n": {"minimum": "zero"}}},
+    {"type": "object", "required": "n"},
+    {"type": "object", "required": ["n", "n"]},
+    {"type": "string", "pattern": "(unclosed"},
+    {"type": "object", "patternProperties": {"[": {"type": "string"}}},
+    {"type": "object", "properties": {"deep": {"properties": {"deeper": {"items": {"type": "nope"}}}}}},
+    {"type": "array", "items": [{"type": "string"}]},
+    {"type": "object", "additionalProperties": "no"},
+    {"enum": "a"},
+    {"$defs": {"x": {"type": "thing"}}},
+    {"definitions": {"old": {"type": 5}}},
+    {"allOf": []},
+    {"anyOf": [{"type": "string"}, 3]},
+    {"multipleOf": 0},
+    {"maxLength": -1},
+    {"minItems": 1.5},
+    {"dependentRequired": {"a": "b"}},
+    {"unevaluatedItems": {"type": "nah"}},
+    {"$ref": 5},
+    {"$anchor": "not valid!"},
+    {"format": 3},
+    {"contentSchema": {"type": "x"}},
+]
+
+
+def jsonschema_verdict(schema: object) -> tuple[str, list] | None:
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return exc.message, list(exc.absolute_path)
+    return None
+
+
+def our_verdict(schema: object) -> tuple[str, list] | None:
+    try:
+        check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return exc.message, list(exc.absolute_path)
+    return None
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: json.dumps(s)[:60])
+def test_same_verdict_and_message_as_jsonschema(schema: object) -> None:
+    assert our_verdict(schema) == jsonschema_verdict(schema)
+
+
+def test_the_corpus_has_both_verdicts() -> None:
+    verdicts = [jsonschema_verdict(schema) is None for schema in SCHEMAS]
+    assert verdicts.count(True) >= 15 and verdicts.count(False) >= 20
+
+
+def references(node: object, keyword: str) -> list[str]:
+    """Every string value of `keyword` in `node` (a keyword's own definition, a dict, is skipped)."""
+    if isinstance(node, list):
+        return [ref for item in node for ref in references(item, keyword)]
+    if not isinstance(node, dict):
+        return []
+    own = [node[keyword]] if isinstance(node.get(keyword), str) else []
+    return own + [ref for value in node.values() for ref in references(value, keyword)]
+
+
+def test_the_only_reference_left_is_the_recursion_to_the_root() -> None:
+    bundle = bundled_metaschema()
+    assert references(bundle, "$dynamicRef") == []
+    refs = references(bundle, "$ref")
+    assert len(refs) > 20 and set(refs) == {"#"}
+
+
+def test_the_bundle_validates_instances_like_the_official_meta_schema() -> None:
+    # The same validator class and formats: only the document differs.
+    official = jsonschema.Draft202012Validator(
+        jsonschema.Draft202012Validator.META_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    bundled = jsonschema.Draft202012Validator(
+        bundled_metaschema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    for schema in SCHEMAS:
+        assert bundled.is_valid(schema) == official.is_valid(schema), schema
