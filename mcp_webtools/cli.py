@@ -18,6 +18,8 @@ from .egress import EgressPolicy
 from .executor import DEFAULT_MAX_RESPONSE_BYTES
 from .http_app import DEFAULT_MAX_BODY_BYTES, HttpSettings, bind_host_allowance
 from .loading import ConfigErrors
+from .logformat import LOG_FORMATS
+from .reload import DEFAULT_WATCH_INTERVAL
 from .requests import DEFAULT_MAX_REQUEST_BYTES
 from .runtime import (
     DEFAULT_SHUTDOWN_GRACE,
@@ -26,11 +28,14 @@ from .runtime import (
     env_list,
     hide_in_logs,
     load_toolset,
+    open_reloader,
     open_webtools,
     serve_http,
     serve_stdio,
 )
 from .server import PreparedCall
+from .telemetry import configure_tracing
+from .workers import run_workers, worker_socket
 
 __all__ = ["main"]
 
@@ -43,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.log_level not in LOG_LEVELS:  # argparse checks choices on the command line, not defaults
         parser.error(f"MCP_WEBTOOLS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {args.log_level!r}")
-    configure_logging(args.log_level)
+    if args.log_format not in LOG_FORMATS:
+        parser.error(f"MCP_WEBTOOLS_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {args.log_format!r}")
+    configure_logging(args.log_level, args.log_format)
+    configure_tracing()
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `serve --workers N` runs in each worker
     try:
         return args.handler(args)
     except ConfigErrors as exc:
@@ -70,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("MCP_WEBTOOLS_LOG_LEVEL", "INFO").upper(),
         help="default INFO (or $MCP_WEBTOOLS_LOG_LEVEL)",
     )
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=LOG_FORMATS,
+        default=os.environ.get("MCP_WEBTOOLS_LOG_FORMAT", "text").lower(),
+        help="text (readable) or json (one object per line); default text (or $MCP_WEBTOOLS_LOG_FORMAT)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server over stdio or Streamable HTTP")
@@ -82,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
         "--tasks",
         action="store_true",
         help="answer tools/call with a task handle for 2026-07-28 clients that declare the tasks extension",
+    )
+    serve.add_argument(
+        "--watch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reload the config when its files change (default: on; SIGHUP reloads either way)",
+    )
+    serve.add_argument(
+        "--watch-interval",
+        type=_positive_float,
+        default=DEFAULT_WATCH_INTERVAL,
+        metavar="SECONDS",
+        help=f"how often to look at the config files (default {DEFAULT_WATCH_INTERVAL:g})",
     )
     serve.set_defaults(handler=_serve)
 
@@ -146,6 +175,18 @@ def _http_options(parser: argparse.ArgumentParser) -> None:
         help="an extra Origin to accept, e.g. https://app.example.com; repeatable",
     )
     parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
+    parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        help="serve /metrics without the --auth-token (it lists tool names and call counts)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.environ.get("MCP_WEBTOOLS_WORKERS", "1"),
+        metavar="N",
+        help="HTTP worker processes sharing the port (default 1 or $MCP_WEBTOOLS_WORKERS)",
+    )
     parser.add_argument(
         "--shutdown-grace",
         type=float,
@@ -251,6 +292,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -261,9 +309,25 @@ def _non_negative_int(text: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     hide_in_logs(getattr(args, "auth_token", None))
     options = _options(args)
-    webtools = open_webtools(_config_paths(args), options=options)
+    inherited = worker_socket()  # set when this process is one of `--workers N`
+    if args.workers > 1 and inherited is None:
+        if args.transport != "http":
+            print("--workers needs --transport http", file=sys.stderr)
+            return 2
+        if not args.stateless:
+            # A legacy-era session lives in one process; the client's next connection may reach another.
+            print("--workers needs --stateless (legacy-era sessions cannot span processes)", file=sys.stderr)
+            return 2
+        if args.tasks:
+            print("--workers cannot be combined with --tasks (task handles live in one process)", file=sys.stderr)
+            return 2
+        load_toolset(_config_paths(args), options=options)  # config errors print once, before any worker starts
+        return run_workers(args.workers, args.host, args.port, args.argv)
+    paths = _config_paths(args)
+    webtools = open_webtools(paths, options=options)
+    reloader = open_reloader(webtools, paths, options=options, watch=args.watch, interval=args.watch_interval)
     if args.transport == "stdio":
-        anyio.run(serve_stdio, webtools)
+        anyio.run(serve_stdio, webtools, reloader)
     else:
         settings = HttpSettings(
             auth_token=args.auth_token or None,
@@ -271,9 +335,15 @@ def _serve(args: argparse.Namespace) -> int:
             allowed_origins=tuple(args.allowed_origin),
             stateless=args.stateless,
             max_body_bytes=args.max_inbound_bytes,
+            metrics_public=args.metrics_public,
         )
         anyio.run(
-            functools.partial(serve_http, shutdown_grace_seconds=options.shutdown_grace_seconds),
+            functools.partial(
+                serve_http,
+                shutdown_grace_seconds=options.shutdown_grace_seconds,
+                sockets=[inherited] if inherited else None,
+                reloader=reloader,
+            ),
             webtools,
             args.host,
             args.port,

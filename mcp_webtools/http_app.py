@@ -1,8 +1,9 @@
-"""The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, and `/healthz`.
+"""The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, probes, `/metrics`.
 
 Transports only carry bytes; tool logic lives in `server.WebTools`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
-an optional static bearer token guards every path but `/healthz`, and request bodies past
+an optional static bearer token guards every path but the probes `/healthz` and `/readyz` (and
+`/metrics` with `metrics_public`), and request bodies past
 `HttpSettings.max_body_bytes` get 413 before they are parsed.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import os
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .server import CLIENT_GONE, HangUp, WebTools
 
 __all__ = [
@@ -37,7 +40,8 @@ __all__ = [
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
-OPEN_PATHS = frozenset({"/healthz"})
+# Probes must work without the token; /metrics too only with `metrics_public` (it names every tool).
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 # The SDK's own default: room for a tool call whose arguments fill the default 1 MiB request cap
 # several times over (JSON escaping can double a string), and no more.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -50,6 +54,7 @@ class HttpSettings:
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     stateless: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # inbound POST bodies (JSON-RPC messages); larger: 413
+    metrics_public: bool = False  # serve /metrics without the bearer token (for a scraper without it)
 
 
 def transport_security(settings: HttpSettings) -> TransportSecuritySettings:
@@ -152,12 +157,13 @@ class StreamableHttpLifecycle:
 class BearerTokenGuard:
     """Requires `Authorization: Bearer <token>` (or Hamsa's `Token <token>`) on every guarded path."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = OPEN_PATHS) -> None:
         self.app = app
         self._token = token.encode("utf-8")
+        self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._authorized(scope):
+        if scope["type"] != "http" or scope["path"] in self.open_paths or self._authorized(scope):
             await self.app(scope, receive, send)
             return
         response = JSONResponse(
@@ -202,7 +208,17 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
         return Response()
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "tools": len(webtools.toolset)})
+        # `pid` tells the processes of `serve --workers N` (or replicas) apart.
+        return JSONResponse({"status": "ok", "tools": len(webtools.toolset), "pid": os.getpid()})
+
+    async def readyz(request: Request) -> Response:
+        # Config loaded (a WebTools only exists with one) and not draining: send traffic here.
+        if webtools.in_flight.closing:
+            return JSONResponse({"status": "shutting down", "pid": os.getpid()}, status_code=503)
+        return JSONResponse({"status": "ready", "tools": len(webtools.toolset), "pid": os.getpid()})
+
+    async def metrics(request: Request) -> Response:
+        return Response(webtools.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -215,9 +231,12 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
             Route("/sse", endpoint=sse_endpoint, methods=["GET"]),
             Mount("/messages/", app=sse.handle_post_message),
             Route("/healthz", endpoint=healthz, methods=["GET"]),
+            Route("/readyz", endpoint=readyz, methods=["GET"]),
+            Route("/metrics", endpoint=metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     if settings.auth_token:
-        app = BearerTokenGuard(app, settings.auth_token)
+        open_paths = OPEN_PATHS | {"/metrics"} if settings.metrics_public else OPEN_PATHS
+        app = BearerTokenGuard(app, settings.auth_token, open_paths)
     return app

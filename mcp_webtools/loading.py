@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
@@ -44,6 +45,7 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # The canonical fields whose values may use `${NAME}`.
 ENV_FIELDS = ("url", "auth_token", "headers", "path_defaults")
 MAX_LABEL_CHARS = 60
+LOOPBACK_NAMES = frozenset({"localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,7 @@ def _validate(
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
-                secrets.add(environ[name])
+                secrets.update(_secret_forms(environ[name]))
                 return environ[name]
             if default is not None:
                 return default
@@ -295,6 +297,21 @@ def _validate(
             rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"][1:])
             errors.append(ConfigError(file, _say(problem), tool=label, field=_join(location, user_field + rest)))
         return None, errors
+
+
+def _secret_forms(value: str) -> set[str]:
+    """A `${...}` value, and when it is a whole URL its host too: error texts name hosts bare."""
+    forms = {value}
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return forms
+    # A loopback address says nothing about anyone's infrastructure, and masking it would garble
+    # every local URL in the logs ("serving at http://***:8000").
+    if host and host not in LOOPBACK_NAMES and not host.startswith("127."):
+        forms |= {parts.netloc, host}
+    return forms
 
 
 # Pydantic's wording names Python types ("a valid tuple"); a config author thinks in JSON/YAML.

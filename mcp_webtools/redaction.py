@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
+from .logformat import record_fields
+
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "RedactingFilter", "secret_header_values"]
 
 MASK = "***"
@@ -128,7 +130,7 @@ def _encodings(secret: str) -> set[str]:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts secrets from every record's final message.
+    """A logging filter that redacts secrets from every record's final message and structured fields.
 
     The redactor is looked up on each record, so a reload can swap it without touching handlers.
     """
@@ -145,6 +147,9 @@ class RedactingFilter(logging.Filter):
                 message = f"{record.msg} (arguments: {record.args!r})"
             record.msg = self.redactor(message)
             record.args = None
+            # Structured fields (`extra=`) reach the JSON log format as they are: redact them too.
+            for key, value in record_fields(record).items():
+                setattr(record, key, self.redactor.redact_json(value))
             if record.exc_info and not record.exc_text:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import uvicorn
-from mcp.server.stdio import stdio_server
 from sse_starlette.sse import AppStatus
 
 from .egress import EgressPolicy
@@ -22,9 +21,12 @@ from .executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
 from .http_app import HttpSettings, build_http_app
 from .limits import CallLimits
 from .loading import LoadResult, load_definitions
+from .logformat import formatter_for
 from .redaction import RedactingFilter, Redactor
+from .reload import DEFAULT_WATCH_INTERVAL, Reloader
 from .requests import DEFAULT_MAX_REQUEST_BYTES
 from .server import WebTools
+from .stdio import stdio_streams
 from .tasks import TaskStore
 from .toolset import Toolset
 
@@ -35,7 +37,9 @@ __all__ = [
     "configure_logging",
     "env_list",
     "load_toolset",
+    "open_reloader",
     "open_webtools",
+    "reloading",
     "running_tasks",
     "serve_http",
     "serve_stdio",
@@ -57,10 +61,13 @@ def hide_in_logs(*secrets: str | None) -> None:
     _redacting_filter.redactor = _redacting_filter.redactor | _server_secrets
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr (stdout belongs to the stdio transport), every line through the redactor."""
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    """Log to stderr (stdout belongs to the stdio transport), every line through the redactor.
+
+    `log_format` is "text" (readable lines) or "json" (one JSON object per line, see logformat.py).
+    """
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter_for(log_format))
     handler.addFilter(_redacting_filter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -91,11 +98,41 @@ def load_toolset(
     paths: Iterable[str], environ: Mapping[str, str] | None = None, options: ServerOptions | None = None
 ) -> tuple[Toolset, LoadResult]:
     """Raises `ConfigErrors` listing every problem."""
+    toolset, loaded = _build_toolset(paths, environ, options)
+    _redacting_filter.redactor = toolset.redactor | _server_secrets
+    return toolset, loaded
+
+
+def _build_toolset(
+    paths: Iterable[str], environ: Mapping[str, str] | None, options: ServerOptions | None
+) -> tuple[Toolset, LoadResult]:
     options = options or ServerOptions()
     loaded = load_definitions(paths, environ, egress=options.egress)
     toolset = Toolset.from_definitions(loaded.definitions, max_request_bytes=options.max_request_bytes)
-    _redacting_filter.redactor = toolset.redactor | _server_secrets
     return toolset, loaded
+
+
+def open_reloader(
+    webtools: WebTools,
+    paths: Iterable[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    options: ServerOptions | None = None,
+    watch: bool = True,
+    interval: float = DEFAULT_WATCH_INTERVAL,
+) -> Reloader:
+    """Hot reload for `webtools`, loading `paths` exactly as `open_webtools` did (see reload.py)."""
+    paths = list(paths)
+
+    def load() -> Toolset:
+        toolset, _ = _build_toolset(paths, environ, options)
+        # Added to, not replaced: calls still running on the old toolset may log its secrets.
+        _redacting_filter.redactor = _redacting_filter.redactor | toolset.redactor
+        return toolset
+
+    # Every outcome (swapped in, unchanged, or rejected) feeds the reload metrics.
+    observe = [lambda outcome: webtools.metrics.observe_reload(outcome.ok)]
+    return Reloader(webtools, paths, load, watch=watch, interval=interval, on_reload=observe)
 
 
 def open_webtools(
@@ -124,8 +161,18 @@ async def running_tasks(webtools: WebTools) -> AsyncIterator[None]:
         yield
 
 
-async def serve_stdio(webtools: WebTools) -> None:
-    async with webtools.executor.client, running_tasks(webtools), stdio_server() as (read, write):
+def reloading(reloader: Reloader | None) -> contextlib.AbstractAsyncContextManager[None]:
+    """While open, `reloader` (if any) watches the config and handles SIGHUP."""
+    return reloader.running() if reloader is not None else contextlib.nullcontext()
+
+
+async def serve_stdio(webtools: WebTools, reloader: Reloader | None = None) -> None:
+    async with (
+        webtools.executor.client,
+        running_tasks(webtools),
+        reloading(reloader),
+        stdio_streams() as (read, write),  # the SDK transport without a thread per message
+    ):
         await webtools.server.run(read, write, webtools.server.create_initialization_options())
 
 
@@ -143,17 +190,24 @@ class GracefulServer(uvicorn.Server):
     starts after that, as a short flush for answers still being written.
     """
 
-    def __init__(self, config: uvicorn.Config, webtools: WebTools, shutdown_grace_seconds: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        webtools: WebTools,
+        shutdown_grace_seconds: float,
+        reloader: Reloader | None = None,
+    ) -> None:
         super().__init__(config)
         self.webtools = webtools
         self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.reloader = reloader
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         # sse-starlette would close every SSE response (including a legacy call's own answer
         # stream) about half a second after the signal; the drain below decides instead.
         AppStatus.disable_automatic_graceful_drain()
         try:
-            async with running_tasks(self.webtools):
+            async with running_tasks(self.webtools), reloading(self.reloader):
                 await super().serve(sockets)
         finally:
             AppStatus.enable_automatic_graceful_drain_mode()
@@ -173,6 +227,7 @@ class GracefulServer(uvicorn.Server):
         )
         for server in self.servers:
             server.close()
+        self.webtools.listeners.close()  # 2026-07-28 listen streams end cleanly, now, not at the flush
         for connection in list(self.server_state.connections):
             connection.shutdown()  # closes idle keep-alive connections; busy ones close after their answer
         cancelled = await in_flight.drain(self.shutdown_grace_seconds, forced=lambda: self.force_exit)
@@ -189,11 +244,12 @@ def start_http(
     settings: HttpSettings,
     *,
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE,
+    reloader: Reloader | None = None,
 ) -> GracefulServer:
     """A configured server for `webtools` (not yet running); see `GracefulServer` for shutdown."""
     app = build_http_app(webtools, settings)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
-    return GracefulServer(config, webtools, shutdown_grace_seconds)
+    return GracefulServer(config, webtools, shutdown_grace_seconds, reloader)
 
 
 async def serve_http(
@@ -203,9 +259,14 @@ async def serve_http(
     settings: HttpSettings,
     *,
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE,
+    sockets: list[socket.socket] | None = None,
+    reloader: Reloader | None = None,
 ) -> None:
-    server = start_http(webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds)
-    await server.serve()
+    """Serve until SIGTERM/SIGINT; on `sockets` already listening (a worker's, see workers.py) if given."""
+    server = start_http(
+        webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds, reloader=reloader
+    )
+    await server.serve(sockets)
 
 
 def _display_host(host: str) -> str:

@@ -10,32 +10,43 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server import Server, ServerRequestContext
+from mcp.server import InitializationOptions, NotificationOptions, Server, ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from . import __version__
 from .arguments import ArgumentError
-from .executor import Executor, UpstreamError
+from .audit import CallRecord, log_call
+from .client_logs import set_level, spoken_sender
+from .executor import Executor, UpstreamError, UpstreamResponse, UpstreamTimeout
 from .limits import Busy, CallLimits, InFlightCalls, ShuttingDown
+from .metrics import Metrics
 from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
 from .results import error_result, response_result
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore, caller_key
+from .telemetry import annotate_call, traced_send
 from .toolset import PreparedTool, Toolset
 from .voice import SendProgress
 
-__all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "PreparedCall", "WebTools"]
+__all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "ListChangedServer", "PreparedCall", "WebTools"]
 
 logger = logging.getLogger("mcp_webtools.calls")
 
 SERVER_NAME = "mcp-webtools"
+# How long one handshake-era connection may take to accept a tools/list_changed notification.
+LIST_CHANGED_SEND_SECONDS = 5.0
 # ASGI scope key: the `HangUp` of a POST that may carry a call's answer.
 CLIENT_GONE = "mcp_webtools.client_gone"
 INSTRUCTIONS = (
@@ -51,12 +62,35 @@ class PreparedCall:
     toolset mid-call can never leave this call's secrets unmasked in its result.
     """
 
-    __slots__ = ("redactor", "request", "tool")
+    __slots__ = ("redactor", "request", "request_id", "tool")
 
-    def __init__(self, tool: PreparedTool, request: OutboundRequest, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        tool: PreparedTool,
+        request: OutboundRequest,
+        redactor: Redactor | None = None,
+        request_id: str | int | None = None,
+    ) -> None:
         self.tool = tool
         self.request = request
         self.redactor = redactor or Redactor()
+        self.request_id = request_id  # the MCP request's id, for the audit record
+
+
+class ListChangedServer(Server):
+    """The SDK's low-level server, advertising `tools.listChanged` on every transport.
+
+    The SDK builds the handshake's capabilities from `create_initialization_options()` called
+    with no arguments in its HTTP session manager and legacy SSE paths, so the default is
+    changed here rather than at each call site. (2026-07-28 derives the flag from
+    `subscriptions/listen` being served.)
+    """
+
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
+    ) -> InitializationOptions:
+        options = notification_options or NotificationOptions(tools_changed=True)
+        return super().create_initialization_options(options, *args, **kwargs)
 
 
 class WebTools:
@@ -73,39 +107,102 @@ class WebTools:
         self.executor = executor
         self.limits = limits or CallLimits()
         self.in_flight = InFlightCalls()
-        self.server: Server = Server(
+        # Every finished call's `CallRecord` goes to these: the audit log, the metrics, the trace span.
+        self.metrics = Metrics(in_flight=lambda: len(self.in_flight), tools_loaded=lambda: len(self.toolset))
+        self.observers = [log_call, self.metrics.observe_call, annotate_call]
+        # tools/list_changed: 2026-07-28 clients hear it on their `subscriptions/listen` streams,
+        # handshake-era clients on their connection's standalone channel (tracked below).
+        self.subscriptions = InMemorySubscriptionBus()
+        self.listeners = ListenHandler(self.subscriptions)
+        self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self.server: Server = ListChangedServer(
             SERVER_NAME,
             version=__version__,
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_subscriptions_listen=self.listeners,
             # Modern-era HTTP calls look schemas up here instead of re-running tools/list.
             get_tool_input_schema=lambda name: self.toolset.input_schema(name),
         )
+        self.server.middleware.append(self._track_connection)
         # Task-style calls (tasks.py), only when enabled: the SDK does not implement the extension yet.
         self.tasks = tasks
         if tasks is not None:
             self.server.extensions[TASKS_EXTENSION] = {}
             self.server.add_request_handler("tasks/get", types.GetTaskRequestParams, self._get_task)
+        # The logging capability: spoken messages as log entries for clients that set a level (client_logs.py).
+        self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
 
-    def prepare(self, name: str, arguments: dict | None) -> PreparedCall | types.CallToolResult:
+    def replace_toolset(self, toolset: Toolset) -> Toolset:
+        """Serve `toolset` from now on; return the one it replaces.
+
+        One reference swap: a call already prepared keeps its `PreparedCall` (tool, request and
+        redactor from the old snapshot). Per-tool concurrency caps are adjusted at once, so
+        callers queued under an old cap see the new one.
+        """
+        previous, self.toolset = self.toolset, toolset
+        for tool in toolset:
+            self.limits.tool_limiter(tool.name, tool.definition.max_concurrency)
+        for tool in previous:
+            if toolset.get(tool.name) is None:
+                self.limits.tool_limiter(tool.name, None)
+        return previous
+
+    async def notify_tools_changed(self) -> int:
+        """Send `notifications/tools/list_changed` to every client that can hear it, both eras.
+
+        Best effort: a connection that has gone away is skipped. Returns how many handshake-era
+        connections were notified (2026-07-28 listeners are not counted).
+        """
+        await self.subscriptions.publish(ToolsListChanged())  # never blocks: each stream has a buffer
+        connections = list(self._legacy_connections)
+        async with anyio.create_task_group() as tg:
+            for connection in connections:
+                tg.start_soon(_send_list_changed, connection)
+        return len(connections)
+
+    async def _track_connection(self, ctx: ServerRequestContext, call_next: CallNext) -> HandlerResult:
+        # 2.3.0 keeps no registry of live connections; each handshake-era one with a channel for
+        # server-initiated messages (stdio, a legacy HTTP session, /sse) is remembered weakly here.
+        connection = getattr(ctx.session, "_connection", None)  # private in mcp 2.3
+        if (
+            isinstance(connection, Connection)
+            and connection.protocol_version not in MODERN_PROTOCOL_VERSIONS
+            and connection.has_standalone_channel
+        ):
+            self._legacy_connections.add(connection)
+        return await call_next(ctx)
+
+    def prepare(
+        self, name: str, arguments: dict | None, request_id: str | int | None = None
+    ) -> PreparedCall | types.CallToolResult:
         """Validate and build; a `CallToolResult` means the call stops here with a tool error.
 
-        Raises `MCPError` for an unknown tool (a protocol error, not a tool error).
+        Raises `MCPError` for an unknown tool (a protocol error, not a tool error, and no audit
+        record: a name from the client must not become a metric label).
         """
         toolset = self.toolset
         tool = toolset.get(name)
         if tool is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {toolset.redactor(name)}")
+        started = time.perf_counter()
         try:
             filled = tool.validator.validate(arguments)
-            return PreparedCall(tool, build_request(tool.template, filled), toolset.redactor)
+            return PreparedCall(tool, build_request(tool.template, filled), toolset.redactor, request_id)
         except ArgumentError as exc:
             lines = "\n".join(f"- {field}: {message}" for field, message in exc.problems)
             text = f"Invalid arguments for tool {name!r}; nothing was sent:\n{lines}"
         except RequestBuildError as exc:
             text = f"Invalid arguments for tool {name!r}; nothing was sent:\n- {exc.field}: {exc.message}"
+        self._observe(_record(tool, "invalid_arguments", started, request_id=request_id), toolset.redactor)
         return error_result(text, toolset.redactor)
+
+    def _observe(self, record: CallRecord, redactor: Redactor) -> None:
+        """Hand a finished call's record, redacted, to the audit log, the metrics and the trace."""
+        record = record.redacted(redactor)
+        for observe in self.observers:
+            observe(record)
 
     async def execute(self, call: PreparedCall, send_progress: SendProgress | None = None) -> types.CallToolResult:
         """Wait for a slot, send, and shape the answer, all under the tool's timeout.
@@ -124,30 +221,40 @@ class WebTools:
         # the executor that says what happened (attempts made, "a POST may have taken effect").
         deadline = anyio.current_time() + tool.timeout - min(0.1, tool.timeout / 10)
         result: types.CallToolResult | None = None
+        response = None
         # What to say if the deadline passes: still queued for a slot, or waiting on the upstream.
         failure = f"timed out after {tool.timeout:g} s waiting for a free slot (busy, try again shortly)"
+        outcome = "busy"
         attempts = 0
         await progress.started()
         try:
             with self.in_flight.track() as shutdown_scope, anyio.move_on_after(tool.timeout):
                 try:
                     async with self.limits.slot(tool.name, tool.definition.max_concurrency):
-                        failure = f"timed out after {tool.timeout:g} s"
+                        failure, outcome = f"timed out after {tool.timeout:g} s", "timeout"
                         response = await progress.while_waiting(
-                            lambda: self.executor.send(call.request, tool.send_policy, deadline=deadline)
+                            lambda: traced_send(
+                                self.executor.send(call.request, tool.send_policy, deadline=deadline),
+                                tool.definition.method,
+                                tool.definition.url_template,
+                                redactor,
+                            )
                         )
                         result = response_result(response, redactor, tool.definition.shaping)
                         attempts = response.attempts
+                        outcome = "http_error" if result.is_error else "ok"
                 except Busy as exc:
                     failure = f"busy, try again shortly ({exc})"
                 except UpstreamError as exc:
                     failure, attempts = str(exc), exc.attempts
+                    outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "upstream_error"
             if shutdown_scope.cancelled_caught:
                 failure = f"mcp-webtools is shutting down and cancelled the call: {self.in_flight.cancel_reason}"
+                outcome = "shutdown"
         except ShuttingDown as exc:
-            failure = f"{exc}; try again shortly"
+            failure, outcome = f"{exc}; try again shortly", "shutdown"
         except anyio.get_cancelled_exc_class():
-            logger.info("tool=%s cancelled by the client after %.1f ms", tool.name, _ms_since(started))
+            self._observe(_record(tool, "cancelled", started, call, response, attempts), redactor)
             raise
         elapsed_ms = _ms_since(started)
         if result is None:
@@ -158,29 +265,28 @@ class WebTools:
                 meta["attempts"] = attempts
                 tries = f" after {attempts} attempts"
             result = error_result(f"Calling {tool.name!r} failed{tries}: {failure}.", redactor, **meta)
-        logger.info(
-            "tool=%s method=%s url=%s error=%s attempts=%d elapsed_ms=%.1f",
-            tool.name,
-            tool.definition.method,
-            tool.definition.url_template,
-            result.is_error,
-            attempts,
-            elapsed_ms,
-        )
+        self._observe(_record(tool, outcome, started, call, response, attempts), redactor)
         await progress.finished(failed=bool(result.is_error))
         return result
 
     async def call(
-        self, name: str, arguments: dict | None, send_progress: SendProgress | None = None
+        self,
+        name: str,
+        arguments: dict | None,
+        send_progress: SendProgress | None = None,
+        request_id: str | int | None = None,
     ) -> types.CallToolResult:
         """Run one tools/call. Raises `MCPError` only for an unknown tool.
 
         Any other exception is a bug of ours; it becomes a tool error here because the SDK
         would otherwise put the exception's own text, unredacted, on the wire (handshake era).
+        `request_id` (the MCP request's id) goes into the call's audit record.
         """
-        redactor = self.toolset.redactor
+        toolset = self.toolset
+        redactor = toolset.redactor
+        started = time.perf_counter()
         try:
-            prepared = self.prepare(name, arguments)
+            prepared = self.prepare(name, arguments, request_id)
             if isinstance(prepared, types.CallToolResult):
                 return prepared
             redactor = prepared.redactor
@@ -189,36 +295,41 @@ class WebTools:
             raise
         except Exception:
             logger.exception("tool=%s failed unexpectedly", name)
+            tool = toolset.get(name)
+            if tool is not None:
+                self._observe(_record(tool, "internal_error", started, request_id=request_id), redactor)
             return error_result(
                 f"Calling {name!r} failed: an unexpected error occurred in mcp-webtools "
                 "(the server log has the details).",
                 redactor,
             )
 
-    async def _list_tools(
-        self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        return self.toolset.list_result
+    async def _list_tools(self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> dict:
+        return self.toolset.list_wire  # dumped once per toolset: see Toolset.list_wire
 
     async def _call_tool(
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult | dict:
         if self._wants_task(ctx):
             assert self.tasks is not None
-            prepared = self.prepare(params.name, params.arguments)  # unknown tool: a protocol error, now
+            # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.
+            prepared = self.prepare(params.name, params.arguments, ctx.request_id)
             if isinstance(prepared, types.CallToolResult):
-                return prepared  # invalid arguments: nothing to run, so no task
-            return self.tasks.start(caller_key(_http_scope(ctx)), lambda: self.call(params.name, params.arguments))
+                return prepared
+            return self.tasks.start(
+                caller_key(_http_scope(ctx)),
+                lambda: self.call(params.name, params.arguments, request_id=ctx.request_id),
+            )
         hang_up = _hang_up_of(ctx)
-        send_progress = ctx.session.report_progress  # a no-op unless the client sent a progress token
+        send_progress = spoken_sender(ctx)  # progress (given a progress token) and log entries (given a level)
         if hang_up is None:
-            return await self.call(params.name, params.arguments, send_progress)
+            return await self.call(params.name, params.arguments, send_progress, ctx.request_id)
         # A handshake-era HTTP call answers on its own POST, but runs in the session's task, so
         # the client hanging up does not cancel it by itself (a 2026-07-28 call runs in the
         # POST's own task, and a cancel notification is applied by the SDK). With no answer
         # stream left and no way to resume one, the call and its upstream request are abandoned.
         with hang_up.cancels():
-            return await self.call(params.name, params.arguments, send_progress)
+            return await self.call(params.name, params.arguments, send_progress, ctx.request_id)
         logger.info("tool=%s cancelled: the client disconnected", params.name)
         return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
 
@@ -266,6 +377,15 @@ class HangUp:
             self._scopes.discard(scope)
 
 
+async def _send_list_changed(connection: Connection) -> None:
+    # A client that stopped reading its stream must not hold up the others, or the next reload.
+    with anyio.move_on_after(LIST_CHANGED_SEND_SECONDS):
+        try:
+            await connection.send_tool_list_changed()  # drops it quietly if the stream is closed
+        except Exception:  # noqa: BLE001 - best effort: the client refetches on its next tools/list
+            logger.debug("could not send tools/list_changed to a connection", exc_info=True)
+
+
 def _http_scope(ctx: ServerRequestContext) -> dict | None:
     scope = getattr(ctx.request, "scope", None)
     return scope if isinstance(scope, dict) else None
@@ -279,3 +399,27 @@ def _hang_up_of(ctx: ServerRequestContext) -> HangUp | None:
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+def _record(
+    tool: PreparedTool,
+    outcome: str,
+    started: float,
+    call: PreparedCall | None = None,
+    response: UpstreamResponse | None = None,
+    attempts: int = 0,
+    request_id: str | int | None = None,
+) -> CallRecord:
+    """The audit record of a call to `tool` that began at `started` (a `time.perf_counter()`)."""
+    return CallRecord(
+        tool=tool.name,
+        method=tool.definition.method,
+        url_template=tool.definition.url_template,
+        outcome=outcome,
+        status=response.status if response is not None else None,
+        attempts=attempts,
+        duration_ms=_ms_since(started),
+        request_bytes=len(call.request.body or b"") if call is not None else 0,
+        response_bytes=len(response.body) if response is not None else 0,
+        request_id=call.request_id if call is not None else request_id,
+    )

@@ -203,10 +203,12 @@ async def mcp_client(
     *,
     env: dict[str, str] | None = None,
     auth_token: str | None = None,
+    **options: Any,
 ) -> AsyncIterator[Client]:
     """A real `mcp.Client` connected to mcp-webtools over `transport` ("stdio" | "http" | "sse").
 
     The inbound `auth_token`, and the `env` values the config references, become test secrets.
+    `options` go to `Client` (e.g. `logging_callback`, `log_level`); not for "sse".
     """
     environ = {**os.environ, **(env or {})}
     SCANNER.register(auth_token)
@@ -218,7 +220,7 @@ async def mcp_client(
             env=environ,
             cwd=str(REPO),
         )
-        async with Client(params, mode=era, read_timeout_seconds=60) as client:
+        async with Client(params, mode=era, read_timeout_seconds=60, **options) as client:
             yield client
         return
 
@@ -235,7 +237,7 @@ async def mcp_client(
                     yield session  # type: ignore[misc]
             return
         http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60))
-        async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era) as client:
+        async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era, **options) as client:
             yield client
 
 

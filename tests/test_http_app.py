@@ -8,6 +8,7 @@ httpx2 requests.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -114,7 +115,7 @@ async def test_healthz_is_open_and_answers_json(upstream, tmp_path):
     for response in (anonymous, wrong):
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
-        assert response.json() == {"status": "ok", "tools": 2}
+        assert response.json() == {"status": "ok", "tools": 2, "pid": os.getpid()}  # served in this process
 
 
 @pytest.mark.parametrize("era", ERAS)

@@ -167,7 +167,18 @@ def test_env_values_are_substituted_and_recorded_as_secrets(tmp_path: Path) -> N
     assert definition.headers == (("X-Tenant", "acme"), ("X-Key", "key-abcdef"), ("X-Raw", "${API_KEY}"))
     assert definition.path_defaults == {"orderId": "ORD-1"}
     # Values from the environment are secrets; defaults written in the file are not.
-    assert definition.secrets == {"https://api.test", "tok-123456", "key-abcdef", "${API_KEY}"}
+    # A whole URL's host is one too: error texts name a host without its scheme.
+    assert definition.secrets == {"https://api.test", "api.test", "tok-123456", "key-abcdef", "${API_KEY}"}
+
+
+def test_a_host_from_a_url_variable_is_hidden_in_egress_errors(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.json", tool("Lookup", url="${PARTNER_API}/lookup"))
+    text = error_text(path, environ={"PARTNER_API": "http://partner-never-shown.example.com"})
+    assert "partner" not in text
+    assert text == (
+        f"1 config error:\n  - {path}: tool 'Lookup': field `url`: plain http:// to '***' is refused; use https://, "
+        "or set `allowHttp: true` on the tool (or --allow-http) if the network path is trusted"
+    )
 
 
 def test_env_value_overrides_the_default(tmp_path: Path) -> None:

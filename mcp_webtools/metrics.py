@@ -1,0 +1,97 @@
+"""Prometheus metrics for one running server, served at `GET /metrics`.
+
+Each `Metrics` has its own `CollectorRegistry` (not prometheus-client's global one), so several
+servers in one process (tests, the demo) never share or clash over counters. The per-call
+metrics are fed from the same `audit.CallRecord` as the audit log (`Metrics.observe_call`).
+
+Label values are bounded: `tool` is always a configured tool name (a call naming an unknown tool
+is refused before any record exists), `outcome` one of `audit.OUTCOMES`, `status_class` one of
+1xx..5xx, `result` ok/error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .audit import CallRecord
+
+__all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# From 1 ms (a refused or cached call) to 60 s (the longest sensible tool timeout), roughly x2.5 apart.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The server's metrics. `in_flight` and `tools_loaded` are read when scraped."""
+
+    def __init__(self, *, in_flight: Callable[[], int], tools_loaded: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.calls = Counter(
+            "mcp_webtools_tool_calls",
+            "Tool calls by tool and outcome (see the README for the outcomes).",
+            ["tool", "outcome"],
+            registry=self.registry,
+        )
+        self.upstream_responses = Counter(
+            "mcp_webtools_upstream_responses",
+            "Tool calls that got an HTTP answer from the upstream API, by status class of the last attempt.",
+            ["tool", "status_class"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "mcp_webtools_tool_call_duration_seconds",
+            "How long tool calls took, queueing and every attempt included.",
+            ["tool"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        in_flight_gauge = Gauge(
+            "mcp_webtools_calls_in_flight", "Tool calls running now (queued ones included).", registry=self.registry
+        )
+        in_flight_gauge.set_function(in_flight)
+        tools_gauge = Gauge(
+            "mcp_webtools_tools_loaded", "Tools in the configuration now served.", registry=self.registry
+        )
+        tools_gauge.set_function(tools_loaded)
+        self.reloads = Counter(
+            "mcp_webtools_config_reloads",
+            "Configuration reloads by result (ok: swapped in; error: rejected, the last good set kept).",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("ok", "error"):
+            self.reloads.labels(result=result)  # present at 0 from the start, so rate() and alerts work
+        self.last_reload_success = Gauge(
+            "mcp_webtools_config_last_reload_success",
+            "1 if the last configuration reload succeeded (or none was tried yet), 0 if it was rejected.",
+            registry=self.registry,
+        )
+        self.last_reload_success.set(1)
+        self.last_reload_timestamp = Gauge(
+            "mcp_webtools_config_last_reload_timestamp_seconds",
+            "When the configuration was last loaded or a reload last tried (Unix time).",
+            registry=self.registry,
+        )
+        self.last_reload_timestamp.set(time.time())
+
+    def observe_call(self, record: CallRecord) -> None:
+        """Count one finished call (an `audit.CallObserver`)."""
+        self.calls.labels(tool=record.tool, outcome=record.outcome).inc()
+        if record.status is not None and 100 <= record.status <= 599:
+            self.upstream_responses.labels(tool=record.tool, status_class=f"{record.status // 100}xx").inc()
+        self.duration.labels(tool=record.tool).observe(record.duration_ms / 1000)
+
+    def observe_reload(self, ok: bool) -> None:
+        """Count one configuration reload: `ok` if it was swapped in, else it was rejected."""
+        self.reloads.labels(result="ok" if ok else "error").inc()
+        self.last_reload_success.set(1 if ok else 0)
+        self.last_reload_timestamp.set(time.time())
+
+    def exposition(self) -> bytes:
+        """The metrics in the Prometheus text format (`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
