@@ -6,6 +6,12 @@ small machine cost more than the rest of the call. `stdio_streams` keeps the SDK
 (the same fd diversion while serving, UTF-8 with replacement on input, universal newlines, one
 JSON message per line out) and reads and writes the pipes with the event loop instead.
 
+One difference, on purpose: at the end of input, requests already read are given up to
+`EOF_GRACE_SECONDS` to be answered before the session closes (and the SDK cancels what is still
+running, answering "Connection closed"). With the SDK's transport a thread hop per line happens
+to give quick requests that time; without one, `printf '...' | mcp-webtools serve` would lose
+the answers to its last requests.
+
 Where the loop cannot watch the descriptors (stdin redirected from a regular file, or an event
 loop other than asyncio's) it is the SDK's own `stdio_server`.
 """
@@ -30,6 +36,7 @@ from mcp.shared.message import SessionMessage
 __all__ = ["stdio_streams"]
 
 _CHUNK = 256 * 1024
+EOF_GRACE_SECONDS = 1.0
 
 
 @asynccontextmanager
@@ -80,6 +87,7 @@ async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
 
     read_stream_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
     write_stream, write_stream_reader = create_context_streams[SessionMessage](0)
+    unanswered = _Unanswered()
 
     async def stdin_reader() -> None:
         try:
@@ -90,7 +98,11 @@ async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
                     except Exception as exc:  # noqa: BLE001 - handed to the session, as the SDK does
                         await read_stream_writer.send(exc)
                         continue
+                    if isinstance(message, types.JSONRPCRequest):
+                        unanswered.add(message.id)
                     await read_stream_writer.send(SessionMessage(message))
+                with anyio.move_on_after(EOF_GRACE_SECONDS):
+                    await unanswered.wait_empty()
         except anyio.ClosedResourceError:
             await anyio.lowlevel.checkpoint()
 
@@ -98,9 +110,12 @@ async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
         try:
             async with write_stream_reader:
                 async for session_message in write_stream_reader:
-                    json = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    message = session_message.message
+                    json = message.model_dump_json(by_alias=True, exclude_unset=True)
                     writer.write((json + "\n").encode("utf-8"))
                     await writer.drain()
+                    if isinstance(message, (types.JSONRPCResponse, types.JSONRPCError)):
+                        unanswered.discard(message.id)
         except anyio.ClosedResourceError:
             await anyio.lowlevel.checkpoint()
 
@@ -116,6 +131,28 @@ async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
         for fd in (in_fd, out_fd):
             with suppress(OSError):
                 os.set_blocking(fd, True)
+
+
+class _Unanswered:
+    """The ids of requests read and not yet answered."""
+
+    def __init__(self) -> None:
+        self._ids: set[Any] = set()
+        self._empty = anyio.Event()
+        self._empty.set()
+
+    def add(self, request_id: Any) -> None:
+        if not self._ids:
+            self._empty = anyio.Event()
+        self._ids.add(request_id)
+
+    def discard(self, request_id: Any) -> None:
+        self._ids.discard(request_id)
+        if not self._ids:
+            self._empty.set()
+
+    async def wait_empty(self) -> None:
+        await self._empty.wait()
 
 
 async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
