@@ -227,7 +227,7 @@ class GracefulServer(uvicorn.Server):
         )
         for server in self.servers:
             server.close()
-        self.webtools.listeners.close()  # 2026-07-28 listen streams end cleanly, now, not at the flush
+        self.webtools.tool_list.close()  # 2026-07-28 listen streams end cleanly, now, not at the flush
         for connection in list(self.server_state.connections):
             connection.shutdown()  # closes idle keep-alive connections; busy ones close after their answer
         cancelled = await in_flight.drain(self.shutdown_grace_seconds, forced=lambda: self.force_exit)

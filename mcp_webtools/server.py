@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.server import InitializationOptions, NotificationOptions, Server, ServerRequestContext
-from mcp.server.connection import Connection
-from mcp.server.context import CallNext, HandlerResult
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -30,6 +25,7 @@ from .audit import CallRecord, log_call
 from .client_logs import set_level, spoken_sender
 from .executor import Executor, UpstreamError, UpstreamResponse, UpstreamTimeout
 from .limits import Busy, CallLimits, InFlightCalls, ShuttingDown
+from .list_changed import ListChangedServer, ToolListNotifier
 from .metrics import Metrics
 from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
@@ -40,13 +36,11 @@ from .telemetry import annotate_call, traced_send
 from .toolset import PreparedTool, Toolset
 from .voice import SendProgress
 
-__all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "ListChangedServer", "PreparedCall", "WebTools"]
+__all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "PreparedCall", "WebTools"]
 
 logger = logging.getLogger("mcp_webtools.calls")
 
 SERVER_NAME = "mcp-webtools"
-# How long one handshake-era connection may take to accept a tools/list_changed notification.
-LIST_CHANGED_SEND_SECONDS = 5.0
 # ASGI scope key: the `HangUp` of a POST that may carry a call's answer.
 CLIENT_GONE = "mcp_webtools.client_gone"
 INSTRUCTIONS = (
@@ -77,22 +71,6 @@ class PreparedCall:
         self.request_id = request_id  # the MCP request's id, for the audit record
 
 
-class ListChangedServer(Server):
-    """The SDK's low-level server, advertising `tools.listChanged` on every transport.
-
-    The SDK builds the handshake's capabilities from `create_initialization_options()` called
-    with no arguments in its HTTP session manager and legacy SSE paths, so the default is
-    changed here rather than at each call site. (2026-07-28 derives the flag from
-    `subscriptions/listen` being served.)
-    """
-
-    def create_initialization_options(
-        self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
-    ) -> InitializationOptions:
-        options = notification_options or NotificationOptions(tools_changed=True)
-        return super().create_initialization_options(options, *args, **kwargs)
-
-
 class WebTools:
     """The running service: current toolset, executor, and the MCP server wired to them."""
 
@@ -110,22 +88,19 @@ class WebTools:
         # Every finished call's `CallRecord` goes to these: the audit log, the metrics, the trace span.
         self.metrics = Metrics(in_flight=lambda: len(self.in_flight), tools_loaded=lambda: len(self.toolset))
         self.observers = [log_call, self.metrics.observe_call, annotate_call]
-        # tools/list_changed: 2026-07-28 clients hear it on their `subscriptions/listen` streams,
-        # handshake-era clients on their connection's standalone channel (tracked below).
-        self.subscriptions = InMemorySubscriptionBus()
-        self.listeners = ListenHandler(self.subscriptions)
-        self._legacy_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        # tools/list_changed after a reload, to clients of both eras (list_changed.py).
+        self.tool_list = ToolListNotifier()
         self.server: Server = ListChangedServer(
             SERVER_NAME,
             version=__version__,
             instructions=INSTRUCTIONS,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
-            on_subscriptions_listen=self.listeners,
+            on_subscriptions_listen=self.tool_list.listeners,
             # Modern-era HTTP calls look schemas up here instead of re-running tools/list.
             get_tool_input_schema=lambda name: self.toolset.input_schema(name),
         )
-        self.server.middleware.append(self._track_connection)
+        self.server.middleware.append(self.tool_list.track_connection)
         # Task-style calls (tasks.py), only when enabled: the SDK does not implement the extension yet.
         self.tasks = tasks
         if tasks is not None:
@@ -150,29 +125,8 @@ class WebTools:
         return previous
 
     async def notify_tools_changed(self) -> int:
-        """Send `notifications/tools/list_changed` to every client that can hear it, both eras.
-
-        Best effort: a connection that has gone away is skipped. Returns how many handshake-era
-        connections were notified (2026-07-28 listeners are not counted).
-        """
-        await self.subscriptions.publish(ToolsListChanged())  # never blocks: each stream has a buffer
-        connections = list(self._legacy_connections)
-        async with anyio.create_task_group() as tg:
-            for connection in connections:
-                tg.start_soon(_send_list_changed, connection)
-        return len(connections)
-
-    async def _track_connection(self, ctx: ServerRequestContext, call_next: CallNext) -> HandlerResult:
-        # 2.3.0 keeps no registry of live connections; each handshake-era one with a channel for
-        # server-initiated messages (stdio, a legacy HTTP session, /sse) is remembered weakly here.
-        connection = getattr(ctx.session, "_connection", None)  # private in mcp 2.3
-        if (
-            isinstance(connection, Connection)
-            and connection.protocol_version not in MODERN_PROTOCOL_VERSIONS
-            and connection.has_standalone_channel
-        ):
-            self._legacy_connections.add(connection)
-        return await call_next(ctx)
+        """Send `notifications/tools/list_changed` to every client that can hear it, both eras."""
+        return await self.tool_list.notify()
 
     def prepare(
         self, name: str, arguments: dict | None, request_id: str | int | None = None
@@ -375,15 +329,6 @@ class HangUp:
                 yield scope
         finally:
             self._scopes.discard(scope)
-
-
-async def _send_list_changed(connection: Connection) -> None:
-    # A client that stopped reading its stream must not hold up the others, or the next reload.
-    with anyio.move_on_after(LIST_CHANGED_SEND_SECONDS):
-        try:
-            await connection.send_tool_list_changed()  # drops it quietly if the stream is closed
-        except Exception:  # noqa: BLE001 - best effort: the client refetches on its next tools/list
-            logger.debug("could not send tools/list_changed to a connection", exc_info=True)
 
 
 def _http_scope(ctx: ServerRequestContext) -> dict | None:
