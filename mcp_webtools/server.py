@@ -128,6 +128,12 @@ class WebTools:
         """Send `notifications/tools/list_changed` to every client that can hear it, both eras."""
         return await self.tool_list.notify()
 
+    def _current_cap(self, tool: PreparedTool) -> int | None:
+        # A call prepared before a reload queues under the cap served now, not the one it was
+        # prepared with (which would set the shared limiter back to the old value).
+        current = self.toolset.get(tool.name)
+        return (current or tool).definition.max_concurrency
+
     def prepare(
         self, name: str, arguments: dict | None, request_id: str | int | None = None
     ) -> PreparedCall | types.CallToolResult:
@@ -184,7 +190,7 @@ class WebTools:
         try:
             with self.in_flight.track() as shutdown_scope, anyio.move_on_after(tool.timeout):
                 try:
-                    async with self.limits.slot(tool.name, tool.definition.max_concurrency):
+                    async with self.limits.slot(tool.name, self._current_cap(tool)):
                         failure, outcome = f"timed out after {tool.timeout:g} s", "timeout"
                         response = await progress.while_waiting(
                             lambda: traced_send(

@@ -225,6 +225,19 @@ async def test_a_raised_concurrency_cap_admits_the_queued_call_at_once(upstream,
     assert finished == [False, False]
 
 
+async def test_a_call_prepared_before_a_reload_keeps_the_new_cap(upstream, tmp_path):
+    upstream.reply_json("GET", "/slow", {})
+    config = write_tools(tmp_path, [{**hamsa_tool("Slow", f"{upstream.url}/slow"), "maxConcurrency": 1}])
+    reloader = reloader_for(config)
+    webtools = reloader.webtools
+    prepared = webtools.prepare("slow", {})
+    write_tools(tmp_path, [{**hamsa_tool("Slow", f"{upstream.url}/slow"), "maxConcurrency": 2}])
+    assert (await reloader.reload()).changed == ("slow",)
+    assert isinstance(prepared, PreparedCall)
+    assert (await webtools.execute(prepared)).is_error is False
+    assert webtools.limits._per_tool["slow"].limit == 2  # not set back to the cap it was prepared under
+
+
 @pytest.mark.parametrize("era", ["legacy", "auto"])
 async def test_tools_list_changed_is_advertised(tmp_path, era):
     webtools = open_webtools([str(write_tools(tmp_path, [tool("Alpha")]))])
