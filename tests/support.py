@@ -27,10 +27,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus
 
 import anyio
+import anyio.abc
 import httpx2
 import uvicorn
 import yaml
@@ -40,6 +41,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.runtime import open_webtools
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 TRANSPORTS = ("stdio", "http")
@@ -239,6 +242,45 @@ async def mcp_client(
         http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60))
         async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era, **options) as client:
             yield client
+
+
+class ServerProcess:
+    """A `python -m mcp_webtools ...` subprocess whose stderr log is collected as it arrives.
+
+    Run `pump_log` in a task; every wait is bounded by `bound` seconds, so a broken guarantee
+    fails the test instead of hanging it.
+    """
+
+    def __init__(self, process: anyio.abc.Process, bound: float = 60) -> None:
+        self.process = process
+        self.bound = bound
+        self.log = ""
+        self.url = ""
+        self._changed = anyio.Event()
+
+    async def pump_log(self) -> None:
+        assert self.process.stderr is not None
+        async for chunk in self.process.stderr:
+            self.log += chunk.decode(errors="replace")
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def wait_for(self, condition: Callable[[str], T | None]) -> T:
+        """The first truthy `condition(log)`, waiting for more log as long as there is none."""
+        with anyio.fail_after(self.bound):
+            while not (found := condition(self.log)):
+                await self._changed.wait()
+        return found
+
+    async def wait_for_log(self, pattern: str) -> re.Match[str]:
+        return await self.wait_for(lambda log: re.search(pattern, log))
+
+    async def wait_for_logs(self, pattern: str, count: int) -> list[re.Match[str]]:
+        return await self.wait_for(lambda log: (found := list(re.finditer(pattern, log)))[count - 1 :] and found)
+
+    async def exit_code(self) -> int:
+        with anyio.fail_after(self.bound):
+            return await self.process.wait()
 
 
 # --- the secrets scan ----------------------------------------------------------------------------

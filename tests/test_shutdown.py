@@ -10,7 +10,6 @@ before it answered.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import sys
@@ -24,12 +23,11 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from anyio.abc import Process
 from mcp import Client, ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from support import ERAS, REPO, TRANSPORTS, hamsa_tool, mcp_client, serve_asgi, write_tools
+from support import ERAS, REPO, TRANSPORTS, ServerProcess, hamsa_tool, mcp_client, serve_asgi, write_tools
 
 from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.runtime import open_webtools
@@ -125,38 +123,11 @@ def text_of(result: types.CallToolResult) -> str:
 # -- graceful shutdown of `mcp-webtools serve --transport http` -----------------------------------
 
 
-class ServerProcess:
-    """`python -m mcp_webtools serve --transport http` in a subprocess, with its log collected."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.log = ""
-        self._changed = anyio.Event()
-        self.url = ""
-
-    async def pump_log(self) -> None:
-        assert self.process.stderr is not None
-        async for chunk in self.process.stderr:
-            self.log += chunk.decode(errors="replace")
-            self._changed.set()
-            self._changed = anyio.Event()
-
-    async def wait_for_log(self, pattern: str) -> re.Match[str]:
-        with anyio.fail_after(BOUND):
-            while (match := re.search(pattern, self.log)) is None:
-                await self._changed.wait()
-        return match
-
-    async def exit_code(self) -> int:
-        with anyio.fail_after(BOUND):
-            return await self.process.wait()
-
-
 @asynccontextmanager
 async def serve_subprocess(config: Path, *flags: str) -> AsyncIterator[ServerProcess]:
     command = [sys.executable, "-m", "mcp_webtools", "serve", "--transport", "http", "--port", "0"]
     process = await anyio.open_process([*command, "--config", str(config), *flags], cwd=REPO, stdout=None)
-    server = ServerProcess(process)
+    server = ServerProcess(process, BOUND)
     async with process, anyio.create_task_group() as tg:
         tg.start_soon(server.pump_log)
         try:

@@ -20,11 +20,10 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-from anyio.abc import Process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from opentelemetry import trace
-from support import REPO, SCANNER, Reply, hamsa_tool, register_config_secrets, secret, write_tools
+from support import REPO, SCANNER, Reply, ServerProcess, hamsa_tool, register_config_secrets, secret, write_tools
 
 from mcp_webtools import telemetry
 from mcp_webtools.audit import CallRecord
@@ -39,42 +38,24 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
 
 
-class ServerProcess:
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.log = ""
-        self._changed = anyio.Event()
-
-    async def pump(self) -> None:
-        assert self.process.stderr is not None
-        async for chunk in self.process.stderr:
-            self.log += chunk.decode(errors="replace")
-            self._changed.set()
-            self._changed = anyio.Event()
-
-    async def wait_for(self, condition) -> object:
-        with anyio.fail_after(BOUND):
-            while not (found := condition(self.log)):
-                await self._changed.wait()
-        return found
-
-    def spans(self) -> list[dict]:
-        found = []
-        for line in self.log.splitlines():
-            if line.startswith("{"):
-                entry = json.loads(line)
-                if "context" in entry:
-                    found.append(entry)
-        return found
+def spans_in(log: str) -> list[dict]:
+    """The spans the console exporter wrote to the server's stderr."""
+    found = []
+    for line in log.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if "context" in entry:
+                found.append(entry)
+    return found
 
 
 @asynccontextmanager
 async def serve(config: Path, environ: dict[str, str]) -> AsyncIterator[tuple[ServerProcess, str]]:
     command = [sys.executable, "-m", "mcp_webtools", "serve", "--transport", "http", "--port", "0"]
     process = await anyio.open_process([*command, "--config", str(config)], cwd=REPO, env=environ, stdout=None)
-    server = ServerProcess(process)
+    server = ServerProcess(process, BOUND)
     async with process, anyio.create_task_group() as tg:
-        tg.start_soon(server.pump)
+        tg.start_soon(server.pump_log)
         try:
             match = await server.wait_for(lambda log: re.search(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp", log))
             yield server, match.group(1)
@@ -108,9 +89,9 @@ async def test_one_span_per_call_with_the_upstream_request_as_its_child(upstream
             ok = await client.call_tool("item", {"id": "5"}, meta={"traceparent": traceparent})
             down = await client.call_tool("down", {})
         assert (ok.is_error, down.is_error) == (False, True)
-        await server.wait_for(lambda log: sum(s["name"] == "GET " + upstream.url + "/down" for s in server.spans()))
-        await server.wait_for(lambda log: sum(s["name"] == "tools/call down" for s in server.spans()))
-        spans = server.spans()
+        await server.wait_for(lambda log: sum(s["name"] == "GET " + upstream.url + "/down" for s in spans_in(log)))
+        await server.wait_for(lambda log: sum(s["name"] == "tools/call down" for s in spans_in(log)))
+        spans = spans_in(server.log)
         log = server.log
 
     by_name = {span["name"]: span for span in spans}

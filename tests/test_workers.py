@@ -20,47 +20,20 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from anyio.abc import Process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, REPO, Recorded, Reply, hamsa_tool, serve_asgi, write_tools
+from support import ERAS, REPO, Recorded, Reply, ServerProcess, hamsa_tool, serve_asgi, write_tools
 
 from mcp_webtools import workers
 
 BOUND = 60  # seconds: every wait is bounded, so a broken guarantee fails instead of hanging
 
 
-class ServerProcess:
-    """`python -m mcp_webtools serve --transport http ...` with its log collected."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.log = ""
-        self._changed = anyio.Event()
-
-    async def pump_log(self) -> None:
-        assert self.process.stderr is not None
-        async for chunk in self.process.stderr:
-            self.log += chunk.decode(errors="replace")
-            self._changed.set()
-            self._changed = anyio.Event()
-
-    async def wait_for_log(self, pattern: str, count: int = 1) -> list[re.Match[str]]:
-        with anyio.fail_after(BOUND):
-            while len(found := list(re.finditer(pattern, self.log))) < count:
-                await self._changed.wait()
-        return found
-
-    async def exit_code(self) -> int:
-        with anyio.fail_after(BOUND):
-            return await self.process.wait()
-
-
 @asynccontextmanager
 async def running(config: Path, *flags: str) -> AsyncIterator[ServerProcess]:
     command = [sys.executable, "-m", "mcp_webtools", "serve", "--transport", "http", "--port", "0"]
     process = await anyio.open_process([*command, "--config", str(config), *flags], cwd=REPO, stdout=None)
-    server = ServerProcess(process)
+    server = ServerProcess(process, BOUND)
     async with process, anyio.create_task_group() as tg:
         tg.start_soon(server.pump_log)
         try:
@@ -79,7 +52,7 @@ async def running(config: Path, *flags: str) -> AsyncIterator[ServerProcess]:
 
 async def url_of(server: ServerProcess, workers_count: int = 1) -> str:
     """The base URL once every worker serves."""
-    matches = await server.wait_for_log(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp", workers_count)
+    matches = await server.wait_for_logs(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp", workers_count)
     return matches[0].group(1)
 
 
@@ -172,7 +145,7 @@ async def test_two_workers_answer_calls_and_drain_on_sigterm(upstream, tmp_path)
                     tg.start_soon(call, ERAS[number % 2])
                 await holding.until(held)
                 server.process.send_signal(signal.SIGTERM)
-                draining = await server.wait_for_log(r"waiting up to 30 s for (\d+) call\(s\) in flight", 2)
+                draining = await server.wait_for_logs(r"waiting up to 30 s for (\d+) call\(s\) in flight", 2)
                 assert sum(int(m.group(1)) for m in draining) == held  # every call is waited for, in its worker
                 holding.release.set()
             assert [(r.is_error, text_of(r)) for r in results] == [(False, '{"released":true}')] * held
@@ -209,7 +182,7 @@ async def test_sighup_reaches_every_worker(upstream, tmp_path):
             url = await url_of(server, 2)
             write_tools(tmp_path, [hamsa_tool("Added", f"{api}/added")], "more.json")
             server.process.send_signal(signal.SIGHUP)
-            reloaded = await server.wait_for_log(r"config reloaded \(SIGHUP\): 1 added \(added\)", 2)
+            reloaded = await server.wait_for_logs(r"config reloaded \(SIGHUP\): 1 added \(added\)", 2)
             assert len(reloaded) == 2  # each worker reloaded its own copy
             for era in ERAS:
                 async with mcp_http(url, era) as client:
@@ -296,8 +269,8 @@ async def test_workers_stop_when_their_supervisor_is_killed(upstream, tmp_path):
             await url_of(server, 2)
             pids = worker_pids(server.log)
             server.process.kill()  # no chance to pass anything on
-            await server.wait_for_log(r"the supervisor has gone; stopping", 2)
-            await server.wait_for_log(r"Finished server process", 2)  # each drained as on SIGTERM
+            await server.wait_for_logs(r"the supervisor has gone; stopping", 2)
+            await server.wait_for_logs(r"Finished server process", 2)  # each drained as on SIGTERM
             with anyio.fail_after(BOUND):
                 while any(alive(pid) for pid in pids):
                     await anyio.sleep(0.05)  # polling process state: there is nothing to wait on
