@@ -14,18 +14,22 @@ import anyio
 
 from . import __version__
 from .cli_hamsa import add_hamsa_commands
-from .egress import EgressPolicy
-from .executor import DEFAULT_MAX_RESPONSE_BYTES
-from .http_app import DEFAULT_MAX_BODY_BYTES, HttpSettings, bind_host_allowance
+from .cli_options import (
+    DEFAULT_CONFIG,
+    config_option,
+    config_paths,
+    egress_options,
+    http_options,
+    limit_options,
+    positive_float,
+    server_options,
+)
+from .http_app import HttpSettings, bind_host_allowance
 from .loading import ConfigErrors
 from .logformat import LOG_FORMATS
 from .reload import DEFAULT_WATCH_INTERVAL
-from .requests import DEFAULT_MAX_REQUEST_BYTES
 from .runtime import (
-    DEFAULT_SHUTDOWN_GRACE,
-    ServerOptions,
     configure_logging,
-    env_list,
     hide_in_logs,
     load_toolset,
     open_reloader,
@@ -39,7 +43,6 @@ from .workers import run_workers, worker_socket
 
 __all__ = ["main"]
 
-DEFAULT_CONFIG = "config"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -89,11 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server over stdio or Streamable HTTP")
-    _config_option(serve)
+    config_option(serve)
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default stdio")
-    _http_options(serve)
-    _limit_options(serve)
-    _egress_options(serve)
+    http_options(serve)
+    limit_options(serve)
+    egress_options(serve)
     serve.add_argument(
         "--tasks",
         action="store_true",
@@ -107,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--watch-interval",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_WATCH_INTERVAL,
         metavar="SECONDS",
         help=f"how often to look at the config files (default {DEFAULT_WATCH_INTERVAL:g})",
@@ -116,25 +119,25 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check tool definitions; exit 1 listing every error")
     validate.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
-    _egress_options(validate)
+    egress_options(validate)
     validate.set_defaults(handler=_validate)
 
     listing = commands.add_parser("list", help="show MCP names, methods and URL templates")
     listing.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
-    _egress_options(listing)
+    egress_options(listing)
     listing.set_defaults(handler=_list)
 
     call = commands.add_parser("call", help="run one tool call and print the MCP result as JSON")
     call.add_argument("tool", help="the MCP tool name (see `mcp-webtools list`)")
     call.add_argument("--args", default="{}", metavar="JSON", help="the arguments as a JSON object")
-    _config_option(call)
+    config_option(call)
     call.add_argument("--dry-run", action="store_true", help="print the HTTP request (secrets redacted); send nothing")
-    _limit_options(call)
-    _egress_options(call)
+    limit_options(call)
+    egress_options(call)
     call.set_defaults(handler=_call)
 
     demo = commands.add_parser("demo", help="start a sample API and the MCP server over HTTP, wired together")
-    _config_option(demo)
+    config_option(demo)
     demo.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     demo.add_argument("--port", type=int, default=8000, help="MCP server port (default 8000)")
     demo.add_argument("--api-port", type=int, default=8900, help="sample API port (default 8900)")
@@ -143,172 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        action="append",
-        metavar="PATH",
-        help="a tool definition file or folder; repeatable (default: $MCP_WEBTOOLS_CONFIG or config/)",
-    )
-
-
-def _http_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    parser.add_argument(
-        "--auth-token",
-        default=os.environ.get("MCP_WEBTOOLS_AUTH_TOKEN"),
-        help="require `Authorization: Bearer <token>` on HTTP (prefer $MCP_WEBTOOLS_AUTH_TOKEN)",
-    )
-    parser.add_argument(
-        "--allowed-host",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_ALLOWED_HOSTS"),
-        metavar="HOST",
-        help="an extra Host header to accept (DNS-rebinding protection); repeatable",
-    )
-    parser.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_ALLOWED_ORIGINS"),
-        metavar="ORIGIN",
-        help="an extra Origin to accept, e.g. https://app.example.com; repeatable",
-    )
-    parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
-    parser.add_argument(
-        "--metrics-public",
-        action="store_true",
-        help="serve /metrics without the --auth-token (it lists tool names and call counts)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=os.environ.get("MCP_WEBTOOLS_WORKERS", "1"),
-        metavar="N",
-        help="HTTP worker processes sharing the port (default 1 or $MCP_WEBTOOLS_WORKERS)",
-    )
-    parser.add_argument(
-        "--shutdown-grace",
-        type=float,
-        default=DEFAULT_SHUTDOWN_GRACE,
-        metavar="SECONDS",
-        help="on SIGTERM, how long in-flight calls may finish before they are cancelled (default 8)",
-    )
-    parser.add_argument(
-        "--max-inbound-bytes",
-        type=_positive_int,
-        default=DEFAULT_MAX_BODY_BYTES,
-        metavar="N",
-        help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes (default 4 MiB)",
-    )
-
-
-def _limit_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("limits")
-    group.add_argument(
-        "--max-response-bytes",
-        type=_positive_int,
-        default=DEFAULT_MAX_RESPONSE_BYTES,
-        metavar="N",
-        help="stop reading an upstream body after N bytes (default 1 MiB; per tool: maxResponseBytes)",
-    )
-    group.add_argument(
-        "--max-request-bytes",
-        type=_positive_int,
-        default=DEFAULT_MAX_REQUEST_BYTES,
-        metavar="N",
-        help="refuse calls whose request body would exceed N bytes (default 1 MiB; per tool: maxRequestBytes)",
-    )
-    group.add_argument(
-        "--max-concurrency",
-        type=_positive_int,
-        default=64,
-        metavar="N",
-        help="upstream calls in flight at once, all tools together (default 64; per tool: maxConcurrency)",
-    )
-    group.add_argument(
-        "--max-queue",
-        type=_non_negative_int,
-        default=256,
-        metavar="N",
-        help="calls that may wait for a slot; past that: a 'busy, try again' tool error (default 256)",
-    )
-
-
-def _egress_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("egress policy (where upstream calls may go)")
-    group.add_argument(
-        "--allow-upstream-host",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_UPSTREAM_HOSTS"),
-        metavar="HOST",
-        help="only these upstream hosts (.example.com: any subdomain); repeatable",
-    )
-    group.add_argument("--deny-private", action="store_true", help="refuse private, loopback and reserved addresses")
-    group.add_argument(
-        "--allow-link-local",
-        action="store_true",
-        help="allow link-local and cloud-metadata addresses (refused by default)",
-    )
-    group.add_argument(
-        "--allow-http",
-        action="store_true",
-        help="allow plain http:// to any host (default: loopback only; per tool: allowHttp)",
-    )
-
-
-def _config_paths(args: argparse.Namespace) -> list[str]:
-    paths = getattr(args, "config", None) or getattr(args, "paths", None)
-    if paths:
-        return list(paths)
-    from_env = os.environ.get("MCP_WEBTOOLS_CONFIG")
-    return [p for p in from_env.split(os.pathsep) if p] if from_env else [DEFAULT_CONFIG]
-
-
-def _options(args: argparse.Namespace) -> ServerOptions:
-    egress = EgressPolicy(
-        allowed_hosts=frozenset(h.lower() for h in args.allow_upstream_host),
-        deny_private=args.deny_private,
-        allow_link_local=args.allow_link_local,
-        allow_http=args.allow_http,
-    )
-    if not hasattr(args, "max_concurrency"):
-        return ServerOptions(egress=egress)
-    return ServerOptions(
-        max_response_bytes=args.max_response_bytes,
-        max_request_bytes=args.max_request_bytes,
-        egress=egress,
-        max_concurrency=args.max_concurrency,
-        max_queue=args.max_queue,
-        shutdown_grace_seconds=getattr(args, "shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
-        tasks=getattr(args, "tasks", False),
-    )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
-    return value
-
-
 def _serve(args: argparse.Namespace) -> int:
     hide_in_logs(getattr(args, "auth_token", None))
-    options = _options(args)
+    options = server_options(args)
     inherited = worker_socket()  # set when this process is one of `--workers N`
     if args.workers > 1 and inherited is None:
         if args.transport != "http":
@@ -321,9 +161,9 @@ def _serve(args: argparse.Namespace) -> int:
         if args.tasks:
             print("--workers cannot be combined with --tasks (task handles live in one process)", file=sys.stderr)
             return 2
-        load_toolset(_config_paths(args), options=options)  # config errors print once, before any worker starts
+        load_toolset(config_paths(args), options=options)  # config errors print once, before any worker starts
         return run_workers(args.workers, args.host, args.port, args.argv)
-    paths = _config_paths(args)
+    paths = config_paths(args)
     webtools = open_webtools(paths, options=options)
     reloader = open_reloader(webtools, paths, options=options, watch=args.watch, interval=args.watch_interval)
     if args.transport == "stdio":
@@ -353,7 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    toolset, loaded = load_toolset(_config_paths(args), options=_options(args))
+    toolset, loaded = load_toolset(config_paths(args), options=server_options(args))
     for tool in toolset:
         d = tool.definition
         print(f"ok  {d.mcp_name}  {d.method} {d.url_template}  ({d.source})")
@@ -364,7 +204,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    toolset, _ = load_toolset(_config_paths(args), options=_options(args))
+    toolset, _ = load_toolset(config_paths(args), options=server_options(args))
     rows = [(t.name, t.definition.method, t.definition.url_template) for t in toolset]
     width = max(len(name) for name, _, _ in rows)
     for name, method, url in rows:
@@ -382,7 +222,7 @@ def _call(args: argparse.Namespace) -> int:
         # A usage mistake, like bad JSON: say so plainly instead of printing a tool-error result.
         print(f"--args must be a JSON object, not {_json_type(arguments)}: {args.args}", file=sys.stderr)
         return 2
-    webtools = open_webtools(_config_paths(args), options=_options(args))
+    webtools = open_webtools(config_paths(args), options=server_options(args))
     if webtools.toolset.get(args.tool) is None:
         known = ", ".join(t.name for t in webtools.toolset)
         print(f"unknown tool {args.tool!r}; known tools: {known}", file=sys.stderr)
@@ -422,7 +262,7 @@ def _print_result(result: object) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return anyio.run(run_demo, _config_paths(args), args.host, args.port, args.api_port)
+    return anyio.run(run_demo, config_paths(args), args.host, args.port, args.api_port)
 
 
 if __name__ == "__main__":  # pragma: no cover

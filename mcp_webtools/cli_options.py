@@ -1,0 +1,194 @@
+"""The command line's shared options, their value types, and how they become settings.
+
+`cli.py` builds the commands from these; `server_options` and `config_paths` turn parsed
+arguments into what `runtime` takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .egress import EgressPolicy
+from .executor import DEFAULT_MAX_RESPONSE_BYTES
+from .http_app import DEFAULT_MAX_BODY_BYTES
+from .requests import DEFAULT_MAX_REQUEST_BYTES
+from .runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "config_option",
+    "config_paths",
+    "egress_options",
+    "http_options",
+    "limit_options",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "server_options",
+]
+
+DEFAULT_CONFIG = "config"
+
+
+def config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        action="append",
+        metavar="PATH",
+        help="a tool definition file or folder; repeatable (default: $MCP_WEBTOOLS_CONFIG or config/)",
+    )
+
+
+def http_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument(
+        "--auth-token",
+        default=os.environ.get("MCP_WEBTOOLS_AUTH_TOKEN"),
+        help="require `Authorization: Bearer <token>` on HTTP (prefer $MCP_WEBTOOLS_AUTH_TOKEN)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=env_list("MCP_WEBTOOLS_ALLOWED_HOSTS"),
+        metavar="HOST",
+        help="an extra Host header to accept (DNS-rebinding protection); repeatable",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=env_list("MCP_WEBTOOLS_ALLOWED_ORIGINS"),
+        metavar="ORIGIN",
+        help="an extra Origin to accept, e.g. https://app.example.com; repeatable",
+    )
+    parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
+    parser.add_argument(
+        "--metrics-public",
+        action="store_true",
+        help="serve /metrics without the --auth-token (it lists tool names and call counts)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.environ.get("MCP_WEBTOOLS_WORKERS", "1"),
+        metavar="N",
+        help="HTTP worker processes sharing the port (default 1 or $MCP_WEBTOOLS_WORKERS)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=DEFAULT_SHUTDOWN_GRACE,
+        metavar="SECONDS",
+        help="on SIGTERM, how long in-flight calls may finish before they are cancelled (default 8)",
+    )
+    parser.add_argument(
+        "--max-inbound-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes (default 4 MiB)",
+    )
+
+
+def limit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("limits")
+    group.add_argument(
+        "--max-response-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        metavar="N",
+        help="stop reading an upstream body after N bytes (default 1 MiB; per tool: maxResponseBytes)",
+    )
+    group.add_argument(
+        "--max-request-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help="refuse calls whose request body would exceed N bytes (default 1 MiB; per tool: maxRequestBytes)",
+    )
+    group.add_argument(
+        "--max-concurrency",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="upstream calls in flight at once, all tools together (default 64; per tool: maxConcurrency)",
+    )
+    group.add_argument(
+        "--max-queue",
+        type=non_negative_int,
+        default=256,
+        metavar="N",
+        help="calls that may wait for a slot; past that: a 'busy, try again' tool error (default 256)",
+    )
+
+
+def egress_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("egress policy (where upstream calls may go)")
+    group.add_argument(
+        "--allow-upstream-host",
+        action="append",
+        default=env_list("MCP_WEBTOOLS_UPSTREAM_HOSTS"),
+        metavar="HOST",
+        help="only these upstream hosts (.example.com: any subdomain); repeatable",
+    )
+    group.add_argument("--deny-private", action="store_true", help="refuse private, loopback and reserved addresses")
+    group.add_argument(
+        "--allow-link-local",
+        action="store_true",
+        help="allow link-local and cloud-metadata addresses (refused by default)",
+    )
+    group.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="allow plain http:// to any host (default: loopback only; per tool: allowHttp)",
+    )
+
+
+def config_paths(args: argparse.Namespace) -> list[str]:
+    paths = getattr(args, "config", None) or getattr(args, "paths", None)
+    if paths:
+        return list(paths)
+    from_env = os.environ.get("MCP_WEBTOOLS_CONFIG")
+    return [p for p in from_env.split(os.pathsep) if p] if from_env else [DEFAULT_CONFIG]
+
+
+def server_options(args: argparse.Namespace) -> ServerOptions:
+    egress = EgressPolicy(
+        allowed_hosts=frozenset(h.lower() for h in args.allow_upstream_host),
+        deny_private=args.deny_private,
+        allow_link_local=args.allow_link_local,
+        allow_http=args.allow_http,
+    )
+    if not hasattr(args, "max_concurrency"):
+        return ServerOptions(egress=egress)
+    return ServerOptions(
+        max_response_bytes=args.max_response_bytes,
+        max_request_bytes=args.max_request_bytes,
+        egress=egress,
+        max_concurrency=args.max_concurrency,
+        max_queue=args.max_queue,
+        shutdown_grace_seconds=getattr(args, "shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
+        tasks=getattr(args, "tasks", False),
+    )
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
