@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -35,10 +36,10 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running_demo(log: Path) -> AsyncIterator[tuple[str, int]]:
+async def running_demo(log: Path, *flags: str) -> AsyncIterator[tuple[str, int]]:
     """Start the demo on free ports, wait for /healthz, yield the MCP URL and API port, then terminate it."""
     port, api_port = free_port(), free_port()
-    argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(port), "--api-port", str(api_port)]
+    argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(port), "--api-port", str(api_port), *flags]
     with log.open("wb") as stderr:
         process = await anyio.open_process(argv, cwd=REPO, env=CLEAN_ENV, stdout=stderr, stderr=stderr)
         async with process:
@@ -127,6 +128,21 @@ async def test_demo_serves_every_example_tool(tmp_path):
         "args": ["-m", "mcp_webtools", "serve", "--config", str(REPO / "config")],
         "env": {"DEMO_API_URL": f"http://127.0.0.1:{api_port}"},
     }}}  # fmt: skip
+
+
+async def test_demo_reloads_an_edited_config(tmp_path):
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    async with running_demo(tmp_path / "demo.log", "--config", str(config)) as (url, _):
+        http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))
+        async with http, Client(streamable_http_client(url, http_client=http), mode="auto") as client:
+            before = {t.name for t in (await client.list_tools(cache_mode="refresh")).tools}
+            (config / "scheduler.json").unlink()
+            with anyio.fail_after(30):  # the watcher looks every second
+                while (now := {t.name for t in (await client.list_tools(cache_mode="refresh")).tools}) == before:
+                    await anyio.sleep(0.2)
+    assert before - now == {"check_availability", "create_appointment", "cancel_appointment"}
+    assert "config reloaded (file change): 0 added, 3 removed" in (tmp_path / "demo.log").read_text()
 
 
 async def test_demo_exits_1_when_a_port_is_taken(tmp_path):

@@ -12,7 +12,7 @@ import anyio
 import uvicorn
 
 from ..http_app import WILDCARD_HOSTS, HttpSettings, bind_host_allowance
-from ..runtime import open_webtools, start_http
+from ..runtime import open_reloader, open_webtools, start_http
 from .api import DEFAULT_DEMO_TOKEN, create_demo_api
 
 __all__ = ["DEFAULT_API_PORT", "run_demo"]
@@ -29,7 +29,10 @@ async def run_demo(config_paths: list[str], host: str, port: int, api_port: int)
     token = os.environ.get("DEMO_API_TOKEN", DEFAULT_DEMO_TOKEN)
     webtools = open_webtools(config_paths)
     api = uvicorn.Server(uvicorn.Config(create_demo_api(token), host="127.0.0.1", port=api_port, log_config=None))
-    mcp = start_http(webtools, host, port, HttpSettings(allowed_hosts=bind_host_allowance(host)))
+    # Edits to the config are picked up as with `serve` (README, "Hot reload").
+    reloader = open_reloader(webtools, config_paths)
+    settings = HttpSettings(allowed_hosts=bind_host_allowance(host))
+    mcp = start_http(webtools, host, port, settings, reloader=reloader)
     failed: list[str] = []
 
     async def serve(server: uvicorn.Server, what: str) -> None:
@@ -74,7 +77,7 @@ def _print_instructions(host: str, port: int, api_port: int, tools: list[str], c
 mcp-webtools demo is running.
   sample API : http://127.0.0.1:{api_port}   (customers, orders, tickets, appointments; in memory)
   MCP server : {url}   (Streamable HTTP; legacy SSE at /sse)
-  tools      : {", ".join(tools)}
+  tools      : {", ".join(tools)}   (edit the config: reloaded and announced to clients)
 
 Try it with the MCP Inspector (Node 22+):
   npx -y @modelcontextprotocol/inspector --cli {url} --method tools/list
