@@ -69,7 +69,8 @@ def serve_http(upstream: str, port: int) -> None:
             yield
 
     app = Starlette(routes=[Route("/mcp", endpoint=StreamableHTTPASGIApp(manager))], lifespan=lifespan)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    # The same event loop as mcp-webtools (asyncio): uvicorn would pick uvloop when it is installed.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio")
 
 
 if __name__ == "__main__":

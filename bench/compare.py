@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -179,7 +180,7 @@ async def direct_row(upstream: str, args: argparse.Namespace) -> Row:
 
 
 @asynccontextmanager
-async def http_server(command: list[str], port: int, log: Any) -> Any:
+async def http_server(command: list[str], port: int, log: Any, profiled: bool = False) -> Any:
     process = await anyio.open_process(command, cwd=REPO, stdout=log, stderr=log)
     try:
         with anyio.fail_after(60):
@@ -195,7 +196,10 @@ async def http_server(command: list[str], port: int, log: Any) -> Any:
         yield process
     finally:
         if process.returncode is None:
-            process.terminate()
+            # uvicorn re-raises the signal it stopped on once it is done: SIGTERM would then kill
+            # the process before cProfile writes its stats, where SIGINT ends it with a
+            # KeyboardInterrupt that cProfile still writes them through.
+            process.send_signal(signal.SIGINT if profiled else signal.SIGTERM)
         with anyio.move_on_after(10):
             await process.wait()
         if process.returncode is None:
@@ -227,7 +231,7 @@ async def server_row(target: Target, upstream: str, configs: tuple[Path, Path], 
                 await latency(client, pid, target, row, args)
             return row
         url = f"http://127.0.0.1:{port}/mcp"
-        async with http_server(command, port, log) as process, AsyncExitStack() as stack:
+        async with http_server(command, port, log, profiled=profile is not None) as process, AsyncExitStack() as stack:
             (client,) = await open_clients(url, target.era, 1, stack)
             await latency(client, process.pid, target, row, args)
             if target.tool == "noop":
@@ -458,6 +462,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.duration = args.duration or (2.0 if args.quick else 8.0)
     args.warmup = 50
     args.list_repeats = 5 if args.quick else 20
+    if args.profile:
+        args.profile = args.profile.resolve()  # the servers run from the repository root
+        args.profile.mkdir(parents=True, exist_ok=True)
     return args
 
 

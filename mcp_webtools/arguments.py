@@ -85,7 +85,9 @@ class ArgumentValidator:
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
-        self._validator = Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+        # Made on the first call, not at load: it costs a few microseconds to make, but about a
+        # kilobyte to keep, and most of a large toolset's tools are never called in a process.
+        self._validator: Draft202012Validator | None = None
 
     def validate(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
         """Return the arguments with schema defaults filled in, or raise `ArgumentError`."""
@@ -104,6 +106,8 @@ class ArgumentValidator:
         non_finite = [(field_path(path), "must be a finite number") for path in _non_finite(filled, [])]
         if non_finite:
             raise ArgumentError(non_finite)
+        if self._validator is None:
+            self._validator = Draft202012Validator(self.schema, format_checker=_FORMAT_CHECKER)
         errors = sorted(self._validator.iter_errors(filled), key=lambda e: (list(e.absolute_path), e.message))
         if errors:
             raise ArgumentError([problem for error in errors for problem in _describe(error)])

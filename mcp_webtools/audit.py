@@ -50,6 +50,8 @@ class CallRecord:
 
     def redacted(self, redactor: Redactor) -> CallRecord:
         """The same record with every string through `redactor` (a URL template may hold a `${SECRET}`)."""
+        if not redactor:  # no secrets loaded: nothing to hide, and no copy to make on every call
+            return self
         return dataclasses.replace(
             self,
             tool=redactor(self.tool),
@@ -60,10 +62,13 @@ class CallRecord:
 
     def fields(self) -> dict[str, object]:
         """The record as flat log fields (the JSON log format puts them at the top level)."""
-        fields = dataclasses.asdict(self)
+        # Not `dataclasses.asdict`, which deep-copies every value: a cost paid on every call.
+        fields: dict[str, object] = {name: getattr(self, name) for name in _FIELD_NAMES}
         fields["duration_ms"] = round(self.duration_ms, 3)
         return fields
 
+
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(CallRecord))
 
 CallObserver = Callable[[CallRecord], None]
 
@@ -73,6 +78,8 @@ def log_call(record: CallRecord) -> None:
 
     The text is readable on its own; the JSON log format adds the same fields as structured keys.
     """
+    if not logger.isEnabledFor(logging.INFO):
+        return  # not logged at this level: skip building the line's fields
     status = "-" if record.status is None else str(record.status)
     logger.info(
         "call tool=%s method=%s url=%s outcome=%s status=%s attempts=%d duration_ms=%.1f "

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import ValidationError
 
 from .definitions import ToolDefinition
@@ -163,6 +162,8 @@ def _read_document(path: Path) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    import yaml  # here, not at the top: a JSON-only server never pays for it (about 1 MiB resident)
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -78,13 +79,27 @@ class Metrics:
             registry=self.registry,
         )
         self.last_reload_timestamp.set(time.time())
+        # Labelled children by (tool, outcome, status class): bounded, as the labels are (see above).
+        self._call_children: dict[tuple[str, str, str | None], tuple[Any, Any, Any]] = {}
 
     def observe_call(self, record: CallRecord) -> None:
         """Count one finished call (an `audit.CallObserver`)."""
-        self.calls.labels(tool=record.tool, outcome=record.outcome).inc()
-        if record.status is not None and 100 <= record.status <= 599:
-            self.upstream_responses.labels(tool=record.tool, status_class=f"{record.status // 100}xx").inc()
-        self.duration.labels(tool=record.tool).observe(record.duration_ms / 1000)
+        status = record.status
+        status_class = f"{status // 100}xx" if status is not None and 100 <= status <= 599 else None
+        key = (record.tool, record.outcome, status_class)
+        children = self._call_children.get(key)
+        if children is None:
+            # `labels()` takes a lock and builds a key on every use; the children are the same each time.
+            children = self._call_children[key] = (
+                self.calls.labels(tool=record.tool, outcome=record.outcome),
+                self.upstream_responses.labels(tool=record.tool, status_class=status_class) if status_class else None,
+                self.duration.labels(tool=record.tool),
+            )
+        calls, responses, duration = children
+        calls.inc()
+        if responses is not None:
+            responses.inc()
+        duration.observe(record.duration_ms / 1000)
 
     def observe_reload(self, ok: bool) -> None:
         """Count one configuration reload: `ok` if it was swapped in, else it was rejected."""

@@ -45,8 +45,11 @@ def response_result(
         return _http_error(response, redactor, meta, shaping)
 
     mime = _mime(response)
-    if mime.startswith("image/") and not _is_textual(mime) and not response.truncated and not _holds_secret(
-        response.body, redactor
+    if (
+        mime.startswith("image/")
+        and not _is_textual(mime)
+        and not response.truncated
+        and not _holds_secret(response.body, redactor)
     ):
         data = base64.b64encode(response.body).decode("ascii")
         return _shaped(
@@ -71,7 +74,7 @@ def response_result(
     if "json" in mime or not mime:
         try:
             # NaN and Infinity are not JSON: null, as they would go out in structuredContent anyway.
-            value = _redact_json(json.loads(text, parse_constant=lambda _: None), redactor)
+            value = _redact_json(json.loads(text, parse_constant=lambda _: None), redactor, text)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             value = _NOT_JSON
         if value is not _NOT_JSON:
@@ -95,7 +98,12 @@ def error_result(message: str, redactor: Redactor, **meta: Any) -> types.CallToo
 _NOT_JSON = object()
 
 
-def _redact_json(value: Any, redactor: Redactor) -> Any:
+def _redact_json(value: Any, redactor: Redactor, source: str) -> Any:
+    """`value` (parsed from `source`) with secrets masked and lone surrogates replaced."""
+    if not redactor and "\\u" not in source and not _LONE_SURROGATE.search(source):
+        # Nothing to hide, and no surrogate in the text nor an escape that could have made one:
+        # `value` is already what the work below would return (spares re-encoding every body).
+        return value
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     try:
         text.encode("utf-8")

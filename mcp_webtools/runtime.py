@@ -7,6 +7,7 @@ HTTP client); `serve_stdio` and `serve_http` run it. The CLI and the demo call t
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -173,6 +174,7 @@ async def serve_stdio(webtools: WebTools, reloader: Reloader | None = None) -> N
         reloading(reloader),
         stdio_streams() as (read, write),  # the SDK transport without a thread per message
     ):
+        _freeze_startup_objects()
         await webtools.server.run(read, write, webtools.server.create_initialization_options())
 
 
@@ -266,7 +268,16 @@ async def serve_http(
     server = start_http(
         webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds, reloader=reloader
     )
+    _freeze_startup_objects()
     await server.serve(sockets)
+
+
+def _freeze_startup_objects() -> None:
+    # Everything made so far (modules, the SDK's models, the toolset) lives about as long as the
+    # process: out of the garbage collector's generations, no collection walks it again while
+    # calls are served (bench/compare.py: about 10 % less server CPU per call at 32 concurrent
+    # HTTP callers). Start-up leaves no cyclic garbage to collect first (a collection finds none).
+    gc.freeze()
 
 
 def _display_host(host: str) -> str:

@@ -182,16 +182,15 @@ class WebTools:
         deadline = anyio.current_time() + tool.timeout - min(0.1, tool.timeout / 10)
         result: types.CallToolResult | None = None
         response = None
-        # What to say if the deadline passes: still queued for a slot, or waiting on the upstream.
-        failure = f"timed out after {tool.timeout:g} s waiting for a free slot (busy, try again shortly)"
-        outcome = "busy"
+        failure: str | None = None  # None: the deadline passed (the message is made only then)
+        outcome = "busy"  # if the deadline passes now: still queued for a slot
         attempts = 0
         await progress.started()
         try:
             with self.in_flight.track() as shutdown_scope, anyio.move_on_after(tool.timeout):
                 try:
                     async with self.limits.slot(tool.name, self._current_cap(tool)):
-                        failure, outcome = f"timed out after {tool.timeout:g} s", "timeout"
+                        outcome = "timeout"  # from here on, the deadline passing means waiting on the upstream
                         response = await progress.while_waiting(
                             lambda: traced_send(
                                 self.executor.send(call.request, tool.send_policy, deadline=deadline),
@@ -217,6 +216,10 @@ class WebTools:
             self._observe(_record(tool, "cancelled", started, call, response, attempts), redactor)
             raise
         elapsed_ms = _ms_since(started)
+        if result is None and failure is None:
+            failure = f"timed out after {tool.timeout:g} s"
+            if outcome == "busy":
+                failure += " waiting for a free slot (busy, try again shortly)"
         if result is None:
             # No HTTP status to report, but how long we waited helps tell a slow upstream from a dead one.
             meta = {"elapsedMs": round(elapsed_ms, 3)}

@@ -54,10 +54,12 @@ async def traced_send(
     says how many more there were). It carries the URL template, never the resolved URL, which
     may hold secrets.
     """
-    if trace is None:
+    # The fast path, taken on every call when no SDK is set up: under a span that records nothing
+    # (the API's no-op span, or one sampled out), a child would record nothing either.
+    if trace is None or not trace.get_current_span().is_recording():
         return await send
     template = redactor(url_template)
-    with trace.get_tracer("mcp_webtools").start_as_current_span(
+    with _tracer().start_as_current_span(
         f"{method} {template}",
         kind=trace.SpanKind.CLIENT,
         attributes={"http.request.method": method, "url.template": template},
@@ -73,6 +75,18 @@ async def traced_send(
             raise
         _finish(span, status=response.status, attempts=response.attempts)
         return response
+
+
+def _tracer() -> Any:
+    # Looked up on first use, not per call (get_tracer reads the environment each time); later
+    # calls reach the same provider, as tracing is configured once, before serving.
+    global _TRACER
+    if _TRACER is None:
+        _TRACER = trace.get_tracer("mcp_webtools")
+    return _TRACER
+
+
+_TRACER: Any = None
 
 
 def _finish(span: Any, *, status: int | None, attempts: int, error: BaseException | None = None) -> None:

@@ -7,6 +7,7 @@ listing entry, builds the `tools/list` result once, and gathers every secret int
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,8 +33,13 @@ from .voice import (
 __all__ = ["PreparedTool", "Toolset", "annotations_for"]
 
 
+@functools.cache
 def annotations_for(method: str) -> types.ToolAnnotations:
-    """Hints that say truthfully what an HTTP method does (clients treat them as untrusted)."""
+    """Hints that say truthfully what an HTTP method does (clients treat them as untrusted).
+
+    One shared object per method (nothing mutates a listing): a thousand tools need not hold a
+    thousand copies.
+    """
     return types.ToolAnnotations(
         read_only_hint=method == "GET",
         destructive_hint=method == "DELETE",
@@ -65,8 +71,13 @@ class PreparedTool:
         interval = definition.progress_interval_seconds
         if interval is None and definition.is_async:
             interval = DEFAULT_ASYNC_PROGRESS_SECONDS
+        if interval is None and not self.spoken:
+            return _SILENT  # nothing to say, ever: one shared instance, no per-call state needed
         delayed = definition.delayed_message_seconds or DEFAULT_DELAYED_MESSAGE_SECONDS
         return CallProgress(send, self.spoken, interval=interval, delayed_after=delayed)
+
+
+_SILENT = CallProgress(None, SpokenMessages(), interval=None, delayed_after=DEFAULT_DELAYED_MESSAGE_SECONDS)
 
 
 class Toolset:
@@ -91,16 +102,10 @@ class Toolset:
         and would otherwise dump the whole model again on every tools/list (most of the server's
         own cost for a large toolset). The SDK copies it before shaping, and nothing mutates it.
         """
-        wire = self.list_result.model_dump(by_alias=True, mode="json", exclude_none=True)
-        # The schemas are most of the listing's size: where the dumped form equals the listing's
-        # own dict (plain JSON, as it almost always is), share that dict rather than keep a copy.
-        for entry, tool in zip(wire["tools"], self._tools.values(), strict=True):
-            for key, value in (
-                ("inputSchema", tool.listing.input_schema),
-                ("outputSchema", tool.listing.output_schema),
-            ):
-                if key in entry and entry[key] == value:
-                    entry[key] = value
+        # Dumped tool by tool into the result's frame: a thousand tools' dump never exists twice.
+        wire = self.list_result.model_copy(update={"tools": []}).model_dump(**_WIRE)
+        annotations: dict[tuple, dict[str, Any]] = {}  # one dict per distinct set of hints, shared
+        wire["tools"] = [_wire_entry(tool.listing, annotations) for tool in self._tools.values()]
         return wire
 
     def get(self, name: str) -> PreparedTool | None:
@@ -115,6 +120,29 @@ class Toolset:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+
+_WIRE: dict[str, Any] = {"by_alias": True, "mode": "json", "exclude_none": True}
+
+
+def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    entry = listing.model_dump(**_WIRE)
+    # Where the dumped form equals what the listing holds already (plain JSON, as it almost
+    # always is), share that rather than keep a second copy for the life of the toolset: the
+    # schemas (most of the size), the `_meta` and the texts; the annotations are one of a few.
+    for key, value in (
+        ("inputSchema", listing.input_schema),
+        ("outputSchema", listing.output_schema),
+        ("_meta", listing.meta),
+        ("name", listing.name),
+        ("title", listing.title),
+        ("description", listing.description),
+    ):
+        if key in entry and entry[key] == value:
+            entry[key] = value
+    if "annotations" in entry:
+        entry["annotations"] = annotations.setdefault(tuple(entry["annotations"].items()), entry["annotations"])
+    return entry
 
 
 def _secrets(definitions: list[ToolDefinition]) -> set[str]:

@@ -88,8 +88,9 @@ class CallProgress:
         self.interval = interval
         self.delayed_after = delayed_after
         self._step = 0
-        # Delays count from the start of the call, time queued for a slot included.
-        self._started = anyio.current_time()
+        # Delays count from the start of the call, time queued for a slot included (read only
+        # when there is something to time, so a silent progress needs no event loop).
+        self._started = anyio.current_time() if self.active else 0.0
 
     @property
     def active(self) -> bool:
