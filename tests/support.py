@@ -283,6 +283,32 @@ class ServerProcess:
             return await self.process.wait()
 
 
+@asynccontextmanager
+async def http_server_process(config: Path, *flags: str, bound: float = 60) -> AsyncIterator[ServerProcess]:
+    """`python -m mcp_webtools serve --transport http --port 0 --config <config> <flags>`, log collected.
+
+    On exit it is stopped gracefully (SIGTERM, so `--workers` children go too), then killed if it
+    has not stopped within `bound` seconds.
+    """
+    command = [sys.executable, "-m", "mcp_webtools", "serve", "--transport", "http", "--port", "0"]
+    process = await anyio.open_process([*command, "--config", str(config), *flags], cwd=REPO, stdout=None)
+    server = ServerProcess(process, bound)
+    async with process, anyio.create_task_group() as tg:
+        tg.start_soon(server.pump_log)
+        try:
+            yield server
+        finally:
+            with anyio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.terminate()
+                    with anyio.move_on_after(bound):
+                        await process.wait()
+                if process.returncode is None:
+                    process.kill()
+                await process.wait()
+            tg.cancel_scope.cancel()
+
+
 # --- the secrets scan ----------------------------------------------------------------------------
 
 # Any value containing this is a secret by convention, registered or not.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,7 +26,16 @@ from mcp import Client, ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from support import ERAS, REPO, TRANSPORTS, ServerProcess, hamsa_tool, mcp_client, serve_asgi, write_tools
+from support import (
+    ERAS,
+    TRANSPORTS,
+    ServerProcess,
+    hamsa_tool,
+    http_server_process,
+    mcp_client,
+    serve_asgi,
+    write_tools,
+)
 
 from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.runtime import open_webtools
@@ -125,20 +133,10 @@ def text_of(result: types.CallToolResult) -> str:
 
 @asynccontextmanager
 async def serve_subprocess(config: Path, *flags: str) -> AsyncIterator[ServerProcess]:
-    command = [sys.executable, "-m", "mcp_webtools", "serve", "--transport", "http", "--port", "0"]
-    process = await anyio.open_process([*command, "--config", str(config), *flags], cwd=REPO, stdout=None)
-    server = ServerProcess(process, BOUND)
-    async with process, anyio.create_task_group() as tg:
-        tg.start_soon(server.pump_log)
-        try:
-            match = await server.wait_for_log(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp")
-            server.url = match.group(1)
-            yield server
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with anyio.CancelScope(shield=True):
-                await process.wait()
+    async with http_server_process(config, *flags, bound=BOUND) as server:
+        match = await server.wait_for_log(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp")
+        server.url = match.group(1)
+        yield server
 
 
 @asynccontextmanager

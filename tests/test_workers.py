@@ -13,7 +13,7 @@ import signal
 import sys
 import traceback
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -22,32 +22,27 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, REPO, Recorded, Reply, ServerProcess, hamsa_tool, serve_asgi, write_tools
+from support import (
+    ERAS,
+    REPO,
+    Recorded,
+    Reply,
+    ServerProcess,
+    hamsa_tool,
+    http_server_process,
+    serve_asgi,
+    write_tools,
+)
 
 from mcp_webtools import workers
 
 BOUND = 60  # seconds: every wait is bounded, so a broken guarantee fails instead of hanging
 
 
-@asynccontextmanager
-async def running(config: Path, *flags: str) -> AsyncIterator[ServerProcess]:
-    command = [sys.executable, "-m", "mcp_webtools", "serve", "--transport", "http", "--port", "0"]
-    process = await anyio.open_process([*command, "--config", str(config), *flags], cwd=REPO, stdout=None)
-    server = ServerProcess(process, BOUND)
-    async with process, anyio.create_task_group() as tg:
-        tg.start_soon(server.pump_log)
-        try:
-            yield server
-        finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.terminate()  # graceful, so workers are not left behind
-                    with anyio.move_on_after(BOUND):
-                        await process.wait()
-                if process.returncode is None:
-                    process.kill()  # the workers then stop too: see workers.worker_socket
-                await process.wait()
-            tg.cancel_scope.cancel()
+def running(config: Path, *flags: str) -> AbstractAsyncContextManager[ServerProcess]:
+    # Stopped with SIGTERM at the end, so workers are not left behind (then killed: the workers
+    # stop too, see workers.worker_socket).
+    return http_server_process(config, *flags, bound=BOUND)
 
 
 async def url_of(server: ServerProcess, workers_count: int = 1) -> str:
