@@ -322,6 +322,9 @@ PROTOCOL_HEADERS = frozenset(
 )
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _EXCERPT = 40
+# A test upstream's base URL given through `${...}` (http://127.0.0.1:<port>) is not scanned for:
+# its port is an ephemeral one that a later test's own server may well listen on and print.
+_LOOPBACK_ORIGIN = re.compile(r"https?://(127\.0\.0\.1|localhost|\[::1\]):\d+/?")
 
 
 @dataclass(frozen=True)
@@ -501,7 +504,7 @@ def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set
     found = {filled for v in values if isinstance(v, str) and (filled := _substituted(v, environ)) is not None}
     names = {m.group(1) for text in _strings(substituted) for m in _ENV_REFERENCE.finditer(text)}
     found |= {environ[name] for name in names if name in environ}
-    return {value for value in found if len(value) >= MIN_SECRET_CHARS}
+    return {value for value in found if len(value) >= MIN_SECRET_CHARS and not _LOOPBACK_ORIGIN.fullmatch(value)}
 
 
 def _substituted(text: str, environ: Mapping[str, str]) -> str | None:
