@@ -32,7 +32,7 @@ import mcp.client.client
 import mcp.client.session
 import pytest
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-from support import REPO, SCANNER, RecordingReadStream, Upstream, register_config_secrets, serve_asgi
+from support import REPO, SCANNER, HoldingUpstream, RecordingReadStream, Upstream, register_config_secrets, serve_asgi
 
 from mcp_webtools import runtime
 
@@ -40,6 +40,17 @@ from mcp_webtools import runtime
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def holding() -> AsyncIterator[tuple[HoldingUpstream, str]]:
+    """An upstream that holds each request until released, noting whether the caller hung up; its URL."""
+    app = HoldingUpstream()
+    async with serve_asgi(app) as url:
+        try:
+            yield app, url
+        finally:
+            app.release_all()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import re
 import socket
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 TRANSPORTS = ("stdio", "http")
+HOLD_BOUND = 30  # seconds: how long `HoldingUpstream` waits for a request to arrive or finish
 ERAS = ("legacy", "auto")  # "auto" lands on 2026-07-28 against our server
 
 
@@ -103,20 +105,10 @@ class Upstream:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    self.released.set()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            await answer_lifespan(receive, send)
+            self.released.set()
+            return
+        body = await read_body(receive)
         header_list = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         recorded = Recorded(
             method=scope["method"],
@@ -156,12 +148,83 @@ def bound_socket() -> socket.socket:
     return sock
 
 
+class HoldingUpstream:
+    """Holds each request until the test releases its path; notes whether the caller hung up first."""
+
+    def __init__(self) -> None:
+        self.outcome: dict[str, str] = {}  # path -> "answered" | "disconnected"
+        self._arrived: dict[str, anyio.Event] = defaultdict(anyio.Event)
+        self._release: dict[str, anyio.Event] = defaultdict(anyio.Event)
+        self._done: dict[str, anyio.Event] = defaultdict(anyio.Event)
+
+    async def arrived(self, *paths: str) -> None:
+        with anyio.fail_after(HOLD_BOUND):
+            for path in paths:
+                await self._arrived[path].wait()
+
+    async def finished(self, path: str) -> str:
+        with anyio.fail_after(HOLD_BOUND):
+            await self._done[path].wait()
+        return self.outcome[path]
+
+    def release(self, path: str) -> None:
+        self._release[path].set()
+
+    def release_all(self) -> None:
+        for path in list(self._arrived):
+            self.release(path)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await answer_lifespan(receive, send)
+            return
+        await read_body(receive)
+        path = scope["path"]
+        self._arrived[path].set()
+        async with anyio.create_task_group() as tg:
+
+            async def watch_disconnect() -> None:
+                # Once the body is read, the next message is http.disconnect, sent when the caller hangs up.
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                self.outcome[path] = "disconnected"
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch_disconnect)
+            await self._release[path].wait()
+            tg.cancel_scope.cancel()
+        if path not in self.outcome:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": b'{"released": true}'})
+            self.outcome[path] = "answered"
+        self._done[path].set()
+
+
+async def answer_lifespan(receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    """An ASGI app's lifespan, with nothing to start or stop: returns once shutdown is acknowledged."""
+    while (await receive())["type"] != "lifespan.shutdown":
+        await send({"type": "lifespan.startup.complete"})
+    await send({"type": "lifespan.shutdown.complete"})
+
+
+async def read_body(receive: Callable[[], Awaitable[dict]]) -> bytes:
+    """An ASGI HTTP request's whole body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 @asynccontextmanager
-async def serve_asgi(app: Any) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free loopback port; yield its base URL."""
+async def serve_asgi(app: Any, **options: Any) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on a free loopback port; yield its base URL. `options`: more `uvicorn.Config`."""
     sock = bound_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="auto", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, **{"log_config": None, "lifespan": "auto", "timeout_graceful_shutdown": 2, **options})
     server = uvicorn.Server(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])

@@ -10,14 +10,23 @@ has seen what it is waiting for, so nothing depends on timing.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from support import ERAS, TRANSPORTS, Recorded, Reply, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
-from test_shutdown import HoldingUpstream, held_tools, text_of
+from support import (
+    ERAS,
+    TRANSPORTS,
+    HoldingUpstream,
+    Recorded,
+    Reply,
+    Upstream,
+    hamsa_tool,
+    mcp_client,
+    write_tools,
+)
+from test_shutdown import held_tools, text_of
 
 from mcp_webtools.definitions import ToolDefinition
 from mcp_webtools.toolset import Toolset
@@ -37,17 +46,6 @@ GUIDE_MESSAGES = {
 TICKET_PARAMS = {"type": "object", "properties": {"subject": {"type": "string"}}, "required": ["subject"]}
 
 Note = tuple[float, float | None, str | None]
-
-
-@pytest.fixture
-async def holding() -> AsyncIterator[tuple[HoldingUpstream, str]]:
-    """test_shutdown's upstream that holds each request and notes whether the caller hung up."""
-    upstream = HoldingUpstream()
-    async with serve_asgi(upstream) as url:
-        try:
-            yield upstream, url
-        finally:
-            upstream.release_all()
 
 
 class Heard:

@@ -11,8 +11,7 @@ import gc
 import json
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,9 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import bound_socket, hamsa_tool, write_tools
+from support import answer_lifespan, hamsa_tool, read_body, serve_asgi, write_tools
 
 from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.runtime import ServerOptions, open_webtools
@@ -78,16 +76,9 @@ class FaultyUpstream:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         kind = scope["path"].strip("/")
         n = json.loads(body)["n"] if body else int(scope["query_string"].decode().removeprefix("n="))
         self.seen[f"{scope['method']} /{kind}"] += 1
@@ -202,26 +193,6 @@ def check_round(answers: dict[int, list[Any]], upstream: FaultyUpstream) -> None
     assert upstream.held == 0
 
 
-@asynccontextmanager
-async def serve(app: Any, keep_alive: float) -> AsyncIterator[str]:
-    """Like `support.serve_asgi`, with the server's keep-alive timeout given.
-
-    A client must drop an idle connection before the server does: one that reuses it just as the
-    server closes it gets a broken request (and the SDK client then fails its whole session).
-    """
-    sock = bound_socket()
-    config = uvicorn.Config(
-        app, log_config=None, lifespan="auto", timeout_keep_alive=keep_alive, timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-
-
 def resident_bytes() -> int:
     gc.collect()
     with open("/proc/self/statm") as statm:
@@ -233,10 +204,14 @@ async def test_hundreds_of_concurrent_calls_with_faults(tmp_path):
     upstream = FaultyUpstream()
     async with AsyncExitStack() as stack:
         # The server's upstream client keeps idle connections 5 s (httpx's default): the upstream longer.
-        url = await stack.enter_async_context(serve(upstream, keep_alive=60))
+        # A client must drop an idle connection before the server does: one that reuses it just as
+        # the server closes it gets a broken request (and the SDK client then fails its whole session).
+        url = await stack.enter_async_context(serve_asgi(upstream, timeout_keep_alive=60))
         options = ServerOptions(max_concurrency=1024, max_queue=1024)  # high: no call is "busy" here
         webtools = open_webtools([str(tools(tmp_path, url))], options=options)
-        base = await stack.enter_async_context(serve(build_http_app(webtools, HttpSettings()), keep_alive=5))
+        base = await stack.enter_async_context(
+            serve_asgi(build_http_app(webtools, HttpSettings()), timeout_keep_alive=5)
+        )
         clients: list[Client] = []
         for era in ERAS:
             pool = httpx2.Limits(max_connections=CALLS, max_keepalive_connections=CALLS, keepalive_expiry=2)

@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
-from support import Reply, bound_socket, hamsa_tool, secret, serve_asgi, write_tools
+from support import Reply, answer_lifespan, bound_socket, hamsa_tool, secret, serve_asgi, write_tools
 
 from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.runtime import open_reloader, open_webtools, start_http
@@ -147,9 +147,7 @@ class ProbeListener:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -15,25 +15,21 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import string
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import anyio
 import httpx2
 import mcp_types as types
 import pytest
-import uvicorn
 import yaml
 from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
-from support import Recorded, Upstream, bound_socket, hamsa_tool, write_tools
+from support import Recorded, Upstream, hamsa_tool, serve_asgi, write_tools
 
 from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.loading import MAX_CONFIG_FILE_BYTES, ConfigErrors, load_definitions
@@ -233,25 +229,11 @@ class Live:
     session: str
 
 
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Like `support.serve_asgi`, with TCP_NODELAY so keep-alive requests are not held by Nagle's algorithm."""
-    sock = bound_socket()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="auto", timeout_graceful_shutdown=2))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The server and a recording upstream on an event loop in another thread, for a synchronous hypothesis test."""
     upstream = Upstream()
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve(upstream)) as upstream_url:
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(serve_asgi(upstream)) as upstream_url:
         upstream.url = upstream_url
         tools = [
             hamsa_tool(
@@ -260,7 +242,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             hamsa_tool("Post", f"{upstream_url}/post", "POST", {"type": "object"}, authToken="tok-post"),
         ]
         webtools = open_webtools([str(write_tools(tmp_path_factory.mktemp("live"), tools))], environ={})
-        with portal.wrap_async_context_manager(serve(build_http_app(webtools, HttpSettings()))) as base:
+        with portal.wrap_async_context_manager(serve_asgi(build_http_app(webtools, HttpSettings()))) as base:
             with httpx2.Client(base_url=base, timeout=20) as http:
                 init = {
                     "protocolVersion": "2025-11-25",

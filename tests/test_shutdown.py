@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,73 +48,6 @@ BOUND = 30  # seconds: every wait below is bounded, so a broken guarantee fails 
 def tool(name: str, url: str, **settings: object) -> dict:
     """A Hamsa-shaped tool without retries (`retry` is one of our top-level extension settings)."""
     return {**hamsa_tool(name, url, **settings), "retry": {"retries": 0}}
-
-
-class HoldingUpstream:
-    """Holds each request until the test releases its path; notes whether the caller hung up first."""
-
-    def __init__(self) -> None:
-        self.outcome: dict[str, str] = {}  # path -> "answered" | "disconnected"
-        self._arrived: dict[str, anyio.Event] = defaultdict(anyio.Event)
-        self._release: dict[str, anyio.Event] = defaultdict(anyio.Event)
-        self._done: dict[str, anyio.Event] = defaultdict(anyio.Event)
-
-    async def arrived(self, *paths: str) -> None:
-        with anyio.fail_after(BOUND):
-            for path in paths:
-                await self._arrived[path].wait()
-
-    async def finished(self, path: str) -> str:
-        with anyio.fail_after(BOUND):
-            await self._done[path].wait()
-        return self.outcome[path]
-
-    def release(self, path: str) -> None:
-        self._release[path].set()
-
-    def release_all(self) -> None:
-        for path in list(self._arrived):
-            self.release(path)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        while (await receive()).get("more_body"):
-            pass
-        path = scope["path"]
-        self._arrived[path].set()
-        async with anyio.create_task_group() as tg:
-
-            async def watch_disconnect() -> None:
-                # Once the body is read, the next message is http.disconnect, sent when the caller hangs up.
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                self.outcome[path] = "disconnected"
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch_disconnect)
-            await self._release[path].wait()
-            tg.cancel_scope.cancel()
-        if path not in self.outcome:
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
-            )
-            await send({"type": "http.response.body", "body": b'{"released": true}'})
-            self.outcome[path] = "answered"
-        self._done[path].set()
-
-
-@pytest.fixture
-async def holding() -> AsyncIterator[tuple[HoldingUpstream, str]]:
-    upstream = HoldingUpstream()
-    async with serve_asgi(upstream) as url:
-        try:
-            yield upstream, url
-        finally:
-            upstream.release_all()
 
 
 def held_tools(tmp_path: Path, url: str, *names: str) -> Path:
