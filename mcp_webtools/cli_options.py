@@ -73,7 +73,7 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=os.environ.get("MCP_WEBTOOLS_WORKERS", "1"),
         metavar="N",
-        help="HTTP worker processes sharing the port (default 1 or $MCP_WEBTOOLS_WORKERS)",
+        help="HTTP worker processes sharing the port; needs --stateless (default 1 or $MCP_WEBTOOLS_WORKERS)",
     )
     parser.add_argument(
         "--shutdown-grace",
