@@ -6,7 +6,7 @@
 Two tools: `noop` answers "ok" without any I/O (the SDK's own per-message cost), and `get_item`
 does the benchmark's GET with one shared httpx2 client and returns the body as text, with no
 validation, redaction or limits (the least any bridge could do). With `BARE_STDIO=webtools` in
-the environment, stdio uses mcp-webtools' transport (mcp_webtools/stdio.py) instead of the SDK's.
+the environment, stdio uses mcp-webtools' transport (mcp_webtools/serving/stdio.py) instead of the SDK's.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def serve_stdio(upstream: str) -> None:
     server, http = build(upstream)
     transport = stdio_server
     if os.environ.get("BARE_STDIO") == "webtools":  # mcp-webtools' thread-free stdio transport instead
-        from mcp_webtools.stdio import stdio_streams as transport
+        from mcp_webtools.serving.stdio import stdio_streams as transport
     async with http, transport() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 

@@ -15,7 +15,8 @@ import jsonschema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .metaschema import check_schema
-from .projection import (
+from .retries import RetryPolicy
+from .shaping.projection import (
     MIN_MAX_RESULT_BYTES,
     PathError,
     ResponseShaping,
@@ -23,7 +24,6 @@ from .projection import (
     parse_path,
     response_shaping,
 )
-from .retries import RetryPolicy
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -114,7 +114,7 @@ class ToolDefinition(BaseModel):
     allow_http: bool = Field(default=False, strict=True)
     max_request_bytes: int | None = Field(default=None, ge=1, strict=True)
     max_response_bytes: int | None = Field(default=None, ge=1, strict=True)
-    # Response shaping (see projection.py and the README's "Responses an LLM can use").
+    # Response shaping (see shaping/projection.py and the README's "Responses an LLM can use").
     response_fields: tuple[ResponsePath, ...] = ()
     flatten: bool = Field(default=False, strict=True)
     max_result_bytes: int | None = Field(default=None, ge=MIN_MAX_RESULT_BYTES, strict=True)

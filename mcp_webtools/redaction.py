@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-from .logformat import record_fields
+from .observe.logformat import record_fields
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "RedactingFilter", "secret_header_values"]
 

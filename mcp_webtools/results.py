@@ -1,6 +1,6 @@
 """Turning an upstream answer, or the lack of one, into the MCP result the model reads.
 
-2xx -> the body shaped per tool (see `projection.py`): `structuredContent` is always an object
+2xx -> the body shaped per tool (see `shaping/projection.py`): `structuredContent` is always an object
 holding `api_response_status`, and the body (an object body itself, any other under `data`);
 the text is the (projected) body as compact JSON, or the text as received. Non-2xx and failures
 -> `isError: true` with a message the model can act on. Every text passes through the redactor;
@@ -17,8 +17,8 @@ from typing import Any
 import mcp_types as types
 
 from .executor import UpstreamResponse
-from .projection import NO_BODY, OutputMismatch, ResponseShaping, response_shaping
 from .redaction import Redactor
+from .shaping.projection import NO_BODY, OutputMismatch, ResponseShaping, response_shaping
 
 __all__ = ["ERROR_BODY_LIMIT", "META_HTTP", "META_TOOL", "error_result", "response_result"]
 

@@ -12,7 +12,7 @@ otherwise), in both protocol eras:
 
 A notification that carries a `message` is always one of the tool's spoken messages, so a client
 that speaks can voice every message it gets and nothing else. Clients that asked for MCP logs also
-get each message as a log notification (client_logs.py wraps the `send` given here).
+get each message as a log notification (observe/client_logs.py wraps the `send` given here).
 """
 
 from __future__ import annotations

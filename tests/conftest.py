@@ -34,7 +34,7 @@ import pytest
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from support import REPO, SCANNER, HoldingUpstream, RecordingReadStream, Upstream, register_config_secrets, serve_asgi
 
-from mcp_webtools import runtime
+from mcp_webtools.serving import runtime
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def upstream() -> AsyncIterator[Upstream]:
 # --- the secrets scan ----------------------------------------------------------------------------
 
 _FILES_TO_SCAN: list[tuple[str, Path]] = []  # (source, file) that processes wrote to, scanned at teardown
-# The loggers whose levels `mcp_webtools.runtime.configure_logging` sets.
+# The loggers whose levels `mcp_webtools.serving.runtime.configure_logging` sets.
 _CONFIGURED_LOGGERS = ("", "httpx2", "httpcore2", "mcp", "uvicorn.access")
 
 

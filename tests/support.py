@@ -40,8 +40,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.runtime import open_webtools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import open_webtools
 
 T = TypeVar("T")
 

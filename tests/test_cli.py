@@ -18,8 +18,9 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from support import REPO, Upstream, hamsa_tool, write_tools
 
-from mcp_webtools import __version__, cli
-from mcp_webtools.http_app import HttpSettings
+from mcp_webtools import __version__
+from mcp_webtools.cli import commands as cli
+from mcp_webtools.serving.http_app import HttpSettings
 
 UPSTREAM_TOKEN = "Token tok-live-123456"
 API_KEY = "key-live-abcdef"

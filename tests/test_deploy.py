@@ -30,7 +30,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, REPO, hamsa_tool, secret, serve_asgi, write_tools
 
-from mcp_webtools.runtime import load_toolset
+from mcp_webtools.serving.runtime import load_toolset
 
 KUSTOMIZE_DIR = REPO / "deploy" / "kubernetes"
 COMPOSE_FILE = REPO / "docker-compose.yml"

@@ -27,11 +27,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, Upstream, bound_socket, hamsa_tool, serve_asgi, write_tools
 
-from mcp_webtools import cli, egress
+from mcp_webtools import egress
+from mcp_webtools.cli import commands as cli
 from mcp_webtools.egress import EgressDenied, EgressPolicy, GuardedNetworkBackend, IPAddress
-from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.loading import ConfigError, ConfigErrors, load_definitions
-from mcp_webtools.runtime import ServerOptions, open_webtools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 
 LINK_LOCAL = "a link-local or cloud-metadata address (refused unless --allow-link-local)"
 PRIVATE = "a private, loopback or reserved address (refused by --deny-private)"

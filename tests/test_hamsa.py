@@ -27,8 +27,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from support import secret, serve_asgi
 
-from mcp_webtools import cli, hamsa
-from mcp_webtools.hamsa import CREATE_PATH
+from mcp_webtools.cli import commands as cli
+from mcp_webtools.hamsa import register as hamsa
+from mcp_webtools.hamsa.register import CREATE_PATH
 from mcp_webtools.loading import load_definitions
 
 API_KEY = secret("hk_live_0123456789abcdef")

@@ -21,11 +21,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, TRANSPORTS, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
 
-from mcp_webtools import cli
 from mcp_webtools.arguments import MAX_DEPTH
-from mcp_webtools.http_app import HttpSettings, build_http_app
+from mcp_webtools.cli import commands as cli
 from mcp_webtools.requests import MAX_URL_CHARS
-from mcp_webtools.runtime import ServerOptions, open_webtools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 
 pytestmark = pytest.mark.anyio
 

@@ -20,8 +20,8 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
 
-from mcp_webtools.http_app import HttpSettings, bind_host_allowance, build_http_app, transport_security
-from mcp_webtools.runtime import open_webtools
+from mcp_webtools.serving.http_app import HttpSettings, bind_host_allowance, build_http_app, transport_security
+from mcp_webtools.serving.runtime import open_webtools
 
 pytestmark = pytest.mark.anyio
 

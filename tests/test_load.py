@@ -23,8 +23,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import answer_lifespan, hamsa_tool, read_body, serve_asgi, write_tools
 
-from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.runtime import ServerOptions, open_webtools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 
 pytestmark = pytest.mark.anyio
 

@@ -21,9 +21,9 @@ from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from support import Reply, answer_lifespan, bound_socket, hamsa_tool, secret, serve_asgi, write_tools
 
-from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.runtime import open_reloader, open_webtools, start_http
-from mcp_webtools.server import WebTools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import open_reloader, open_webtools, start_http
+from mcp_webtools.serving.server import WebTools
 
 pytestmark = pytest.mark.anyio
 

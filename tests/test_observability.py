@@ -24,12 +24,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, REPO, SCANNER, Reply, hamsa_tool, register_config_secrets, secret, serve_asgi, write_tools
 
-from mcp_webtools.audit import OUTCOMES, CallRecord, log_call
-from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.logformat import JsonLinesFormatter
+from mcp_webtools.observe.audit import OUTCOMES, CallRecord, log_call
+from mcp_webtools.observe.logformat import JsonLinesFormatter
 from mcp_webtools.redaction import RedactingFilter, Redactor
-from mcp_webtools.runtime import ServerOptions, open_webtools
-from mcp_webtools.server import WebTools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import ServerOptions, open_webtools
+from mcp_webtools.serving.server import WebTools
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +79,7 @@ def closed_port() -> int:
 
 @pytest.fixture
 def audit_log() -> Iterator[list[logging.LogRecord]]:
-    """The records logged on `mcp_webtools.audit` during the test."""
+    """The records logged on `mcp_webtools.observe.audit` during the test."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
@@ -414,7 +414,7 @@ async def test_json_log_lines_over_stdio_carry_the_audit_record_and_no_secret(up
 
 
 def test_an_unknown_log_format_is_refused(capsys):
-    from mcp_webtools.cli import main
+    from mcp_webtools.cli.commands import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--log-format", "xml", "validate"])

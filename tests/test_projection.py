@@ -1,4 +1,4 @@
-"""Response shaping (mcp_webtools.projection): paths, projection, the variables view, the budget, outputSchema."""
+"""Response shaping (shaping/projection.py): paths, projection, the variables view, the budget, outputSchema."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_webtools.projection import NO_BODY, PathError, ResponseShaping, format_path, parse_path
+from mcp_webtools.shaping.projection import NO_BODY, PathError, ResponseShaping, format_path, parse_path
 
 # The guide's "Response Handling" example, and the variables it says are auto-created.
 GUIDE = {

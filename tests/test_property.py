@@ -31,10 +31,10 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from support import Recorded, Upstream, hamsa_tool, serve_asgi, write_tools
 
-from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.loading import MAX_CONFIG_FILE_BYTES, ConfigErrors, load_definitions
-from mcp_webtools.runtime import open_webtools
-from mcp_webtools.server import PreparedCall, WebTools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import open_webtools
+from mcp_webtools.serving.server import PreparedCall, WebTools
 
 BOUNDED = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 USER_AGENT = "mcp-webtools/0.1.0"

@@ -15,10 +15,10 @@ import pytest
 from mcp import Client
 from support import Recorded, Reply, hamsa_tool, write_tools
 
-from mcp_webtools import runtime
-from mcp_webtools.reload import Reloader, ReloadOutcome
-from mcp_webtools.runtime import open_reloader, open_webtools
-from mcp_webtools.server import PreparedCall
+from mcp_webtools.serving import runtime
+from mcp_webtools.serving.reload import Reloader, ReloadOutcome
+from mcp_webtools.serving.runtime import open_reloader, open_webtools
+from mcp_webtools.serving.server import PreparedCall
 
 pytestmark = pytest.mark.anyio
 

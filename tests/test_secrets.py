@@ -30,7 +30,7 @@ from support import (
 
 from mcp_webtools.egress import EgressPolicy
 from mcp_webtools.loading import ConfigErrors, load_definitions
-from mcp_webtools.runtime import load_toolset
+from mcp_webtools.serving.runtime import load_toolset
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from support import hamsa_tool, mcp_client, write_tools
 
-from mcp_webtools import runtime
-from mcp_webtools.http_app import HttpSettings
+from mcp_webtools.serving import runtime
+from mcp_webtools.serving.http_app import HttpSettings
 
 pytestmark = pytest.mark.anyio
 

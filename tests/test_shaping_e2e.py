@@ -16,7 +16,7 @@ import mcp_types as types
 import pytest
 from support import ERAS, Reply, Upstream, mcp_client, write_tools
 
-from mcp_webtools.projection import response_shaping
+from mcp_webtools.shaping.projection import response_shaping
 
 pytestmark = pytest.mark.anyio
 

@@ -36,8 +36,8 @@ from support import (
     write_tools,
 )
 
-from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.runtime import open_webtools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import open_webtools
 
 pytestmark = pytest.mark.anyio
 

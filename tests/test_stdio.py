@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_webtools.stdio import _lines
+from mcp_webtools.serving.stdio import _lines
 from tests.support import REPO, hamsa_tool, write_tools
 
 pytestmark = pytest.mark.anyio

@@ -22,10 +22,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from support import Reply, Upstream, hamsa_tool, serve_asgi, write_tools
 
-from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.runtime import ServerOptions, open_webtools, running_tasks
-from mcp_webtools.server import WebTools
-from mcp_webtools.tasks import EXTENSION
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import ServerOptions, open_webtools, running_tasks
+from mcp_webtools.serving.server import WebTools
+from mcp_webtools.serving.tasks import EXTENSION
 
 pytestmark = pytest.mark.anyio
 

@@ -25,9 +25,9 @@ from mcp.client.streamable_http import streamable_http_client
 from opentelemetry import trace
 from support import REPO, SCANNER, Reply, ServerProcess, hamsa_tool, register_config_secrets, secret, write_tools
 
-from mcp_webtools import telemetry
-from mcp_webtools.audit import CallRecord
 from mcp_webtools.executor import UpstreamResponse
+from mcp_webtools.observe import telemetry
+from mcp_webtools.observe.audit import CallRecord
 from mcp_webtools.redaction import Redactor
 
 pytestmark = pytest.mark.anyio

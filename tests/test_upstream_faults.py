@@ -23,8 +23,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, TRANSPORTS, Recorded, Reply, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
 
-from mcp_webtools.http_app import HttpSettings, build_http_app
-from mcp_webtools.runtime import ServerOptions, open_webtools
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 
 pytestmark = pytest.mark.anyio
 
@@ -326,7 +326,7 @@ async def test_an_internal_failure_is_a_redacted_tool_error(upstream, tmp_path, 
     def broken(response: Any, redactor: Any) -> types.CallToolResult:
         raise RuntimeError(f"could not map the answer to Bearer {TOKEN}")
 
-    monkeypatch.setattr("mcp_webtools.server.response_result", broken)  # in-process: HTTP transport
+    monkeypatch.setattr("mcp_webtools.serving.server.response_result", broken)  # in-process: HTTP transport
     config = write_tools(tmp_path, hamsa_tool("Login", f"{upstream.url}/login", authToken=TOKEN))
     async with mcp_client("http", "legacy", config) as client:
         result = await client.call_tool("login", {})

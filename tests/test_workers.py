@@ -34,7 +34,7 @@ from support import (
     write_tools,
 )
 
-from mcp_webtools import workers
+from mcp_webtools.serving import workers
 
 BOUND = 60  # seconds: every wait is bounded, so a broken guarantee fails instead of hanging
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import anyio
 import uvicorn
 
-from ..http_app import WILDCARD_HOSTS, HttpSettings, bind_host_allowance
-from ..runtime import open_reloader, open_webtools, start_http
+from ..serving.http_app import WILDCARD_HOSTS, HttpSettings, bind_host_allowance
+from ..serving.runtime import open_reloader, open_webtools, start_http
 from .api import DEFAULT_DEMO_TOKEN, create_demo_api
 
 __all__ = ["DEFAULT_API_PORT", "run_demo"]

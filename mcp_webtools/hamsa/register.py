@@ -1,6 +1,6 @@
 """Hamsa's side: the body that registers this server as an MCP web tool, and sending it.
 
-Importing tools exported from Hamsa lives in `hamsa_import.py`.
+Importing tools exported from Hamsa lives in `importer.py`.
 
 Secrets never come from the command line: the server's token and the Hamsa API key are read from
 environment variables named by options, and every message passes through a `Redactor` holding
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from . import __version__
-from .egress import LOOPBACK_NAMES
-from .redaction import MASK, Redactor
-from .requests import authorization_value
+from .. import __version__
+from ..egress import LOOPBACK_NAMES
+from ..redaction import MASK, Redactor
+from ..requests import authorization_value
 
 __all__ = [
     "ApiRefused",

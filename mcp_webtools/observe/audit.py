@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .redaction import Redactor
+from ..redaction import Redactor
 
 __all__ = ["OUTCOMES", "CallObserver", "CallRecord", "log_call", "logger"]
 

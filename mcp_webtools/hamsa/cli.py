@@ -1,4 +1,4 @@
-"""`mcp-webtools hamsa payload | register | import`: the sub-commands; the logic is in hamsa.py."""
+"""`mcp-webtools hamsa payload | register | import`: the sub-commands; the logic is in register.py and importer.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import anyio
 
-from . import hamsa, hamsa_import
+from . import importer
+from . import register as registration
 
 __all__ = ["add_hamsa_commands"]
 
@@ -28,9 +29,9 @@ def add_hamsa_commands(commands: argparse._SubParsersAction, *, default_config: 
     register = actions.add_parser("register", allow_abbrev=False, help="create the MCP web tool via the Hamsa API")
     _mcp_tool_options(register)
     register.add_argument(
-        "--api-key-env", default=hamsa.DEFAULT_API_KEY_ENV, metavar="NAME", help="env var with the Hamsa API key"
+        "--api-key-env", default=registration.DEFAULT_API_KEY_ENV, metavar="NAME", help="env var with the Hamsa API key"
     )
-    register.add_argument("--base-url", help=f"default ${hamsa.BASE_URL_ENV} or {hamsa.DEFAULT_BASE_URL}")
+    register.add_argument("--base-url", help=f"default ${registration.BASE_URL_ENV} or {registration.DEFAULT_BASE_URL}")
     register.add_argument("--api-timeout", type=float, default=30.0, metavar="SECONDS", help="default 30")
     register.set_defaults(handler=_hamsa_register)
     importer = actions.add_parser("import", help="write config files from an exported Hamsa tool list")
@@ -60,10 +61,12 @@ def _mcp_tool_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="env var holding the token the server requires (e.g. MCP_WEBTOOLS_AUTH_TOKEN)",
     )
-    parser.add_argument("--name", default=hamsa.DEFAULT_TOOL_NAME, help=f"default {hamsa.DEFAULT_TOOL_NAME}")
-    parser.add_argument("--description", default=hamsa.DEFAULT_DESCRIPTION)
     parser.add_argument(
-        "--timeout", type=int, default=hamsa.DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS", help="default 30"
+        "--name", default=registration.DEFAULT_TOOL_NAME, help=f"default {registration.DEFAULT_TOOL_NAME}"
+    )
+    parser.add_argument("--description", default=registration.DEFAULT_DESCRIPTION)
+    parser.add_argument(
+        "--timeout", type=int, default=registration.DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS", help="default 30"
     )
 
 
@@ -72,16 +75,16 @@ def _hamsa_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[arg
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except hamsa.HamsaError as exc:
+        except registration.HamsaError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
 
     return run
 
 
-def _hamsa_payload_of(args: argparse.Namespace, *, redact: bool = False) -> hamsa.Payload:
-    spec = hamsa.McpToolSpec(args.url, args.name, args.description, args.timeout, args.token_env)
-    payload = hamsa.build_payload(spec, os.environ, redact=redact)
+def _hamsa_payload_of(args: argparse.Namespace, *, redact: bool = False) -> registration.Payload:
+    spec = registration.McpToolSpec(args.url, args.name, args.description, args.timeout, args.token_env)
+    payload = registration.build_payload(spec, os.environ, redact=redact)
     for note in payload.notes:
         print(f"note: {note}", file=sys.stderr)
     return payload
@@ -99,9 +102,9 @@ def _hamsa_payload(args: argparse.Namespace) -> int:
 
 @_hamsa_errors
 def _hamsa_register(args: argparse.Namespace) -> int:
-    target = hamsa.api_target(args.base_url, args.api_key_env, os.environ, args.api_timeout)
+    target = registration.api_target(args.base_url, args.api_key_env, os.environ, args.api_timeout)
     payload = _hamsa_payload_of(args, redact=False)
-    created = anyio.run(hamsa.register, payload, target)
+    created = anyio.run(registration.register, payload, target)
     print(f"created MCP web tool {created.name or args.name!r} in Hamsa; its id:", file=sys.stderr)
     print(created.id)
     return 0
@@ -109,8 +112,8 @@ def _hamsa_register(args: argparse.Namespace) -> int:
 
 @_hamsa_errors
 def _hamsa_import(args: argparse.Namespace) -> int:
-    document = hamsa_import.read_export(args.source, sys.stdin.buffer)
-    result = hamsa_import.import_tools(document, Path(args.out), force=args.force, source=args.source)
+    document = importer.read_export(args.source, sys.stdin.buffer)
+    result = importer.import_tools(document, Path(args.out), force=args.force, source=args.source)
     print("\n".join(result.lines()))
     if result.load_problems:
         print("the written files do not load yet; fix these, then run `mcp-webtools validate`:", file=sys.stderr)

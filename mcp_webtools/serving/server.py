@@ -19,22 +19,22 @@ from mcp.server import Server, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from . import __version__
-from .arguments import ArgumentError
-from .audit import CallRecord, log_call
-from .client_logs import set_level, spoken_sender
-from .executor import Executor, UpstreamError, UpstreamResponse, UpstreamTimeout
-from .limits import Busy, CallLimits, InFlightCalls, ShuttingDown
+from .. import __version__
+from ..arguments import ArgumentError
+from ..executor import Executor, UpstreamError, UpstreamResponse, UpstreamTimeout
+from ..limits import Busy, CallLimits, InFlightCalls, ShuttingDown
+from ..observe.audit import CallRecord, log_call
+from ..observe.client_logs import set_level, spoken_sender
+from ..observe.metrics import Metrics
+from ..observe.telemetry import annotate_call, traced_send
+from ..redaction import Redactor
+from ..requests import OutboundRequest, RequestBuildError, build_request
+from ..results import error_result, response_result
+from ..toolset import PreparedTool, Toolset
+from ..voice import SendProgress
 from .list_changed import ListChangedServer, ToolListNotifier
-from .metrics import Metrics
-from .redaction import Redactor
-from .requests import OutboundRequest, RequestBuildError, build_request
-from .results import error_result, response_result
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore, caller_key
-from .telemetry import annotate_call, traced_send
-from .toolset import PreparedTool, Toolset
-from .voice import SendProgress
 
 __all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "PreparedCall", "WebTools"]
 

@@ -1,6 +1,6 @@
 """The command line's shared options, their value types, and how they become settings.
 
-`cli.py` builds the commands from these; `server_options` and `config_paths` turn parsed
+`commands.py` builds the commands from these; `server_options` and `config_paths` turn parsed
 arguments into what `runtime` takes.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from .egress import EgressPolicy
-from .executor import DEFAULT_MAX_RESPONSE_BYTES
-from .http_app import DEFAULT_MAX_BODY_BYTES
-from .requests import DEFAULT_MAX_REQUEST_BYTES
-from .runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
+from ..egress import EgressPolicy
+from ..executor import DEFAULT_MAX_RESPONSE_BYTES
+from ..requests import DEFAULT_MAX_REQUEST_BYTES
+from ..serving.http_app import DEFAULT_MAX_BODY_BYTES
+from ..serving.runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -12,9 +12,25 @@ from collections.abc import Sequence
 
 import anyio
 
-from . import __version__
-from .cli_hamsa import add_hamsa_commands
-from .cli_options import (
+from .. import __version__
+from ..hamsa.cli import add_hamsa_commands
+from ..loading import ConfigErrors
+from ..observe.logformat import LOG_FORMATS
+from ..observe.telemetry import configure_tracing
+from ..serving.http_app import HttpSettings, bind_host_allowance
+from ..serving.reload import DEFAULT_WATCH_INTERVAL
+from ..serving.runtime import (
+    configure_logging,
+    hide_in_logs,
+    load_toolset,
+    open_reloader,
+    open_webtools,
+    serve_http,
+    serve_stdio,
+)
+from ..serving.server import PreparedCall
+from ..serving.workers import run_workers, worker_socket
+from .options import (
     DEFAULT_CONFIG,
     config_option,
     config_paths,
@@ -24,22 +40,6 @@ from .cli_options import (
     positive_float,
     server_options,
 )
-from .http_app import HttpSettings, bind_host_allowance
-from .loading import ConfigErrors
-from .logformat import LOG_FORMATS
-from .reload import DEFAULT_WATCH_INTERVAL
-from .runtime import (
-    configure_logging,
-    hide_in_logs,
-    load_toolset,
-    open_reloader,
-    open_webtools,
-    serve_http,
-    serve_stdio,
-)
-from .server import PreparedCall
-from .telemetry import configure_tracing
-from .workers import run_workers, worker_socket
 
 __all__ = ["main"]
 
@@ -260,7 +260,7 @@ def _print_result(result: object) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     return anyio.run(run_demo, config_paths(args), args.host, args.port, args.api_port)
 

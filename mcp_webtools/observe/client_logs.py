@@ -23,7 +23,7 @@ import mcp_types as types
 from mcp.server import ServerRequestContext
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .voice import SendProgress
+from ..voice import SendProgress
 
 __all__ = ["LEVEL", "set_level", "spoken_sender"]
 

@@ -17,19 +17,19 @@ from dataclasses import dataclass, field
 import uvicorn
 from sse_starlette.sse import AppStatus
 
-from .egress import EgressPolicy
-from .executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
+from ..egress import EgressPolicy
+from ..executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
+from ..limits import CallLimits
+from ..loading import LoadResult, load_definitions
+from ..observe.logformat import formatter_for
+from ..redaction import RedactingFilter, Redactor
+from ..requests import DEFAULT_MAX_REQUEST_BYTES
+from ..toolset import Toolset
 from .http_app import HttpSettings, build_http_app
-from .limits import CallLimits
-from .loading import LoadResult, load_definitions
-from .logformat import formatter_for
-from .redaction import RedactingFilter, Redactor
 from .reload import DEFAULT_WATCH_INTERVAL, Reloader
-from .requests import DEFAULT_MAX_REQUEST_BYTES
 from .server import WebTools
 from .stdio import stdio_streams
 from .tasks import TaskStore
-from .toolset import Toolset
 
 __all__ = [
     "DEFAULT_SHUTDOWN_GRACE",

@@ -28,9 +28,9 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
-from .loading import ConfigError, ConfigErrors, config_files
+from ..loading import ConfigError, ConfigErrors, config_files
+from ..toolset import Toolset
 from .server import WebTools
-from .toolset import Toolset
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "ConfigWatcher", "ReloadOutcome", "Reloader"]
 

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .server import CLIENT_GONE, HangUp, WebTools
 
 __all__ = [

@@ -20,9 +20,9 @@ import sys
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from ..executor import UpstreamError, UpstreamResponse
+from ..redaction import Redactor
 from .audit import CallRecord
-from .executor import UpstreamError, UpstreamResponse
-from .redaction import Redactor
 
 try:
     from opentelemetry import trace
