@@ -29,7 +29,7 @@ from .list_changed import ListChangedServer, ToolListNotifier
 from .metrics import Metrics
 from .redaction import Redactor
 from .requests import OutboundRequest, RequestBuildError, build_request
-from .results import error_result, response_result
+from .results import answer_outcome, error_result, response_result
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore, caller_key
 from .telemetry import annotate_call, traced_send
@@ -201,7 +201,7 @@ class WebTools:
                         )
                         result = response_result(response, redactor, tool.definition.shaping)
                         attempts = response.attempts
-                        outcome = "http_error" if result.is_error else "ok"
+                        outcome = answer_outcome(response, result)
                 except Busy as exc:
                     failure = f"busy, try again shortly ({exc})"
                 except UpstreamError as exc:

@@ -22,6 +22,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client.parser import text_string_to_metric_families
 from support import ERAS, REPO, SCANNER, Reply, hamsa_tool, register_config_secrets, secret, serve_asgi, write_tools
 
 from mcp_webtools.audit import OUTCOMES, CallRecord, log_call
@@ -257,6 +258,52 @@ async def test_a_call_the_client_cancels_is_audited_as_cancelled(upstream, tmp_p
         "request_id": sent_ids["held"][0],
     }
     assert len(audit_log) == 1
+
+
+async def test_answers_cut_off_or_unusable_are_audited_as_the_client_got_them(upstream, tmp_path, audit_log):
+    """`http_error` is a non-2xx status: a 2xx answer cut off at maxResponseBytes is `truncated`, one the tool
+    cannot pass on (outputSchema, nesting) is `invalid_response`; and each has its own counter in /metrics."""
+    big = json.dumps({"items": ["x" * 40] * 100}).encode()  # over the 1024 bytes these tools read
+    deep = b"[" * 300 + b"]" * 300
+    for path, body in {"/big": big, "/deep": deep, "/shape": b'{"id": "seven"}'}.items():
+        upstream.reply("GET", path, Reply(200, body, [("content-type", "application/json")]))
+    upstream.reply("GET", "/big-error", Reply(500, big, [("content-type", "application/json")]))
+    capped = {"maxResponseBytes": 1024, "retry": {"retries": 0}}
+    tools = {
+        "Big": hamsa_tool("Big", f"{upstream.url}/big"),
+        "Big Fields": {**hamsa_tool("Big Fields", f"{upstream.url}/big"), "responseFields": ["items"]},
+        "Big Error": hamsa_tool("Big Error", f"{upstream.url}/big-error"),
+        "Deep": hamsa_tool("Deep", f"{upstream.url}/deep"),
+        "Deep Fields": {**hamsa_tool("Deep Fields", f"{upstream.url}/deep"), "responseFields": ["[0]"]},
+        "Shape": {
+            **hamsa_tool("Shape", f"{upstream.url}/shape"),
+            "outputSchema": {"type": "object", "properties": {"id": {"type": "integer"}}},
+        },
+    }
+    config = write_tools(tmp_path, [{**tool, **capped} for tool in tools.values()])
+    async with http_client(config, "auto", {}) as client:
+        results = {name: await client.call_tool(name.lower().replace(" ", "_"), {}) for name in tools}
+        found = {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(client_webtools[0].metrics.exposition().decode())
+            for sample in family.samples
+            if sample.name == "mcp_webtools_tool_calls_total"
+        }
+    expected = {  # tool -> (isError the client got, outcome, status)
+        "big": (False, "truncated", 200),  # the beginning of the answer, marked as cut off
+        "big_fields": (True, "truncated", 200),  # responseFields cannot pick from the beginning of a document
+        "big_error": (True, "http_error", 500),
+        "deep": (False, "ok", 200),  # passed on as text, with a note
+        "deep_fields": (True, "invalid_response", 200),
+        "shape": (True, "invalid_response", 200),  # does not match the outputSchema
+    }
+    assert {name.lower().replace(" ", "_"): result.is_error for name, result in results.items()} == {
+        tool: is_error for tool, (is_error, _, _) in expected.items()
+    }
+    assert [(r.tool, r.outcome, r.status, r.attempts) for r in audit_log] == [
+        (tool, outcome, status, 1) for tool, (_, outcome, status) in expected.items()
+    ]
+    assert found == {(("outcome", outcome), ("tool", tool)): 1.0 for tool, (_, outcome, _) in expected.items()}
 
 
 async def test_refused_calls_are_audited_as_busy_or_shutdown(upstream, tmp_path, audit_log):
