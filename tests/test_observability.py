@@ -228,36 +228,45 @@ async def test_one_audit_record_per_call_with_exact_fields(upstream, tmp_path, a
 
 
 @pytest.mark.parametrize("era", ERAS)
-async def test_a_call_the_client_cancels_is_audited_as_cancelled(upstream, tmp_path, audit_log, era):
+async def test_a_call_the_client_cancels_is_audited_as_cancelled_with_the_attempts_sent(
+    upstream, tmp_path, audit_log, era
+):
+    """Cancelled while its request is at the upstream: that attempt was sent, and counts (it once said 0)."""
     release = anyio.Event()
     upstream.reply("GET", "/held", Reply(200, b"{}", wait=release))
+    # Flaky retries at once: its first attempt gets a 503, its second is held.
+    upstream.reply("GET", "/flaky", lambda seen: Reply(503) if len(upstream.requests) == 2 else Reply(wait=release))
     config = tools_config(tmp_path, upstream.url)
     sent_ids: dict[str, list[Any]] = {}
     async with http_client(config, era, sent_ids) as client:
         await client.list_tools()
-        with anyio.fail_after(BOUND):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(client.call_tool, "held", {})
-                while not upstream.requests:
+        for tool, requests in (("held", 1), ("flaky", 3)):
+            with anyio.fail_after(BOUND):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client.call_tool, tool, {})
+                    while len(upstream.requests) < requests:
+                        await anyio.sleep(0.01)
+                    tg.cancel_scope.cancel()  # the client gives up: cancel notification or hang-up
+                while len(audit_log) < len(sent_ids):
                     await anyio.sleep(0.01)
-                tg.cancel_scope.cancel()  # the client gives up: cancel notification or hang-up
-            while not audit_log:
-                await anyio.sleep(0.01)
     release.set()
-    record = fields(audit_log[0])
-    assert record.pop("duration_ms") > 0
-    assert record == {
-        "tool": "held",
-        "method": "GET",
-        "url_template": f"{upstream.url}/held",
-        "outcome": "cancelled",
-        "status": None,
-        "attempts": 0,
-        "request_bytes": 0,
-        "response_bytes": 0,
-        "request_id": sent_ids["held"][0],
-    }
-    assert len(audit_log) == 1
+    assert [seen.raw_path for seen in upstream.requests] == ["/held", "/flaky", "/flaky"]
+    records = [fields(record) for record in audit_log]
+    assert all(record.pop("duration_ms") > 0 for record in records)
+    assert records == [
+        {
+            "tool": tool,
+            "method": "GET",
+            "url_template": f"{upstream.url}/{tool}",
+            "outcome": "cancelled",
+            "status": None,
+            "attempts": attempts,
+            "request_bytes": 0,
+            "response_bytes": 0,
+            "request_id": sent_ids[tool][0],
+        }
+        for tool, attempts in (("held", 1), ("flaky", 2))
+    ]
 
 
 async def test_answers_cut_off_or_unusable_are_audited_as_the_client_got_them(upstream, tmp_path, audit_log):
