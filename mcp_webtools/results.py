@@ -4,8 +4,9 @@
 holding `api_response_status`, and the body (an object body itself, any other under `data`);
 the text is the (projected) body as compact JSON, or the text as received. JSON nested more than
 `MAX_RESULT_DEPTH` levels goes out as text: clients could not parse it as structured content.
-Non-2xx and failures -> `isError: true` with a message the model can act on. Every text passes through the redactor;
-the HTTP status and elapsed time go in `_meta`.
+`image/*` and `audio/*` answers are image and audio content, unless cut off or holding a secret.
+Non-2xx and failures -> `isError: true` with a message the model can act on. Every text passes
+through the redactor; the HTTP status and elapsed time go in `_meta`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ _PLAIN = response_shaping()  # a tool with no shaping settings
 # message, serde_json at 128, and pydantic refuses to serialize a result past about 250 levels.
 MAX_RESULT_DEPTH = 64
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads has already joined every valid pair
+# Media types passed on as MCP content of their own (base64), when whole and free of secrets.
+_MEDIA: dict[str, type[types.ImageContent] | type[types.AudioContent]] = {
+    "image": types.ImageContent,
+    "audio": types.AudioContent,
+}
 
 
 def response_result(
@@ -59,16 +65,15 @@ def response_result(
         return _http_error(response, redactor, meta, shaping)
 
     mime = _mime(response)
+    media = _MEDIA.get(mime.partition("/")[0])
     if (
-        mime.startswith("image/")
+        media is not None
         and not _is_textual(mime)
         and not response.truncated
         and not _holds_secret(response.body, redactor)
     ):
         data = base64.b64encode(response.body).decode("ascii")
-        return _shaped(
-            shaping, NO_BODY, response, redactor, meta, [types.ImageContent(type="image", data=data, mime_type=mime)]
-        )
+        return _shaped(shaping, NO_BODY, response, redactor, meta, [media(data=data, mime_type=mime)])
     if not _is_textual(mime):
         note = f"The upstream API answered HTTP {response.status} with {len(response.body)} bytes of {mime}"
         note += " (cut off at the response size limit)." if response.truncated else "."
