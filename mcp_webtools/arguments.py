@@ -12,12 +12,13 @@ import datetime
 import math
 import re
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
-__all__ = ["ArgumentError", "ArgumentValidator", "fill_defaults", "field_path"]
+__all__ = ["ArgumentError", "ArgumentValidator", "field_path", "fill_defaults", "nested_deeper_than"]
 
 _FORMAT_CHECKER = FormatChecker()
 MAX_DEPTH = 64  # levels of nested objects/arrays in one call's arguments
@@ -95,7 +96,7 @@ class ArgumentValidator:
             arguments = {}
         if not isinstance(arguments, Mapping):
             raise ArgumentError([("arguments", "must be a JSON object")])
-        if _depth_exceeds(arguments, MAX_DEPTH):
+        if nested_deeper_than(dict(arguments), MAX_DEPTH):
             # Checked without recursion: everything after this (copying, schema checks, JSON
             # encoding) recurses, and a deep enough value would exhaust the stack.
             raise ArgumentError([("arguments", f"are nested more than {MAX_DEPTH} levels deep")])
@@ -205,16 +206,20 @@ def _extra_properties(schema: Mapping[str, Any], instance: Mapping[str, Any]) ->
     return sorted(k for k in instance if k not in allowed and not any(p.search(k) for p in patterns))
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
-        for child in children:
-            if isinstance(child, (Mapping, list)):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether a JSON value nests objects (dicts) and arrays (lists) more than `limit` levels deep, itself level 1.
+
+    Level by level, without recursion (a value too deep to recurse into is what it looks for),
+    and in comprehensions: this runs on every JSON answer of any size.
+    """
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        children = chain.from_iterable(item.values() if isinstance(item, dict) else item for item in level)
+        level = [child for child in children if isinstance(child, (dict, list))]
     return False
 
 

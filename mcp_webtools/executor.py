@@ -32,6 +32,7 @@ from .retries import IDEMPOTENT_METHODS, RETRYABLE_STATUSES, RetryPolicy, parse_
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "AttemptCount",
     "Executor",
     "RequestNotSent",
     "SendPolicy",
@@ -96,6 +97,17 @@ class UpstreamResponse:
         return 200 <= self.status < 300
 
 
+@dataclass(slots=True)
+class AttemptCount:
+    """How many attempts of one call have been sent so far.
+
+    Kept outside `Executor.send`, so that it can still be read when the call is cancelled while an
+    attempt is at the upstream (neither a response nor an `UpstreamError` then says how many).
+    """
+
+    sent: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class SendPolicy:
     """How one tool's requests are sent: prepared once per tool at load."""
@@ -151,9 +163,18 @@ class Executor:
         self.rng = rng or random.Random()
 
     async def send(
-        self, request: OutboundRequest, policy: SendPolicy, *, deadline: float | None = None
+        self,
+        request: OutboundRequest,
+        policy: SendPolicy,
+        *,
+        deadline: float | None = None,
+        count: AttemptCount | None = None,
     ) -> UpstreamResponse:
-        """Every attempt the policy allows before `deadline` (an `anyio.current_time()` value)."""
+        """Every attempt the policy allows before `deadline` (an `anyio.current_time()` value).
+
+        `count`, if given, counts each attempt as it starts.
+        """
+        count = count or AttemptCount()
         if deadline is None:
             deadline = anyio.current_time() + policy.timeout
         retry = policy.retry
@@ -168,6 +189,7 @@ class Executor:
             if remaining <= 0:
                 raise _gave_up(UpstreamTimeout(_timed_out(policy.timeout)), request, attempt - 1)
             attempt_timeout = min(remaining, retry.attempt_timeout_seconds or remaining)
+            count.sent = attempt
             try:
                 response = await self._attempt(request, policy, attempt_timeout)
             except UpstreamError as exc:

@@ -2,9 +2,11 @@
 
 2xx -> the body shaped per tool (see `shaping/projection.py`): `structuredContent` is always an object
 holding `api_response_status`, and the body (an object body itself, any other under `data`);
-the text is the (projected) body as compact JSON, or the text as received. Non-2xx and failures
--> `isError: true` with a message the model can act on. Every text passes through the redactor;
-the HTTP status and elapsed time go in `_meta`.
+the text is the (projected) body as compact JSON, or the text as received. JSON nested more than
+`MAX_RESULT_DEPTH` levels goes out as text: clients could not parse it as structured content.
+`image/*` and `audio/*` answers are image and audio content, unless cut off or holding a secret.
+Non-2xx and failures -> `isError: true` with a message the model can act on. Every text passes
+through the redactor; the HTTP status and elapsed time go in `_meta`.
 """
 
 from __future__ import annotations
@@ -16,18 +18,36 @@ from typing import Any
 
 import mcp_types as types
 
+from .arguments import nested_deeper_than
 from .executor import UpstreamResponse
 from .redaction import Redactor
 from .shaping.projection import NO_BODY, OutputMismatch, ResponseShaping, response_shaping
 
-__all__ = ["ERROR_BODY_LIMIT", "META_HTTP", "META_TOOL", "error_result", "response_result"]
+__all__ = [
+    "ERROR_BODY_LIMIT",
+    "MAX_RESULT_DEPTH",
+    "META_HTTP",
+    "META_TOOL",
+    "answer_outcome",
+    "error_result",
+    "response_result",
+]
 
 META_HTTP = "mcp-webtools/http"
 META_TOOL = "mcp-webtools/tool"
 ERROR_BODY_LIMIT = 4096
 _TEXTUAL = ("json", "xml", "javascript", "x-www-form-urlencoded", "yaml", "csv")
 _PLAIN = response_shaping()  # a tool with no shaping settings
+# Structured content nested deeper than this goes out as text instead. Clients' JSON parsers stop
+# well before our encoder would: the Python SDK's (pydantic) at about 200 levels of the whole
+# message, serde_json at 128, and pydantic refuses to serialize a result past about 250 levels.
+MAX_RESULT_DEPTH = 64
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads has already joined every valid pair
+# Media types passed on as MCP content of their own (base64), when whole and free of secrets.
+_MEDIA: dict[str, type[types.ImageContent] | type[types.AudioContent]] = {
+    "image": types.ImageContent,
+    "audio": types.AudioContent,
+}
 
 
 def response_result(
@@ -45,16 +65,15 @@ def response_result(
         return _http_error(response, redactor, meta, shaping)
 
     mime = _mime(response)
+    media = _MEDIA.get(mime.partition("/")[0])
     if (
-        mime.startswith("image/")
+        media is not None
         and not _is_textual(mime)
         and not response.truncated
         and not _holds_secret(response.body, redactor)
     ):
         data = base64.b64encode(response.body).decode("ascii")
-        return _shaped(
-            shaping, NO_BODY, response, redactor, meta, [types.ImageContent(type="image", data=data, mime_type=mime)]
-        )
+        return _shaped(shaping, NO_BODY, response, redactor, meta, [media(data=data, mime_type=mime)])
     if not _is_textual(mime):
         note = f"The upstream API answered HTTP {response.status} with {len(response.body)} bytes of {mime}"
         note += " (cut off at the response size limit)." if response.truncated else "."
@@ -75,15 +94,26 @@ def response_result(
         try:
             # NaN and Infinity are not JSON: null, as they would go out in structuredContent anyway.
             value = _redact_json(json.loads(text, parse_constant=lambda _: None), redactor, text)
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        except ValueError:
             value = _NOT_JSON
+        except RecursionError:  # nested deeper than the parser goes
+            return _too_deep(text, response, redactor, meta, shaping)
         if value is not _NOT_JSON:
-            return _shaped(shaping, value, response, redactor, meta, is_json=True)
+            return _shaped(shaping, value, response, redactor, meta, source=text)
         if text.strip() and "json" in mime:
             # Not an error: the call did happen upstream, and an error invites repeating a POST.
             mislabelled = f"[the upstream API labelled this answer {mime}, but it is not valid JSON]"
             return _shaped(shaping, redactor(text), response, redactor, meta, lead=mislabelled)
     return _shaped(shaping, redactor(text) if text else NO_BODY, response, redactor, meta)
+
+
+def answer_outcome(response: UpstreamResponse, result: types.CallToolResult) -> str:
+    """The audit outcome (`audit.OUTCOMES`) of a call the upstream answered, as `response_result` gave it."""
+    if not response.ok:
+        return "http_error"
+    if response.truncated:
+        return "truncated"
+    return "invalid_response" if result.is_error else "ok"
 
 
 def error_result(message: str, redactor: Redactor, **meta: Any) -> types.CallToolResult:
@@ -130,21 +160,29 @@ def _shaped(
     meta: dict[str, Any],
     content: list[types.ContentBlock] | None = None,
     *,
-    is_json: bool = False,
+    source: str | None = None,
     lead: str | None = None,
 ) -> types.CallToolResult:
     """A 2xx result: `content` as given (or the shaped body as text) plus the structured envelope.
 
-    `lead` is a note for the model placed before the body.
+    `source` is the JSON text `body` was parsed from (None: `body` is not JSON); `lead` is a note
+    for the model placed before the body.
     """
     try:
-        shaped = shaping.shape(body, response.status, is_json=is_json)
+        shaped = shaping.shape(body, response.status, is_json=source is not None)
     except OutputMismatch as exc:
         message = f"The upstream API answered HTTP {response.status}, but {exc}."
         return _error(message, redactor, meta, shaping.status_only(response.status))
-    except RecursionError:
-        message = f"The upstream API answered HTTP {response.status} with JSON nested too deeply to return."
-        return _error(message, redactor, meta, shaping.status_only(response.status))
+    except RecursionError:  # only JSON nests
+        assert source is not None
+        return _too_deep(source, response, redactor, meta, shaping)
+    # Nesting never exceeds the brackets in the text: most answers are cleared without a walk.
+    if (
+        source is not None
+        and source.count("[") + source.count("{") >= MAX_RESULT_DEPTH
+        and nested_deeper_than(shaped.structured, MAX_RESULT_DEPTH)
+    ):
+        return _too_deep(source, response, redactor, meta, shaping)
     if content is None:
         content = [_text(shaped.text or "")]
     if lead:
@@ -163,6 +201,21 @@ def _unshapeable(
         "flatten or outputSchema cannot be applied to it. Raise the tool's maxResponseBytes."
     )
     return _error(message, redactor, meta, shaping.status_only(response.status))
+
+
+def _too_deep(
+    text: str, response: UpstreamResponse, redactor: Redactor, meta: dict[str, Any], shaping: ResponseShaping
+) -> types.CallToolResult:
+    """A JSON answer too deeply nested for structured content: its text, or an error if the tool needs its structure."""
+    deep = f"JSON nested more than {MAX_RESULT_DEPTH} levels deep, too deep to pass on as structured content"
+    if shaping.needs_whole_body:
+        message = (
+            f"The upstream API answered HTTP {response.status} with {deep}, so this tool's responseFields, "
+            "flatten or outputSchema cannot be applied to it."
+        )
+        return _error(message, redactor, meta, shaping.status_only(response.status))
+    lead = f"[the upstream API answered with {deep}: it is passed on as text]"
+    return _shaped(shaping, redactor(text), response, redactor, meta, lead=lead)
 
 
 def _error(

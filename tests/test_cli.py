@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
-from support import REPO, Upstream, hamsa_tool, write_tools
+from support import REPO, Reply, Upstream, hamsa_tool, write_tools
 
 from mcp_webtools import __version__
 from mcp_webtools.cli import commands as cli
@@ -189,6 +189,24 @@ async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
     assert created.headers["authorization"] == UPSTREAM_TOKEN
     assert created.headers["x-api-key"] == API_KEY
     assert [(b.method, b.raw_path, b.query) for b in broken] == [("GET", "/broken", "")] * 3
+
+
+@pytest.mark.anyio
+async def test_call_prints_an_answer_nested_too_deeply_for_structured_content(upstream: Upstream, tmp_path):
+    """Such an answer once made `call` crash with a traceback ("Maximum serialization depth exceeded")."""
+    deep = "[" * 600 + "]" * 600
+    upstream.reply("GET", "/deep", Reply(200, deep.encode(), [("content-type", "application/json")]))
+    config = str(write_tools(tmp_path, hamsa_tool("Deep", f"{upstream.url}/deep")))
+    code, out, err = await run_module("call", "deep", "--config", config)
+    assert (code, "Traceback" in err) == (0, False), err
+    result = json.loads(out)
+    note = (
+        "[the upstream API answered with JSON nested more than 64 levels deep, too deep to pass on as structured "
+        "content: it is passed on as text]"
+    )
+    assert result["content"] == [{"type": "text", "text": note}, {"type": "text", "text": deep}]
+    assert (result["isError"], result["structuredContent"]) == (False, {"data": deep, "api_response_status": 200})
+    assert "outcome=ok status=200" in err  # the audit line says what the caller got
 
 
 @pytest.mark.anyio

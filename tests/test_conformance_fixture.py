@@ -26,6 +26,7 @@ MUST_PASS = {
     "tools-list",
     "tools-call-simple-text",
     "tools-call-image",
+    "tools-call-audio",
     "tools-call-error",
     "tools-call-with-logging",
     "tools-call-with-progress",
@@ -55,6 +56,7 @@ def test_the_fixture_tools_load() -> None:
     loaded = load_definitions([HERE / "tools.yaml"], environ={"CONFORMANCE_UPSTREAM": "http://127.0.0.1:1"})
     assert sorted(d.mcp_name for d in loaded.definitions) == [
         "json_schema_2020_12_tool",
+        "test_audio_content",
         "test_error_handling",
         "test_image_content",
         "test_simple_text",
@@ -70,6 +72,7 @@ async def test_the_fixture_tools_answer_as_the_suite_expects() -> None:
             listed = {tool.name: tool for tool in (await client.list_tools()).tools}
             text = await client.call_tool("test_simple_text", {})
             image = await client.call_tool("test_image_content", {})
+            audio = await client.call_tool("test_audio_content", {})
             error = await client.call_tool("test_error_handling", {})
     schema = listed["json_schema_2020_12_tool"].input_schema
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -77,5 +80,8 @@ async def test_the_fixture_tools_answer_as_the_suite_expects() -> None:
     assert [(c.type, c.text) for c in text.content] == [("text", fixture_api.SIMPLE_TEXT)]
     assert [(c.type, c.mime_type, base64.b64decode(c.data)) for c in image.content] == [
         ("image", "image/png", fixture_api.PNG)
+    ]
+    assert [(c.type, c.mime_type, base64.b64decode(c.data)) for c in audio.content] == [
+        ("audio", "audio/wav", fixture_api.WAV)
     ]
     assert error.is_error is True and "500" in error.content[0].text

@@ -8,6 +8,7 @@ is built does not depend on the transport, so those tests use one connection.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -478,6 +479,33 @@ async def test_error_status_results(any_client, api, reply, text):
     assert text_of(result) == text
     assert result.structured_content == {"api_response_status": reply.status}
     assert_http_meta(result, reply.status)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "kind"), [("image/png", "image"), ("audio/wav", "audio"), ("audio/mpeg", "audio")]
+)
+async def test_images_and_audio_come_back_as_image_and_audio_content(any_client, api, content_type, kind):
+    """An audio answer (text-to-speech, a recording) once came back as a one-line note."""
+    body = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\xff\xfe"
+    api.reply("GET", "/orders/media", Reply(200, body, [("content-type", content_type)]))
+    result = await any_client.call_tool("get_order", {"orderId": "media"})
+    assert result.is_error is False
+    assert [(block.type, block.mime_type, base64.b64decode(block.data)) for block in result.content] == [
+        (kind, content_type, body)
+    ]
+    assert result.structured_content == {"api_response_status": 200}
+    assert_http_meta(result, 200)
+
+
+async def test_audio_holding_a_secret_is_described_not_passed_on(any_client, api):
+    # Base64 would carry the secret past the text redactor, so the audio itself is withheld.
+    body = b"ID3\x04\x00 comment: " + ORDER_TOKEN.encode() + b" \xff\xfb"
+    api.reply("GET", "/orders/spoken", Reply(200, body, [("content-type", "audio/mpeg")]))
+    result = await any_client.call_tool("get_order", {"orderId": "spoken"})
+    assert (result.is_error, text_of(result)) == (
+        False,
+        f"The upstream API answered HTTP 200 with {len(body)} bytes of audio/mpeg.",
+    )
 
 
 async def test_secrets_echoed_in_a_success_body_are_redacted(client, api):

@@ -22,6 +22,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client.parser import text_string_to_metric_families
 from support import ERAS, REPO, SCANNER, Reply, hamsa_tool, register_config_secrets, secret, serve_asgi, write_tools
 
 from mcp_webtools.observe.audit import OUTCOMES, CallRecord, log_call
@@ -227,36 +228,91 @@ async def test_one_audit_record_per_call_with_exact_fields(upstream, tmp_path, a
 
 
 @pytest.mark.parametrize("era", ERAS)
-async def test_a_call_the_client_cancels_is_audited_as_cancelled(upstream, tmp_path, audit_log, era):
+async def test_a_call_the_client_cancels_is_audited_as_cancelled_with_the_attempts_sent(
+    upstream, tmp_path, audit_log, era
+):
+    """Cancelled while its request is at the upstream: that attempt was sent, and counts (it once said 0)."""
     release = anyio.Event()
     upstream.reply("GET", "/held", Reply(200, b"{}", wait=release))
+    # Flaky retries at once: its first attempt gets a 503, its second is held.
+    upstream.reply("GET", "/flaky", lambda seen: Reply(503) if len(upstream.requests) == 2 else Reply(wait=release))
     config = tools_config(tmp_path, upstream.url)
     sent_ids: dict[str, list[Any]] = {}
     async with http_client(config, era, sent_ids) as client:
         await client.list_tools()
-        with anyio.fail_after(BOUND):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(client.call_tool, "held", {})
-                while not upstream.requests:
+        for tool, requests in (("held", 1), ("flaky", 3)):
+            with anyio.fail_after(BOUND):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(client.call_tool, tool, {})
+                    while len(upstream.requests) < requests:
+                        await anyio.sleep(0.01)
+                    tg.cancel_scope.cancel()  # the client gives up: cancel notification or hang-up
+                while len(audit_log) < len(sent_ids):
                     await anyio.sleep(0.01)
-                tg.cancel_scope.cancel()  # the client gives up: cancel notification or hang-up
-            while not audit_log:
-                await anyio.sleep(0.01)
     release.set()
-    record = fields(audit_log[0])
-    assert record.pop("duration_ms") > 0
-    assert record == {
-        "tool": "held",
-        "method": "GET",
-        "url_template": f"{upstream.url}/held",
-        "outcome": "cancelled",
-        "status": None,
-        "attempts": 0,
-        "request_bytes": 0,
-        "response_bytes": 0,
-        "request_id": sent_ids["held"][0],
+    assert [seen.raw_path for seen in upstream.requests] == ["/held", "/flaky", "/flaky"]
+    records = [fields(record) for record in audit_log]
+    assert all(record.pop("duration_ms") > 0 for record in records)
+    assert records == [
+        {
+            "tool": tool,
+            "method": "GET",
+            "url_template": f"{upstream.url}/{tool}",
+            "outcome": "cancelled",
+            "status": None,
+            "attempts": attempts,
+            "request_bytes": 0,
+            "response_bytes": 0,
+            "request_id": sent_ids[tool][0],
+        }
+        for tool, attempts in (("held", 1), ("flaky", 2))
+    ]
+
+
+async def test_answers_cut_off_or_unusable_are_audited_as_the_client_got_them(upstream, tmp_path, audit_log):
+    """`http_error` is a non-2xx status: a 2xx answer cut off at maxResponseBytes is `truncated`, one the tool
+    cannot pass on (outputSchema, nesting) is `invalid_response`; and each has its own counter in /metrics."""
+    big = json.dumps({"items": ["x" * 40] * 100}).encode()  # over the 1024 bytes these tools read
+    deep = b"[" * 300 + b"]" * 300
+    for path, body in {"/big": big, "/deep": deep, "/shape": b'{"id": "seven"}'}.items():
+        upstream.reply("GET", path, Reply(200, body, [("content-type", "application/json")]))
+    upstream.reply("GET", "/big-error", Reply(500, big, [("content-type", "application/json")]))
+    capped = {"maxResponseBytes": 1024, "retry": {"retries": 0}}
+    tools = {
+        "Big": hamsa_tool("Big", f"{upstream.url}/big"),
+        "Big Fields": {**hamsa_tool("Big Fields", f"{upstream.url}/big"), "responseFields": ["items"]},
+        "Big Error": hamsa_tool("Big Error", f"{upstream.url}/big-error"),
+        "Deep": hamsa_tool("Deep", f"{upstream.url}/deep"),
+        "Deep Fields": {**hamsa_tool("Deep Fields", f"{upstream.url}/deep"), "responseFields": ["[0]"]},
+        "Shape": {
+            **hamsa_tool("Shape", f"{upstream.url}/shape"),
+            "outputSchema": {"type": "object", "properties": {"id": {"type": "integer"}}},
+        },
     }
-    assert len(audit_log) == 1
+    config = write_tools(tmp_path, [{**tool, **capped} for tool in tools.values()])
+    async with http_client(config, "auto", {}) as client:
+        results = {name: await client.call_tool(name.lower().replace(" ", "_"), {}) for name in tools}
+        found = {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(client_webtools[0].metrics.exposition().decode())
+            for sample in family.samples
+            if sample.name == "mcp_webtools_tool_calls_total"
+        }
+    expected = {  # tool -> (isError the client got, outcome, status)
+        "big": (False, "truncated", 200),  # the beginning of the answer, marked as cut off
+        "big_fields": (True, "truncated", 200),  # responseFields cannot pick from the beginning of a document
+        "big_error": (True, "http_error", 500),
+        "deep": (False, "ok", 200),  # passed on as text, with a note
+        "deep_fields": (True, "invalid_response", 200),
+        "shape": (True, "invalid_response", 200),  # does not match the outputSchema
+    }
+    assert {name.lower().replace(" ", "_"): result.is_error for name, result in results.items()} == {
+        tool: is_error for tool, (is_error, _, _) in expected.items()
+    }
+    assert [(r.tool, r.outcome, r.status, r.attempts) for r in audit_log] == [
+        (tool, outcome, status, 1) for tool, (_, outcome, status) in expected.items()
+    ]
+    assert found == {(("outcome", outcome), ("tool", tool)): 1.0 for tool, (_, outcome, _) in expected.items()}
 
 
 async def test_refused_calls_are_audited_as_busy_or_shutdown(upstream, tmp_path, audit_log):

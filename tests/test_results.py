@@ -102,12 +102,20 @@ def test_charset_is_honoured():
     assert texts(result) == ["café"]
 
 
-def test_image_becomes_image_content():
-    png = b"\x89PNG\r\n\x1a\n\x00\x01binary"
-    result = response_result(answer(png, "image/png"), NONE)
-    assert result.content == [
-        types.ImageContent(type="image", data=base64.b64encode(png).decode(), mime_type="image/png")
-    ]
+@pytest.mark.parametrize(
+    ("content_type", "media"),
+    [
+        ("image/png", types.ImageContent),
+        ("audio/wav", types.AudioContent),
+        ("Audio/OGG; codecs=opus", types.AudioContent),
+    ],
+)
+def test_images_and_audio_become_image_and_audio_content(content_type, media):
+    body = b"\x89PNG\r\n\x1a\n\x00\x01binary"
+    result = response_result(answer(body, content_type), NONE)
+    mime = content_type.partition(";")[0].lower()
+    assert result.content == [media(data=base64.b64encode(body).decode(), mime_type=mime)]
+    assert result.structured_content == {"api_response_status": 200}
 
 
 def test_svg_is_text_so_it_is_redacted():
@@ -129,6 +137,11 @@ def test_svg_is_text_so_it_is_redacted():
             "image/png",
             True,
             "The upstream API answered HTTP 200 with 6 bytes of image/png (cut off at the response size limit).",
+        ),
+        (
+            "audio/wav",
+            True,
+            "The upstream API answered HTTP 200 with 6 bytes of audio/wav (cut off at the response size limit).",
         ),
     ],
 )
@@ -276,10 +289,11 @@ def test_error_result():
     }
 
 
-def test_an_image_holding_a_secret_is_described_not_passed_on():
-    # Base64 would carry the secret past the text redactor, so the image itself is withheld.
+@pytest.mark.parametrize(("content_type", "kind"), [("image/png", "image"), ("audio/mpeg", "audio")])
+def test_an_image_or_audio_holding_a_secret_is_described_not_passed_on(content_type, kind):
+    # Base64 would carry the secret past the text redactor, so the image or audio itself is withheld.
     body = b"\x89PNG\r\n\x1a\n..sk_live_inside_image_123.."
-    result = response_result(answer(body, "image/png"), Redactor(["sk_live_inside_image_123"]))
-    assert texts(result) == [f"The upstream API answered HTTP 200 with {len(body)} bytes of image/png."]
-    clean = response_result(answer(body, "image/png"), NONE)
-    assert [block.type for block in clean.content] == ["image"]
+    result = response_result(answer(body, content_type), Redactor(["sk_live_inside_image_123"]))
+    assert texts(result) == [f"The upstream API answered HTTP 200 with {len(body)} bytes of {content_type}."]
+    clean = response_result(answer(body, content_type), NONE)
+    assert [block.type for block in clean.content] == [kind]

@@ -272,6 +272,70 @@ async def test_reading_stops_at_the_cap(tmp_path):
     assert result.meta[META_HTTP]["truncated"] is True
 
 
+# --- an upstream that answers JSON nested too deeply ------------------------------------------------
+
+TOO_DEEP = (
+    "[the upstream API answered with JSON nested more than 64 levels deep, too deep to pass on as structured "
+    "content: it is passed on as text]"
+)
+
+
+def nested_objects(levels: int) -> str:
+    """`{"a":{"a":...{}}}`: an object answer whose structured content is `levels` deep."""
+    return '{"a":' * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+@pytest.mark.parametrize(("transport", "era"), COMBOS, ids=["-".join(combo) for combo in COMBOS])
+async def test_an_answer_nested_too_deeply_comes_back_as_text(upstream, tmp_path, transport, era):
+    """`[[[...]]]` 300-900 levels deep (600-1800 bytes) once failed the call with JSON-RPC error 0
+    "Maximum serialization depth exceeded": each is now a result the client can read."""
+    bodies = {f"/lists{n}": "[" * n + "]" * n for n in (300, 600, 900)}
+    bodies |= {"/objects64": nested_objects(64), "/objects65": nested_objects(65)}
+    for path, body in bodies.items():
+        upstream.reply("GET", path, Reply(200, body.encode(), JSON))
+    fields = {"responseFields": ["[0]"]}  # a tool that needs the structure: an error it can explain
+    tools = [hamsa_tool(path.strip("/"), f"{upstream.url}{path}") for path in bodies]
+    tools.append({**hamsa_tool("Picked", f"{upstream.url}/lists300"), **fields})
+    config = write_tools(tmp_path, tools)
+    async with mcp_client(transport, era, config) as client:
+        results = {path: await client.call_tool(path.strip("/"), {}) for path in bodies}
+        picked = await client.call_tool("picked", {})
+        after = await client.call_tool("objects64", {})  # the connection keeps serving
+
+    for path in ("/lists300", "/lists600", "/lists900", "/objects65"):
+        result = results[path]
+        assert result.is_error is False, path
+        assert [(block.type, block.text) for block in result.content] == [("text", TOO_DEEP), ("text", bodies[path])]
+        assert result.structured_content == {"data": bodies[path], "api_response_status": 200}
+    # 64 levels is the deepest structured content passed on as such.
+    for result in (results["/objects64"], after):
+        assert (result.is_error, text_of(result)) == (False, bodies["/objects64"])
+        assert result.structured_content == {**json.loads(bodies["/objects64"]), "api_response_status": 200}
+    assert picked.is_error is True
+    assert text_of(picked) == (
+        "The upstream API answered HTTP 200 with JSON nested more than 64 levels deep, too deep to pass on as "
+        "structured content, so this tool's responseFields, flatten or outputSchema cannot be applied to it."
+    )
+    assert picked.structured_content == {"api_response_status": 200}
+    assert [seen.raw_path for seen in upstream.requests] == [*bodies, "/lists300", "/objects64"]
+
+
+async def test_an_answer_too_deep_to_parse_comes_back_as_text(upstream, tmp_path):
+    """Deeper than Python's JSON parser goes (it raises RecursionError): text, not "not valid JSON"."""
+    body = "[" * 100_000 + "]" * 100_000
+    upstream.reply("GET", "/abyss", Reply(200, body.encode(), JSON))
+    config = write_tools(tmp_path, {**hamsa_tool("Abyss", f"{upstream.url}/abyss"), "maxResultBytes": 4096})
+    async with mcp_client("http", "auto", config) as client:
+        result = await client.call_tool("abyss", {})
+    assert result.is_error is False
+    note, text, cut = (block.text for block in result.content)
+    assert note == TOO_DEEP
+    kept, _, rest = text.partition("…")
+    assert kept == body[: len(kept)] and rest == f"[+{len(body) - len(kept)} chars]"
+    assert cut.startswith("[Shortened to fit this tool's result budget of 4096 bytes")
+    assert result.structured_content["api_response_truncated"]["droppedCharacters"] > 190_000
+
+
 # --- an upstream that echoes secrets ---------------------------------------------------------------
 
 TOKEN = "sk_live_echo_token_77"

@@ -22,6 +22,8 @@ logger = logging.getLogger("mcp_webtools.audit")
 # The whole set, so that dashboards and alerts can rely on it (and metric labels stay bounded).
 OUTCOMES = (
     "ok",  # the upstream answered 2xx
+    "truncated",  # the upstream answered 2xx with more than maxResponseBytes: the client got the beginning, or an error
+    "invalid_response",  # the upstream answered 2xx, but not as the tool can pass on (outputSchema, nesting): an error
     "http_error",  # the upstream answered, with another status (see `status`)
     "upstream_error",  # no HTTP answer: unreachable, connection lost, TLS, egress refused, request not sendable
     "timeout",  # the tool's timeout passed while waiting on the upstream

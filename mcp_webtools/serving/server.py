@@ -21,7 +21,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import __version__
 from ..arguments import ArgumentError
-from ..executor import Executor, UpstreamError, UpstreamResponse, UpstreamTimeout
+from ..executor import AttemptCount, Executor, UpstreamError, UpstreamResponse, UpstreamTimeout
 from ..limits import Busy, CallLimits, InFlightCalls, ShuttingDown
 from ..observe.audit import CallRecord, log_call
 from ..observe.client_logs import set_level, spoken_sender
@@ -29,7 +29,7 @@ from ..observe.metrics import Metrics
 from ..observe.telemetry import annotate_call, traced_send
 from ..redaction import Redactor
 from ..requests import OutboundRequest, RequestBuildError, build_request
-from ..results import error_result, response_result
+from ..results import answer_outcome, error_result, response_result
 from ..toolset import PreparedTool, Toolset
 from ..voice import SendProgress
 from .list_changed import ListChangedServer, ToolListNotifier
@@ -184,7 +184,9 @@ class WebTools:
         response = None
         failure: str | None = None  # None: the deadline passed (the message is made only then)
         outcome = "busy"  # if the deadline passes now: still queued for a slot
-        attempts = 0
+        # Attempts sent so far, counted by the executor: when the call is cancelled or cut short by
+        # the deadline or a shutdown mid-attempt, no response or error is left to say how many.
+        count = AttemptCount()
         await progress.started()
         try:
             with self.in_flight.track() as shutdown_scope, anyio.move_on_after(tool.timeout):
@@ -193,19 +195,18 @@ class WebTools:
                         outcome = "timeout"  # from here on, the deadline passing means waiting on the upstream
                         response = await progress.while_waiting(
                             lambda: traced_send(
-                                self.executor.send(call.request, tool.send_policy, deadline=deadline),
+                                self.executor.send(call.request, tool.send_policy, deadline=deadline, count=count),
                                 tool.definition.method,
                                 tool.definition.url_template,
                                 redactor,
                             )
                         )
                         result = response_result(response, redactor, tool.definition.shaping)
-                        attempts = response.attempts
-                        outcome = "http_error" if result.is_error else "ok"
+                        outcome = answer_outcome(response, result)
                 except Busy as exc:
                     failure = f"busy, try again shortly ({exc})"
                 except UpstreamError as exc:
-                    failure, attempts = str(exc), exc.attempts
+                    failure = str(exc)
                     outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "upstream_error"
             if shutdown_scope.cancelled_caught:
                 failure = f"mcp-webtools is shutting down and cancelled the call: {self.in_flight.cancel_reason}"
@@ -213,8 +214,9 @@ class WebTools:
         except ShuttingDown as exc:
             failure, outcome = f"{exc}; try again shortly", "shutdown"
         except anyio.get_cancelled_exc_class():
-            self._observe(_record(tool, "cancelled", started, call, response, attempts), redactor)
+            self._observe(_record(tool, "cancelled", started, call, response, count.sent), redactor)
             raise
+        attempts = count.sent
         elapsed_ms = _ms_since(started)
         if result is None and failure is None:
             failure = f"timed out after {tool.timeout:g} s"
