@@ -351,6 +351,15 @@ async def mcp_client(
             yield client
 
 
+async def serving_pid(http: httpx2.AsyncClient, base: str = "") -> int:
+    """The id of the server process that answered a GET of /metrics (`mcp_webtools_process_id`)."""
+    response = await http.get(f"{base}/metrics")
+    assert response.status_code == 200, response.text
+    found = re.search(r"^mcp_webtools_process_id (\S+)$", response.text, re.MULTILINE)
+    assert found, response.text
+    return int(float(found.group(1)))
+
+
 class ServerProcess:
     """A `python -m mcp_webtools ...` subprocess whose stderr log is collected as it arrives.
 
