@@ -138,6 +138,50 @@ class Upstream:
         await send({"type": "http.response.body", "body": reply.body})
 
 
+# Messages a client may send that are not one valid JSON-RPC message, each with the error it is owed
+# (JSON-RPC 2.0: -32700 when it is not JSON, -32600 when it is no valid message; the id when one can be
+# read from a request, null otherwise). The same on every transport: a stdio line, an HTTP body.
+_DEEP = '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"v":%s}}}' % (
+    "[" * 500 + "]" * 500
+)
+BAD_MESSAGES: list[tuple[str, str, dict[str, Any]]] = [  # (what, the text sent, the answer)
+    ("garbage", "garbage", {"code": -32700, "message": "Parse error: expected value at line 1 column 1"}),
+    ("cut short", '{"jsonrpc":"2.0","id":4,"method":"ping"', {
+        "code": -32700, "message": "Parse error: EOF while parsing an object at line 1 column 39"}),
+    ("nested 500 deep", _DEEP, {
+        "code": -32700,
+        "message": "Parse error: the JSON is nested too deep to read (recursion limit exceeded at line 1 column 286)",
+    }),
+    ("batch", '[{"jsonrpc":"2.0","id":5,"method":"tools/list"}]', {
+        "code": -32600, "message": "Invalid Request: batches are not supported: send each message on its own"}),
+    ("empty batch", "[]", {
+        "code": -32600, "message": "Invalid Request: batches are not supported: send each message on its own"}),
+    ("not an object", '"tools/list"', {
+        "code": -32600, "message": "Invalid Request: a message is a JSON object, not a string"}),
+    *[
+        (f"id {text}", f'{{"jsonrpc":"2.0","id":{text},"method":"tools/list"}}', {
+            "code": -32600, "message": f'Invalid Request: "id" must be a string or an integer, not {kind}'})
+        for text, kind in [
+            ("1.5", "a number with a fraction or an exponent"),
+            ("true", "a boolean"),
+            ("{}", "an object"),
+            ("[]", "an array"),
+            ("null", "null"),
+        ]
+    ],
+    ("params an array", '{"jsonrpc":"2.0","id":7,"method":"tools/list","params":[1]}', {
+        "id": 7, "code": -32600, "message": 'Invalid Request: "params" must be an object, not an array'}),
+    ("jsonrpc 1.0", '{"jsonrpc":"1.0","id":"eight","method":"tools/list"}', {
+        "id": "eight", "code": -32600, "message": 'Invalid Request: "jsonrpc" must be "2.0"'}),
+]  # fmt: skip
+
+
+def error_answer(owed: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-RPC error answer `BAD_MESSAGES` lists, as a client receives it."""
+    error = {key: value for key, value in owed.items() if key != "id"}
+    return {"jsonrpc": "2.0", "id": owed.get("id"), "error": error}
+
+
 def bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -305,6 +349,15 @@ async def mcp_client(
         http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60))
         async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era, **options) as client:
             yield client
+
+
+async def serving_pid(http: httpx2.AsyncClient, base: str = "") -> int:
+    """The id of the server process that answered a GET of /metrics (`mcp_webtools_process_id`)."""
+    response = await http.get(f"{base}/metrics")
+    assert response.status_code == 200, response.text
+    found = re.search(r"^mcp_webtools_process_id (\S+)$", response.text, re.MULTILINE)
+    assert found, response.text
+    return int(float(found.group(1)))
 
 
 class ServerProcess:

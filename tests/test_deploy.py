@@ -28,7 +28,7 @@ import pytest
 import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, REPO, hamsa_tool, secret, serve_asgi, write_tools
+from support import ERAS, REPO, hamsa_tool, secret, serve_asgi, serving_pid, write_tools
 
 from mcp_webtools.serving.runtime import load_toolset
 
@@ -374,7 +374,7 @@ async def test_mcp_clients_work_through_the_compose_proxy(upstream, tmp_path):
                     except httpx2.TransportError:
                         await anyio.sleep(0.05)  # polling until nginx listens: nothing to wait on
             # Round robin: each replica (its own process) answers in turn.
-            pids = {(await http.get("/healthz")).json()["pid"] for _ in range(len(replicas))}
+            pids = {await serving_pid(http) for _ in range(len(replicas))}
             assert len(pids) == len(replicas)
         for era in ERAS:
             client_http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))

@@ -8,18 +8,32 @@ are clear tool errors; and none of it crashes the server or reaches the upstream
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, TRANSPORTS, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
+from support import (
+    BAD_MESSAGES,
+    ERAS,
+    TRANSPORTS,
+    Upstream,
+    error_answer,
+    hamsa_tool,
+    http_server_process,
+    mcp_client,
+    serve_asgi,
+    write_tools,
+)
 
 from mcp_webtools.arguments import MAX_DEPTH
 from mcp_webtools.cli import commands as cli
@@ -396,3 +410,152 @@ async def test_nesting_too_deep_to_parse_is_a_parse_error_not_a_crash(upstream: 
         assert response.status_code == 200, response.text
         assert '\\"body\\":{\\"v\\":[[1]]}' in response.text
     assert [r.json() for r in upstream.requests] == [{"v": [[1]]}]
+
+
+# -- bodies that are not one JSON-RPC message -----------------------------------------------------------
+
+ECHO_PARAMS = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+INITIALIZE = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+
+
+def sse_messages(text: str) -> list[dict[str, Any]]:
+    """The JSON-RPC messages in a text/event-stream body (priming events carry no data)."""
+    return [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
+
+
+class RawSession:
+    """One MCP session over raw HTTP on `endpoint`: the legacy or modern `/mcp`, or legacy HTTP+SSE."""
+
+    def __init__(self, http: httpx2.AsyncClient, endpoint: str) -> None:
+        self.http = http
+        self.endpoint = endpoint
+        self.path = "/mcp"
+        self.headers = dict(POST_HEADERS)
+        self._events: Any = None
+
+    async def open(self) -> None:
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}
+        if self.endpoint == "mcp-modern":
+            self.headers.update({"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"})
+            return
+        if self.endpoint == "mcp-legacy":
+            opened = await self.http.post("/mcp", json=init, headers=POST_HEADERS)
+            self.headers["Mcp-Session-Id"] = opened.headers["mcp-session-id"]
+            self.headers["MCP-Protocol-Version"] = "2025-11-25"
+        else:  # legacy HTTP+SSE: answers come on the GET /sse stream
+            self.path = next(e["data"] for e in await self._next_events(1, "endpoint"))
+            assert (await self.post(json.dumps(init))).status_code == 202
+            assert (await self._next_events(1))[0]["id"] == 1
+        initialized = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert (await self.post(initialized)).status_code == 202
+
+    async def post(self, body: str) -> httpx2.Response:
+        return await self.http.post(self.path, content=body.encode(), headers=self.headers)
+
+    async def call_echo(self, request_id: int, n: int) -> dict[str, Any]:
+        """A valid `tools/call`, and its answer wherever the endpoint gives it."""
+        params: dict[str, Any] = {"name": "echo", "arguments": {"n": n}}
+        if self.endpoint == "mcp-modern":
+            params["_meta"] = MODERN_META
+        call = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+        response = await self.post(json.dumps(call))
+        if self.endpoint == "messages":
+            assert response.status_code == 202, response.text
+            return (await self._next_events(1))[0]
+        assert response.status_code == 200, response.text
+        if response.headers["content-type"].startswith("application/json"):
+            return response.json()
+        [answer] = sse_messages(response.text)
+        return answer
+
+    async def _next_events(self, count: int, kind: str = "message") -> list[Any]:
+        """The next `count` events of `kind` on the SSE stream (`message` data parsed as JSON)."""
+        found: list[Any] = []
+        event = ""
+        async for line in self._events:
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == kind:
+                found.append({"data": line[5:].strip()} if kind == "endpoint" else json.loads(line[5:]))
+                if len(found) == count:
+                    return found
+        raise AssertionError("the SSE stream ended")
+
+
+@asynccontextmanager
+async def raw_session(base: str, endpoint: str) -> AsyncIterator[RawSession]:
+    async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
+        session = RawSession(http, endpoint)
+        if endpoint != "messages":
+            await session.open()
+            yield session
+            return
+        async with http.stream("GET", "/sse") as stream:
+            session._events = stream.aiter_lines()
+            await session.open()
+            yield session
+
+
+@pytest.mark.parametrize("endpoint", ["mcp-legacy", "mcp-modern", "messages"])
+async def test_bodies_that_are_no_message_get_their_json_rpc_error_and_the_server_keeps_serving(
+    upstream: Upstream, tmp_path, endpoint, caplog
+):
+    """Streamable HTTP in both eras and the legacy `/messages/`: HTTP 400 with the JSON-RPC error
+    (ids 1.5, true and {} included: they used to get 202 and no answer), one WARNING line each."""
+    caplog.set_level(logging.WARNING)
+    config = write_tools(tmp_path, [hamsa_tool("Echo", f"{upstream.url}/echo", "POST", ECHO_PARAMS)])
+    async with served(config) as base, raw_session(base, endpoint) as session:
+        for n, (what, body, owed) in enumerate(BAD_MESSAGES):
+            response = await session.post(body)
+            answer = (response.status_code, response.headers["content-type"], response.json())
+            assert answer == (400, "application/json", error_answer(owed)), what
+            # Still serving, this session too: the next call is answered, and nothing else came first.
+            echoed = await session.call_echo(100 + n, n)
+            assert (echoed["id"], echoed["result"]["structuredContent"]["body"]) == (100 + n, {"n": n}), what
+    assert [r.json() for r in upstream.requests] == [{"n": n} for n in range(len(BAD_MESSAGES))]
+    path = re.escape(session.path.partition("?")[0])
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "mcp_webtools.protocol"]
+    assert len(logged) == len(BAD_MESSAGES)
+    for (level, message), (_, _, owed) in zip(logged, BAD_MESSAGES, strict=True):
+        assert level == "WARNING"
+        said = f"{owed['code']} {owed['message']}"
+        assert re.fullmatch(rf"POST {path} from 127\.0\.0\.1:\d+: answered {re.escape(said)}", message)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def post_cut_short(base: str, path: str, body: bytes, declared: int) -> bytes:
+    """POST `body` announced as `declared` bytes long, then hang up; what the server sent back."""
+    host, port = base.removeprefix("http://").split(":")
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    head += f"Accept: application/json, text/event-stream\r\nContent-Length: {declared}\r\n\r\n"
+    async with await anyio.connect_tcp(host, int(port)) as stream:
+        await stream.send(head.encode() + body)
+        await stream.send_eof()
+        received = b""
+        with anyio.fail_after(30):
+            try:
+                while True:
+                    received += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return received
+
+
+async def test_a_body_shorter_than_its_content_length_is_one_warning_line_not_a_traceback(upstream: Upstream, tmp_path):
+    config = write_tools(tmp_path, [hamsa_tool("Echo", f"{upstream.url}/echo", "POST", ECHO_PARAMS)])
+    async with http_server_process(config) as server:
+        base = (await server.wait_for_log(r"serving MCP at (http://\S+)/mcp")).group(1)
+        async with httpx2.AsyncClient(base_url=base, timeout=30) as http, http.stream("GET", "/sse") as events:
+            endpoint = await anext(line[5:].strip() async for line in events.aiter_lines() if line.startswith("data:"))
+            for path in ("/mcp", endpoint):
+                assert await post_cut_short(base, path, b'{"jsonrpc":', 100) == b""  # the client is gone
+                shown = re.escape(path.partition("?")[0])
+                await server.wait_for_log(
+                    rf"WARNING mcp_webtools\.protocol: POST {shown} from 127\.0\.0\.1:\d+: "
+                    r"the client hung up after sending 11 of the 100 bytes of its body; nothing was done\n"
+                )
+        for n, era in enumerate(ERAS):  # and the server serves on
+            async with client_for(base, era) as client:
+                assert (await client.call_tool("echo", {"n": n})).is_error is False
+        await server.wait_for_logs(r"call tool=echo ", len(ERAS))
+        assert "Traceback" not in server.log and " ERROR " not in server.log, server.log
+    assert [r.json() for r in upstream.requests] == [{"n": n} for n in range(len(ERAS))]

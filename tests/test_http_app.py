@@ -8,7 +8,7 @@ httpx2 requests.
 from __future__ import annotations
 
 import logging
-import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +18,18 @@ import pytest
 from mcp import Client, ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
+from prometheus_client.parser import text_string_to_metric_families
+from support import (
+    ERAS,
+    SECRET_MARK,
+    Upstream,
+    hamsa_tool,
+    http_server_process,
+    mcp_client,
+    secret,
+    serve_asgi,
+    write_tools,
+)
 
 from mcp_webtools.serving.http_app import HttpSettings, bind_host_allowance, build_http_app, transport_security
 from mcp_webtools.serving.runtime import open_webtools
@@ -108,14 +119,15 @@ async def test_guarded_paths_answer_401_without_the_right_token(upstream, tmp_pa
     assert upstream.requests == []
 
 
-async def test_healthz_is_open_and_answers_json(upstream, tmp_path):
+async def test_probes_are_open_and_say_nothing_but_the_state(upstream, tmp_path):
+    """Anyone may ask them, so they show no process id and no tool count (both are in /metrics)."""
     async with served(config_for(upstream, tmp_path), HttpSettings(auth_token=TOKEN)) as base, raw_http(base) as http:
-        anonymous = await http.get("/healthz")
-        wrong = await http.get("/healthz", headers={"Authorization": "Bearer nope"})
-    for response in (anonymous, wrong):
-        assert response.status_code == 200
-        assert response.headers["content-type"] == "application/json"
-        assert response.json() == {"status": "ok", "tools": 2, "pid": os.getpid()}  # served in this process
+        for path, body in (("/healthz", {"status": "ok"}), ("/readyz", {"status": "ready"})):
+            for headers in ({}, {"Authorization": "Bearer nope"}):
+                response = await http.get(path, headers=headers)
+                assert response.status_code == 200
+                assert response.headers["content-type"] == "application/json"
+                assert response.json() == body
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -268,3 +280,60 @@ def test_transport_security_lists_loopback_plus_operator_entries():
 )
 def test_bind_host_allowance(bind, allowed):
     assert bind_host_allowance(bind) == allowed
+
+
+# -- refused requests are logged and counted ------------------------------------------------------------
+
+LOGIN_TOKEN = secret("login-token-3f9a7c1e")
+REFUSED = [  # (method, path, Authorization header or None, reason label, what the log line says)
+    ("POST", "/mcp", None, "missing", "no token (send Authorization: Bearer <token>)"),
+    ("GET", "/sse", secret("Bearer wrong-token-5a1"), "wrong", "a wrong token"),
+    ("GET", "/metrics", f"Basic {LOGIN_TOKEN}", "scheme", "an Authorization scheme other than Bearer or Token"),
+    ("POST", "/messages/", LOGIN_TOKEN, "scheme", "an Authorization scheme other than Bearer or Token"),
+    ("GET", "/mcp", "Bearer", "missing", "no token (send Authorization: Bearer <token>)"),
+    ("POST", "/mcp", f"Bearer {SECRET_MARK * 100}", "overlong", "a token longer than 1024 bytes"),
+    ("GET", "/metrics", secret("Token wrong-token-7c2"), "wrong", "a wrong token"),
+]
+
+
+def counted(metrics_text: str, name: str) -> dict[str, float]:
+    """A labelled counter's values by its one label's value."""
+    return {
+        next(iter(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+async def test_refused_requests_are_logged_with_client_and_reason_capped_and_counted(upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv("MCP_WEBTOOLS_AUTH_TOKEN", LOGIN_TOKEN)
+    authorized = {"Authorization": f"Bearer {LOGIN_TOKEN}"}
+    async with http_server_process(config_for(upstream, tmp_path)) as server:
+        base = (await server.wait_for_log(r"serving MCP at (http://\S+)/mcp")).group(1)
+        async with raw_http(base) as http:
+            for method, path, authorization, _, _ in REFUSED:
+                headers = {"Authorization": authorization} if authorization is not None else {}
+                response = await http.request(method, path, headers={**POST_HEADERS, **headers}, json=INITIALIZE)
+                assert response.status_code == 401, (method, path, authorization)
+            logged = await server.wait_for_logs(
+                r"WARNING mcp_webtools\.auth: 401 for (\S+) (\S+) from 127\.0\.0\.1:\d+: (.*)\n", len(REFUSED)
+            )
+            assert [m.groups() for m in logged] == [(m, p, said) for m, p, _, _, said in REFUSED]
+            # A flood: 20 lines a minute at most, the last saying so; every refusal is counted.
+            for _ in range(30):
+                assert (await http.get("/metrics", headers={"Authorization": "Bearer flood"})).status_code == 401
+            # Something logged after the flood, so all its lines have arrived when this one has.
+            garbage = await http.post("/mcp", content=b"garbage", headers={**POST_HEADERS, **authorized})
+            assert garbage.status_code == 400
+            await server.wait_for_log(r"WARNING mcp_webtools\.protocol: POST /mcp .*: answered -32700 ")
+            metrics = await http.get("/metrics", headers=authorized)
+    lines = re.findall(r"WARNING mcp_webtools\.auth: (.*)", server.log)
+    assert len(lines) == 20
+    assert lines[-1].endswith(
+        ": a wrong token (20 such lines within 60 s: more refused requests are left out for now)"
+    ), lines[-1]
+    assert counted(metrics.text, "mcp_webtools_unauthorized_requests_total") == {
+        "missing": 2.0, "scheme": 2.0, "overlong": 1.0, "wrong": 32.0
+    }  # fmt: skip
+    assert "Traceback" not in server.log and "flood" not in server.log

@@ -1,17 +1,24 @@
-"""The thread-free stdio transport reads and answers exactly as the SDK's does."""
+"""The stdio transport: it reads and answers as the SDK's does, and answers every line that is not
+a JSON-RPC message (which the SDK's leaves unanswered)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from mcp_webtools.serving.stdio import _lines
-from tests.support import REPO, hamsa_tool, write_tools
+from tests.support import BAD_MESSAGES, REPO, ServerProcess, Upstream, error_answer, hamsa_tool, write_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -48,12 +55,21 @@ REQUESTS = [
 ]
 
 
+SERVE = [sys.executable, "-m", "mcp_webtools", "--log-level", "WARNING", "serve", "--config"]
+
+
 def serve(config: Path, *, data: bytes | None = None, stdin: object = None) -> list[dict]:
     """Answers of `mcp-webtools serve` whose input (`data` through a pipe, or the file `stdin`) ends
     right after the requests."""
-    argv = [sys.executable, "-m", "mcp_webtools", "--log-level", "WARNING", "serve", "--config", str(config)]
-    done = subprocess.run(argv, cwd=REPO, stdin=stdin, input=data, capture_output=True, timeout=60, check=True)
-    return [json.loads(line) for line in done.stdout.splitlines()]
+    return serve_logged(config, data=data, stdin=stdin)[0]
+
+
+def serve_logged(config: Path, *, data: bytes | None = None, stdin: object = None) -> tuple[list[dict], str]:
+    """`serve`, and what the server logged."""
+    done = subprocess.run(
+        [*SERVE, str(config)], cwd=REPO, stdin=stdin, input=data, capture_output=True, timeout=60, check=True
+    )
+    return [json.loads(line) for line in done.stdout.splitlines()], done.stderr.decode()
 
 
 def test_piped_input_that_ends_at_once_gets_every_answer_the_same_as_from_a_file(tmp_path: Path) -> None:
@@ -71,3 +87,103 @@ def test_piped_input_that_ends_at_once_gets_every_answer_the_same_as_from_a_file
     assert from_file and from_file == from_pipe[: len(from_file)]
     assert [tool["name"] for tool in from_pipe[1]["result"]["tools"]] == ["get_item"]
     assert from_pipe[2]["result"]["isError"] is True
+
+
+# -- lines that are not JSON-RPC messages ----------------------------------------------------------------
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+ECHO_PARAMS = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+class RawStdio:
+    """A client that writes lines to `mcp-webtools serve` and reads its answers one by one.
+
+    A client library cannot send a line that is not JSON-RPC, so this one is written by hand. It
+    waits for each answer while the server still runs: the answers are not those of the end of input.
+    """
+
+    def __init__(self, server: ServerProcess, era: str) -> None:
+        assert server.process.stdin is not None and server.process.stdout is not None
+        self.server = server
+        self.era = era
+        self._stdin = server.process.stdin
+        self._stdout = BufferedByteReceiveStream(server.process.stdout)
+
+    async def send_line(self, line: str) -> dict[str, Any]:
+        await self._stdin.send(line.encode() + b"\n")
+        with anyio.fail_after(self.server.bound):
+            return json.loads(await self._stdout.receive_until(b"\n", 1 << 20))
+
+    async def request(self, request_id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        params = dict(params or {})
+        if self.era == "modern":
+            params["_meta"] = MODERN_META
+        request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        return await self.send_line(json.dumps(request))
+
+    async def open(self) -> None:
+        """The era's opening: `initialize` (and `initialized`), or `server/discover`."""
+        if self.era == "modern":
+            answer = await self.request(1, "server/discover")
+        else:
+            info = {"name": "raw", "version": "0"}
+            opening = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": info}
+            answer = await self.request(1, "initialize", opening)
+            await self._stdin.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        assert answer["id"] == 1 and "result" in answer, answer
+
+
+@asynccontextmanager
+async def raw_stdio(config: Path, era: str) -> AsyncIterator[RawStdio]:
+    process = await anyio.open_process([*SERVE, str(config)], cwd=REPO)
+    server = ServerProcess(process, bound=60)
+    async with process, anyio.create_task_group() as tg:
+        tg.start_soon(server.pump_log)
+        yield RawStdio(server, era)
+        assert process.stdin is not None
+        await process.stdin.aclose()  # the end of input: the server stops
+        assert await server.exit_code() == 0
+
+
+def warnings_of(log: str) -> list[str]:
+    return re.findall(r"WARNING mcp_webtools\.protocol: (.*)", log)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+async def test_every_line_that_is_no_message_is_answered_and_the_server_keeps_serving(
+    upstream: Upstream, tmp_path: Path, era: str
+) -> None:
+    config = write_tools(tmp_path, [hamsa_tool("Echo", f"{upstream.url}/echo", "POST", ECHO_PARAMS)])
+    async with raw_stdio(config, era) as client:
+        # Before the session opens, too.
+        assert await client.send_line("garbage") == error_answer(BAD_MESSAGES[0][2])
+        await client.open()
+        for n, (what, line, owed) in enumerate(BAD_MESSAGES):
+            assert await client.send_line(line) == error_answer(owed), what
+            # Still serving: the next call reaches the upstream and its answer comes back.
+            answer = await client.request(100 + n, "tools/call", {"name": "echo", "arguments": {"n": n}})
+            assert answer["id"] == 100 + n and answer["result"]["structuredContent"]["body"] == {"n": n}, what
+    assert [r.json() for r in upstream.requests] == [{"n": n} for n in range(len(BAD_MESSAGES))]
+    # One WARNING line each, saying what was answered; no traceback, no error.
+    answered = [BAD_MESSAGES[0][2], *(owed for _, _, owed in BAD_MESSAGES)]
+    assert warnings_of(client.server.log) == [f"stdio: answered {o['code']} {o['message']}" for o in answered]
+    assert "Traceback" not in client.server.log and " ERROR " not in client.server.log
+
+
+def test_lines_that_are_no_message_are_answered_from_a_file_too(tmp_path: Path) -> None:
+    """Input from a regular file is read through threads, not the event loop: the same answers."""
+    config = write_tools(tmp_path, [hamsa_tool("Get Item", "http://127.0.0.1:9/item")])
+    lines = [REQUESTS[0], REQUESTS[1], *(line for _, line, _ in BAD_MESSAGES), "", "  ", REQUESTS[2]]
+    source = tmp_path / "requests.jsonl"
+    source.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    with source.open("rb") as file:
+        answers, log = serve_logged(config, stdin=file)
+    # Blank lines are no messages: skipped, not answered.
+    assert answers[1:-1] == [error_answer(owed) for _, _, owed in BAD_MESSAGES]
+    assert [answers[0]["id"], answers[-1]["id"]] == [1, 2]
+    assert [tool["name"] for tool in answers[-1]["result"]["tools"]] == ["get_item"]
+    assert len(warnings_of(log)) == len(BAD_MESSAGES) and "Traceback" not in log

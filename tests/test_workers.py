@@ -1,8 +1,8 @@
 """Past one process: `serve --workers N` and `--stateless` replicas.
 
 Real `mcp-webtools serve --transport http` processes on 127.0.0.1, real MCP clients, and an
-upstream in the test process. `/healthz` answers with the pid of the process that served it,
-which is how a test tells the workers apart.
+upstream in the test process. `/metrics` gives the pid of the process that served it, which is
+how a test tells the workers apart.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from support import (
     hamsa_tool,
     http_server_process,
     serve_asgi,
+    serving_pid,
     write_tools,
 )
 
@@ -51,20 +52,14 @@ async def url_of(server: ServerProcess, workers_count: int = 1) -> str:
     return matches[0].group(1)
 
 
-async def healthz_pid(url: str) -> int:
-    # A fresh connection each time, so the kernel picks a worker anew.
-    async with httpx2.AsyncClient(timeout=10) as http:
-        response = await http.get(f"{url}/healthz")
-    assert response.status_code == 200
-    return response.json()["pid"]
-
-
 async def pids_seen(url: str, want: int) -> set[int]:
-    """Ask /healthz on fresh connections until `want` different processes answered (or the bound ends)."""
+    """Ask /metrics on fresh connections until `want` different processes answered (or the bound ends)."""
     seen: set[int] = set()
     with anyio.move_on_after(BOUND):
         while len(seen) < want:
-            seen.add(await healthz_pid(url))
+            # A fresh connection each time, so the kernel picks a worker anew.
+            async with httpx2.AsyncClient(timeout=10) as http:
+                seen.add(await serving_pid(http, url))
     return seen
 
 

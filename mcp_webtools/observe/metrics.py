@@ -6,11 +6,12 @@ metrics are fed from the same `audit.CallRecord` as the audit log (`Metrics.obse
 
 Label values are bounded: `tool` is always a configured tool name (a call naming an unknown tool
 is refused before any record exists), `outcome` one of `audit.OUTCOMES`, `status_class` one of
-1xx..5xx, `result` ok/error.
+1xx..5xx, `result` ok/error, `reason` one of `UNAUTHORIZED_REASONS`.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,11 +21,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .audit import CallRecord
 
-__all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "Metrics"]
+__all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "UNAUTHORIZED_REASONS", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # From 1 ms (a refused or cached call) to 60 s (the longest sensible tool timeout), roughly x2.5 apart.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Why the bearer-token guard refused a request (http_app.BearerTokenGuard says what each means).
+UNAUTHORIZED_REASONS = ("missing", "scheme", "overlong", "wrong")
 
 
 class Metrics:
@@ -79,6 +82,19 @@ class Metrics:
             registry=self.registry,
         )
         self.last_reload_timestamp.set(time.time())
+        self.unauthorized = Counter(
+            "mcp_webtools_unauthorized_requests",
+            "HTTP requests refused with 401 for want of the right bearer token, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in UNAUTHORIZED_REASONS:
+            self.unauthorized.labels(reason=reason)  # at 0 from the start, so rate() and alerts work
+        # Behind the token, unlike the probes: tells the processes of `serve --workers N` apart.
+        process_id = Gauge(
+            "mcp_webtools_process_id", "The id of the server process that answered this scrape.", registry=self.registry
+        )
+        process_id.set_function(os.getpid)  # read when scraped: right in a forked worker too
         # Labelled children by (tool, outcome, status class): bounded, as the labels are (see above).
         self._call_children: dict[tuple[str, str, str | None], tuple[Any, Any, Any]] = {}
 
@@ -106,6 +122,10 @@ class Metrics:
         self.reloads.labels(result="ok" if ok else "error").inc()
         self.last_reload_success.set(1 if ok else 0)
         self.last_reload_timestamp.set(time.time())
+
+    def observe_unauthorized(self, reason: str) -> None:
+        """Count one request the bearer-token guard refused; `reason` is one of `UNAUTHORIZED_REASONS`."""
+        self.unauthorized.labels(reason=reason).inc()
 
     def exposition(self) -> bytes:
         """The metrics in the Prometheus text format (`CONTENT_TYPE`)."""

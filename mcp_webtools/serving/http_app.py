@@ -3,36 +3,50 @@
 Transports only carry bytes; tool logic lives in `server.WebTools`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
 an optional static bearer token guards every path but the probes `/healthz` and `/readyz` (and
-`/metrics` with `metrics_public`), and request bodies past
-`HttpSettings.max_body_bytes` get 413 before they are parsed.
+`/metrics` with `metrics_public`), request bodies past `HttpSettings.max_body_bytes` get 413 before
+they are parsed, and a body that is not one JSON-RPC message is answered before the SDK sees it.
+
+What anyone on the network can cause (a refused token, a body that is not JSON-RPC, a body cut
+short) is a WARNING line naming the client and the reason, never a traceback, and capped
+(`logcap.CappedLog`) so that a flood cannot fill the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import os
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import anyio
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import (
+    RequestBodyLimitMiddleware,
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ..observe.metrics import Metrics
+from .jsonrpc_input import Refusal, read_message
+from .jsonrpc_input import logger as protocol_logger
 from .server import CLIENT_GONE, HangUp, WebTools
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "BearerTokenGuard",
     "HttpSettings",
+    "JsonRpcBodyCheck",
     "bind_host_allowance",
     "build_http_app",
     "transport_security",
@@ -45,6 +59,18 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 # The SDK's own default: room for a tool call whose arguments fill the default 1 MiB request cap
 # several times over (JSON escaping can double a string), and no more.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# Longer than any token worth issuing (the README's recipe makes 43 characters): a refusal of one
+# is logged as `overlong`, the kind of thing someone probing the server sends.
+MAX_TOKEN_BYTES = 1024
+# What each `metrics.UNAUTHORIZED_REASONS` means, as the log line says it (never the token itself).
+UNAUTHORIZED = {
+    "missing": "no token (send Authorization: Bearer <token>)",
+    "scheme": "an Authorization scheme other than Bearer or Token",
+    "overlong": f"a token longer than {MAX_TOKEN_BYTES} bytes",
+    "wrong": "a wrong token",
+}
+
+auth_logger = logging.getLogger("mcp_webtools.auth")
 
 
 @dataclass(frozen=True)
@@ -155,17 +181,36 @@ class StreamableHttpLifecycle:
 
 
 class BearerTokenGuard:
-    """Requires `Authorization: Bearer <token>` (or Hamsa's `Token <token>`) on every guarded path."""
+    """Requires `Authorization: Bearer <token>` (or Hamsa's `Token <token>`) on every guarded path.
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: frozenset[str] = OPEN_PATHS) -> None:
+    Each refusal is a WARNING line on `mcp_webtools.auth` with the client's address and the reason
+    (one of `UNAUTHORIZED`, never what was sent), capped per minute, and counted in `metrics`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, token: str, open_paths: frozenset[str] = OPEN_PATHS, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self._token = token.encode("utf-8")
         self.open_paths = open_paths
+        self.metrics = metrics
+        self._log = CappedLog(auth_logger, "refused requests")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths or self._authorized(scope):
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
+        reason = self._refusal(scope)
+        if reason is None:
+            await self.app(scope, receive, send)
+            return
+        if self.metrics is not None:
+            self.metrics.observe_unauthorized(reason)
+        client = client_address(scope)
+        self._log.warning(
+            "401 for %s: %s", request_line(scope), UNAUTHORIZED[reason],
+            extra={"event": "unauthorized", "reason": reason, "client": client},
+        )  # fmt: skip
         response = JSONResponse(
             {"error": "unauthorized", "error_description": "send Authorization: Bearer <token>"},
             status_code=401,
@@ -173,16 +218,101 @@ class BearerTokenGuard:
         )
         await response(scope, receive, send)
 
-    def _authorized(self, scope: Scope) -> bool:
-        presented = b""
+    def _refusal(self, scope: Scope) -> str | None:
+        """None for the right token, else why not (a key of `UNAUTHORIZED`)."""
+        header: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                scheme, _, credential = value.strip().partition(b" ")
-                if scheme.lower() in (b"bearer", b"token"):
-                    presented = credential.strip()
+                header = value
                 break
+        scheme, _, credential = (header or b"").strip().partition(b" ")
+        presented = credential.strip() if scheme.lower() in (b"bearer", b"token") else b""
         # Compare in constant time, always, so timing says nothing about the token.
-        return hmac.compare_digest(presented, self._token) and bool(presented)
+        if hmac.compare_digest(presented, self._token) and presented:
+            return None
+        if not header:
+            return "missing"
+        if scheme.lower() not in (b"bearer", b"token"):
+            return "scheme"
+        if not presented:
+            return "missing"
+        return "overlong" if len(presented) > MAX_TOKEN_BYTES else "wrong"
+
+
+class JsonRpcBodyCheck:
+    """The POST bodies of the MCP endpoints (`/mcp`, `/messages/`), read before the SDK's transport.
+
+    - A body that is not one valid JSON-RPC message gets HTTP 400 with the JSON-RPC error it is
+      owed (`jsonrpc_input.py`), on both endpoints and in both eras. The SDK takes a request whose
+      id is `1.5`, `true` or `{}` for a notification (202, never an answer), answers `/messages/`
+      in plain text with an ERROR traceback in the log, and the legacy `/mcp` with `-32602`.
+    - A client that hangs up before its whole body arrived (fewer bytes than its Content-Length)
+      is gone: there is no one to answer. The SDK logs an ERROR with a traceback for it.
+
+    Each is one WARNING line on `mcp_webtools.protocol`. Host, Origin and Content-Type are checked
+    first, as the SDK does, so a request refused for those is answered the same as before. The
+    SDK's `RequestBodyLimitMiddleware` reads the body (413 past `max_body_bytes`) and hands it
+    over whole, or as far as it came before the client hung up.
+    """
+
+    def __init__(self, app: ASGIApp, guard: TransportSecurityMiddleware, max_body_bytes: int, log: CappedLog) -> None:
+        self.app = app
+        self._guard = guard
+        self._read_whole = RequestBodyLimitMiddleware(self._check, max_body_bytes)
+        self._log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            await self._read_whole(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _check(self, scope: Scope, receive: Receive, send: Send) -> None:
+        first = await receive()
+        pending = [first]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        if first["type"] != "http.request" or first.get("more_body", False):
+            declared = Request(scope).headers.get("content-length", "an unknown number of")
+            self._log.warning(
+                "%s: the client hung up after sending %d of the %s bytes of its body; nothing was done",
+                request_line(scope), len(first.get("body", b"")), declared,
+                extra={"event": "protocol_error", "client": client_address(scope)},
+            )  # fmt: skip
+            return
+        refused = await self._guard.validate_request(Request(scope, replay), is_post=True)
+        if refused is not None:
+            await refused(scope, replay, send)
+            return
+        try:
+            read_message(first["body"])
+        except Refusal as refusal:
+            self._log.warning(
+                "%s: answered %s", request_line(scope), refusal,
+                extra={"event": "protocol_error", "client": client_address(scope)},
+            )  # fmt: skip
+            await Response(refusal.answer_json(), 400, media_type="application/json")(scope, replay, send)
+            return
+        await self.app(scope, replay, send)
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address as uvicorn saw it (behind a trusted proxy: X-Forwarded-For's)."""
+    client = scope.get("client")
+    if not client:
+        return "an unknown client"
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def request_line(scope: Scope) -> str:
+    """`POST /mcp from 10.0.0.7:51234`, safe to log: the path percent-encoded as sent, and cut short."""
+    path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    shown = quote(path, safe="/:@!$&'()*+,;=-._~%")
+    shown = shown if len(shown) <= 100 else shown[:100] + "..."
+    return f"{scope['method']} {shown} from {client_address(scope)}"
 
 
 def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
@@ -207,15 +337,16 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
             await webtools.server.run(read, write, webtools.server.create_initialization_options())
         return Response()
 
+    # The probes answer anyone, so they say nothing but the state: the tool count and the
+    # process id are in /metrics, behind the token.
     async def healthz(request: Request) -> Response:
-        # `pid` tells the processes of `serve --workers N` (or replicas) apart.
-        return JSONResponse({"status": "ok", "tools": len(webtools.toolset), "pid": os.getpid()})
+        return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
         # Config loaded (a WebTools only exists with one) and not draining: send traffic here.
         if webtools.in_flight.closing:
-            return JSONResponse({"status": "shutting down", "pid": os.getpid()}, status_code=503)
-        return JSONResponse({"status": "ready", "tools": len(webtools.toolset), "pid": os.getpid()})
+            return JSONResponse({"status": "shutting down"}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
         return Response(webtools.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
@@ -225,11 +356,16 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
         async with webtools.executor.client, manager.run():
             yield
 
+    protocol_log = CappedLog(protocol_logger, "bad request bodies")
+
+    def checked(app: ASGIApp) -> ASGIApp:
+        return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log)
+
     app: ASGIApp = Starlette(
         routes=[
-            Route("/mcp", endpoint=StreamableHttpLifecycle(StreamableHTTPASGIApp(manager), webtools)),
+            Route("/mcp", endpoint=StreamableHttpLifecycle(checked(StreamableHTTPASGIApp(manager)), webtools)),
             Route("/sse", endpoint=sse_endpoint, methods=["GET"]),
-            Mount("/messages/", app=sse.handle_post_message),
+            Mount("/messages/", app=checked(sse.handle_post_message)),
             Route("/healthz", endpoint=healthz, methods=["GET"]),
             Route("/readyz", endpoint=readyz, methods=["GET"]),
             Route("/metrics", endpoint=metrics, methods=["GET"]),
@@ -238,5 +374,5 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
     )
     if settings.auth_token:
         open_paths = OPEN_PATHS | {"/metrics"} if settings.metrics_public else OPEN_PATHS
-        app = BearerTokenGuard(app, settings.auth_token, open_paths)
+        app = BearerTokenGuard(app, settings.auth_token, open_paths, webtools.metrics)
     return app

@@ -4,16 +4,20 @@ The SDK's `mcp.server.stdio.stdio_server` reads each line and writes and flushes
 through anyio's thread-backed file wrapper: three thread hand-offs per tool call, which on a
 small machine cost more than the rest of the call. `stdio_streams` keeps the SDK's behaviour
 (the same fd diversion while serving, UTF-8 with replacement on input, universal newlines, one
-JSON message per line out) and reads and writes the pipes with the event loop instead.
+JSON message per line out) and reads and writes the pipes with the event loop instead. Where the
+loop cannot watch the descriptors (stdin redirected from a regular file, or an event loop other
+than asyncio's) it reads and writes them through threads, as the SDK does; the rest is the same.
 
-One difference, on purpose: at the end of input, requests already read are given up to
-`EOF_GRACE_SECONDS` to be answered before the session closes (and the SDK cancels what is still
-running, answering "Connection closed"). With the SDK's transport a thread hop per line happens
-to give quick requests that time; without one, `printf '...' | mcp-webtools serve` would lose
-the answers to its last requests.
+Two differences, on purpose:
 
-Where the loop cannot watch the descriptors (stdin redirected from a regular file, or an event
-loop other than asyncio's) it is the SDK's own `stdio_server`.
+- A line that is not one valid JSON-RPC message is answered (`-32700` or `-32600`, see
+  `jsonrpc_input.py`) and logged as one WARNING line; the SDK hands it to the session, which drops
+  it, and the client waits forever. Blank lines are not messages and are skipped.
+- At the end of input, requests already read are given up to `EOF_GRACE_SECONDS` to be answered
+  before the session closes (and the SDK cancels what is still running, answering "Connection
+  closed"). With the SDK's transport a thread hop per line happens to give quick requests that
+  time; without one, `printf '...' | mcp-webtools serve` would lose the answers to its last
+  requests.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import asyncio
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.lowlevel
@@ -33,27 +37,31 @@ from mcp.server import stdio as sdk_stdio
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
+from ..observe.logcap import CappedLog
+from .jsonrpc_input import Refusal, read_message
+from .jsonrpc_input import logger as protocol_logger
+
 __all__ = ["stdio_streams"]
 
 _CHUNK = 256 * 1024
 EOF_GRACE_SECONDS = 1.0
 
+Lines = AsyncIterable[str]
+WriteLine = Callable[[bytes], Awaitable[None]]
+
 
 @asynccontextmanager
 async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
     """(read stream, write stream) over this process's stdin and stdout, like `stdio_server()`."""
-    if not _loop_can_watch(0) or not _loop_can_watch(1):
-        async with sdk_stdio.stdio_server() as streams:
-            yield streams
-        return
     # The SDK's claim: fd 0 reads /dev/null and fd 1 goes to stderr while serving, so stray
     # output (a library's print, a child process) cannot corrupt the wire; restored on exit.
     stdin_file, restore_stdin = sdk_stdio._claim_fd(0, sys.stdin, "rb", sdk_stdio._open_stdin_diversion)
     try:
         stdout_file, restore_stdout = sdk_stdio._claim_fd(1, sys.stdout, "wb", sdk_stdio._open_stdout_diversion)
         try:
-            async with _serve(stdin_file.fileno(), stdout_file.fileno()) as streams:
-                yield streams
+            wire = _pipes if _loop_can_watch(stdin_file) and _loop_can_watch(stdout_file) else _threads
+            async with wire(stdin_file, stdout_file) as (lines, write_line), _session_streams(lines, write_line) as s:
+                yield s
         finally:
             if restore_stdout is not None:
                 restore_stdout()
@@ -62,18 +70,20 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
             restore_stdin()
 
 
-def _loop_can_watch(fd: int) -> bool:
+def _loop_can_watch(file: BinaryIO) -> bool:
     """A pipe, socket or terminal on the asyncio loop (a regular file is always "ready")."""
     try:
         asyncio.get_running_loop()  # RuntimeError under another event loop (trio)
-        mode = os.fstat(fd).st_mode
-    except (OSError, RuntimeError):
+        mode = os.fstat(file.fileno()).st_mode
+    except (OSError, RuntimeError, ValueError):
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
 @asynccontextmanager
-async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
+async def _pipes(stdin_file: BinaryIO, stdout_file: BinaryIO) -> AsyncIterator[tuple[Lines, WriteLine]]:
+    """The lines in and the line writer out, on the event loop."""
+    in_fd, out_fd = stdin_file.fileno(), stdout_file.fileno()
     loop = asyncio.get_running_loop()
     # Our own descriptors, so that closing the transports never closes the wire the SDK restores.
     reader_file = os.fdopen(os.dup(in_fd), "rb", buffering=0)
@@ -85,18 +95,56 @@ async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
     )
     writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
 
+    async def write_line(line: bytes) -> None:
+        writer.write(line)
+        await writer.drain()
+
+    try:
+        yield _lines(reader), write_line
+    finally:
+        read_transport.close()
+        write_transport.close()
+        # The loop made the pipes non-blocking; the descriptions are shared with fds 0 and 1.
+        for fd in (in_fd, out_fd):
+            with suppress(OSError):
+                os.set_blocking(fd, True)
+
+
+@asynccontextmanager
+async def _threads(stdin_file: BinaryIO, stdout_file: BinaryIO) -> AsyncIterator[tuple[Lines, WriteLine]]:
+    """The lines in and the line writer out, through worker threads (as the SDK's transport does)."""
+    lines = anyio.wrap_file(sdk_stdio._UnownedTextWrapper(stdin_file, encoding="utf-8", errors="replace"))
+    out = anyio.wrap_file(stdout_file)
+
+    async def write_line(line: bytes) -> None:
+        await out.write(line)
+        await out.flush()
+
+    yield lines, write_line
+
+
+@asynccontextmanager
+async def _session_streams(lines: Lines, write_line: WriteLine) -> AsyncIterator[tuple[Any, Any]]:
+    """The session's (read stream, write stream): each line read becomes a message or an answer."""
     read_stream_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
     write_stream, write_stream_reader = create_context_streams[SessionMessage](0)
+    # The reader's own end of the outgoing stream, for the answers to lines that are no message.
+    answer_stream = write_stream.clone()
     unanswered = _Unanswered()
+    refusals = CappedLog(protocol_logger, "messages that are not JSON-RPC")
 
     async def stdin_reader() -> None:
         try:
-            async with read_stream_writer:
-                async for line in _lines(reader):
+            async with read_stream_writer, answer_stream:
+                async for line in lines:
+                    text = line.rstrip()  # without its line end, so a parse error's position is in the line
+                    if not text:
+                        continue
                     try:
-                        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                    except Exception as exc:  # noqa: BLE001 - handed to the session, as the SDK does
-                        await read_stream_writer.send(exc)
+                        message = read_message(text)
+                    except Refusal as refusal:
+                        refusals.warning("stdio: answered %s", refusal, extra={"event": "protocol_error"})
+                        await answer_stream.send(SessionMessage(refusal.answer()))
                         continue
                     if isinstance(message, types.JSONRPCRequest):
                         unanswered.add(message.id)
@@ -112,25 +160,16 @@ async def _serve(in_fd: int, out_fd: int) -> AsyncIterator[tuple[Any, Any]]:
                 async for session_message in write_stream_reader:
                     message = session_message.message
                     json = message.model_dump_json(by_alias=True, exclude_unset=True)
-                    writer.write((json + "\n").encode("utf-8"))
-                    await writer.drain()
+                    await write_line((json + "\n").encode("utf-8"))
                     if isinstance(message, (types.JSONRPCResponse, types.JSONRPCError)):
                         unanswered.discard(message.id)
         except anyio.ClosedResourceError:
             await anyio.lowlevel.checkpoint()
 
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(stdin_reader)
-            tg.start_soon(stdout_writer)
-            yield read_stream, write_stream
-    finally:
-        read_transport.close()
-        write_transport.close()
-        # The loop made the pipes non-blocking; the descriptions are shared with fds 0 and 1.
-        for fd in (in_fd, out_fd):
-            with suppress(OSError):
-                os.set_blocking(fd, True)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stdin_reader)
+        tg.start_soon(stdout_writer)
+        yield read_stream, write_stream
 
 
 class _Unanswered:
