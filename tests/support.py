@@ -363,15 +363,20 @@ async def http_server_process(config: Path, *flags: str, bound: float = 60) -> A
         try:
             yield server
         finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.terminate()
-                    with anyio.move_on_after(bound):
-                        await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                await process.wait()
+            await stop_process(process, bound)
             tg.cancel_scope.cancel()
+
+
+async def stop_process(process: anyio.abc.Process, bound: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `bound` seconds; shielded, for `finally` blocks."""
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.terminate()
+            with anyio.move_on_after(bound):
+                await process.wait()
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
 
 
 # --- nginx --------------------------------------------------------------------------------------------
@@ -427,13 +432,7 @@ async def nginx_proxy(directory: Path, server: str, http: str = "", bound: float
                         await anyio.sleep(0.05)  # polling until nginx listens: it signals nothing
             yield f"http://127.0.0.1:{port}"
         finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.terminate()
-                with anyio.move_on_after(bound):
-                    await process.wait()
-                if process.returncode is None:
-                    process.kill()
+            await stop_process(process, bound)
 
 
 # --- the secrets scan ----------------------------------------------------------------------------
