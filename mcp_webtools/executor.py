@@ -47,6 +47,7 @@ __all__ = [
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_LOCATION_SHOWN = 200  # characters of a redirect's Location quoted to the model
 
 
 class UpstreamError(Exception):
@@ -217,8 +218,10 @@ class Executor:
         current = request
         for _ in range(MAX_REDIRECTS + 1):
             response, location = await self._send_once(current, timeout, policy.max_response_bytes)
-            if not (policy.follow_redirects and response.status in REDIRECT_STATUSES and location):
+            if response.status not in REDIRECT_STATUSES or not location:
                 return response
+            if not policy.follow_redirects:
+                return dataclasses.replace(response, note=_not_followed(location))
             target = urljoin(current.url, location)
             change = _origin_change(request.url, target)
             if change:
@@ -317,6 +320,16 @@ def _with_idempotency_key(request: OutboundRequest, header: str) -> OutboundRequ
     # One key per call, the same on every attempt, so the upstream can spot the repeats.
     key = str(uuid.uuid4())
     return dataclasses.replace(request, headers=(*request.headers, (header, key)))
+
+
+def _not_followed(location: str) -> str:
+    """Why a redirect was handed back as the answer, for a tool that does not follow redirects."""
+    # A long Location is left out rather than cut: a cut could split a secret past the redactor.
+    to = f" to {location}" if len(location) <= MAX_LOCATION_SHOWN else ""
+    return (
+        f"The redirect{to} was not followed: this tool does not follow redirects (followRedirects: true in its "
+        "definition follows them within the same origin)."
+    )
 
 
 def _redirected(request: OutboundRequest, status: int, target: str) -> OutboundRequest:

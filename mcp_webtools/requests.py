@@ -4,16 +4,23 @@
 path pieces and fixed query; static headers including auth). `build_request` then only fills in
 values. Argument values are confined to their place: a path value is percent-encoded as exactly
 one segment, and nothing an argument holds can change the scheme, host or port.
+
+Encoding is not enough on its own: a reverse proxy in front of the upstream (nginx with
+`proxy_pass http://backend/public/;`, for one) decodes `..%2Fadmin` and resolves the `..`, so the
+backend serves `/public/admin`. A path value holding a `.` or `..` segment in any form a server on
+the way might decode (percent-encoded, double-encoded, overlong UTF-8, Unicode dots and slashes
+that NFKC turns into `.`, `/` or `\\`) is refused instead.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from . import __version__
 from .definitions import PLACEHOLDER, ToolDefinition
@@ -35,6 +42,13 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 USER_AGENT = f"mcp-webtools/{__version__}"
 # A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\s+\S")
+# Segment separators for servers on the way: '/', and '\\' for those that read it as one (IIS, Tomcat).
+_SEPARATORS = re.compile(r"[/\\]")
+# Overlong UTF-8 (C0 AE for '.'): refused by strict decoders, read as the character by lenient ones.
+_OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]")
+# IIS's own escape, %u002e.
+_PERCENT_U = re.compile(r"%u([0-9A-Fa-f]{4})")
+MAX_DECODINGS = 8  # a value still changing after this many rounds of decoding is refused outright
 
 
 class RequestBuildError(ValueError):
@@ -189,10 +203,50 @@ def _path_value(name: str, value: Any) -> str:
 def _path_segment(name: str, value: str) -> str:
     if value == "":
         raise RequestBuildError(name, "must not be empty: it fills a URL path segment")
-    if value in (".", ".."):
-        raise RequestBuildError(name, f"{value!r} is not allowed as a URL path segment")
+    if _holds_dot_segment(value):
+        raise RequestBuildError(
+            name,
+            "must not contain a '.' or '..' path segment (split on '/' or '\\', encoded or not): a proxy that "
+            "decodes the URL would resolve it to another path",
+        )
     # safe="" encodes "/", "?", "#", "%", CR/LF and NUL, so the value stays one segment.
     return quote(value, safe="")
+
+
+def _holds_dot_segment(value: str) -> bool:
+    """Whether `value`, or any decoding of it a server on the way might make, has a '.' or '..' segment.
+
+    Every form is checked: as given, after NFKC (fullwidth '．', '‥', '／', '＼'), and after each
+    round of percent-decoding (`%2e`, `%252e`, overlong `%c0%ae`, IIS's `%u002e`). A segment counts up to a ';'
+    (`..;/admin`: Tomcat drops path parameters before resolving dots).
+    """
+    form = value
+    for _ in range(MAX_DECODINGS):
+        for candidate in (form, unicodedata.normalize("NFKC", form)):
+            if any(segment.partition(";")[0] in (".", "..") for segment in _SEPARATORS.split(candidate)):
+                return True
+        decoded = _percent_decoded(candidate)
+        if decoded == candidate:
+            return False
+        form = decoded
+    return True  # encoded over and over: no name or id is
+
+
+def _percent_decoded(text: str) -> str:
+    """`text` percent-decoded once, as a lenient server would: `%uXXXX` and overlong UTF-8 read as characters."""
+    if "%" not in text:
+        return text
+    text = _PERCENT_U.sub(lambda match: quote(chr(int(match.group(1), 16)), safe=""), text)
+    raw = _OVERLONG.sub(_overlong_char, unquote_to_bytes(text))
+    return raw.decode("utf-8", errors="replace")
+
+
+def _overlong_char(match: re.Match[bytes]) -> bytes:
+    lead, *rest = match.group()
+    code = lead & (0x1F if len(rest) == 1 else 0x0F)
+    for byte in rest:
+        code = code << 6 | byte & 0x3F
+    return chr(code).encode("utf-8")
 
 
 def _query_pairs(arguments: Mapping[str, Any]) -> list[tuple[str, str]]:

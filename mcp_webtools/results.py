@@ -241,7 +241,7 @@ def _http_error(
     message = f"The upstream API answered HTTP {response.status}{reason}"
     message += f" (after {response.attempts} attempts)." if response.attempts > 1 else "."
     if response.note:
-        message += f" {response.note}"
+        message += f" {redactor(response.note)}"  # a note may quote the upstream (a redirect's Location)
     if response.retry_after is not None:
         message += f" It asked to retry after {response.retry_after:g} s."
     if _is_textual(_mime(response)):

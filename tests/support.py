@@ -20,6 +20,7 @@ import codecs
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import threading
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl, quote, quote_plus
 import anyio
 import anyio.abc
 import httpx2
+import pytest
 import uvicorn
 import yaml
 from mcp import Client, StdioServerParameters
@@ -414,15 +416,76 @@ async def http_server_process(config: Path, *flags: str, bound: float = 60) -> A
         try:
             yield server
         finally:
-            with anyio.CancelScope(shield=True):
-                if process.returncode is None:
-                    process.terminate()
-                    with anyio.move_on_after(bound):
-                        await process.wait()
-                if process.returncode is None:
-                    process.kill()
-                await process.wait()
+            await stop_process(process, bound)
             tg.cancel_scope.cancel()
+
+
+async def stop_process(process: anyio.abc.Process, bound: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `bound` seconds; shielded, for `finally` blocks."""
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.terminate()
+            with anyio.move_on_after(bound):
+                await process.wait()
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+# --- nginx --------------------------------------------------------------------------------------------
+
+
+def nginx_binary() -> str:
+    """The nginx to run: CI installs it, so there a missing one fails the test; elsewhere it skips."""
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed: .ci/run installs it (apt-get install nginx-light)")
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    return found
+
+
+def free_port() -> int:
+    """A loopback port free now (for a process that binds its own socket, such as nginx)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def nginx_proxy(directory: Path, server: str, http: str = "", bound: float = 30) -> AsyncIterator[str]:
+    """A real nginx with `server` as the body of its one `server {}` (on a free loopback port) and
+    `http` (e.g. an `upstream {}`) beside it; yields its base URL once it accepts connections.
+
+    One process (no master, no daemon) with its pid, logs and temp files in `directory`, so it runs
+    without root and leaves nothing behind; stopped with SIGTERM.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    temp = " ".join(f"{kind}_temp_path {directory}/{kind}_temp;" for kind in ("client_body", "proxy", "fastcgi"))
+    temp += f" uwsgi_temp_path {directory}/uwsgi_temp; scgi_temp_path {directory}/scgi_temp;"
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        f"pid {directory}/nginx.pid;\nerror_log stderr warn;\nevents {{ worker_connections 64; }}\n"
+        f"http {{\n    access_log off;\n    {temp}\n{http}\n"
+        f"    server {{\n        listen 127.0.0.1:{port};\n{server}\n    }}\n}}\n"
+    )
+    command = [nginx_binary(), "-p", str(directory), "-c", str(conf), "-e", "stderr"]
+    process = await anyio.open_process([*command, "-g", "daemon off; master_process off;"], stdout=None, stderr=None)
+    async with process:
+        try:
+            with anyio.fail_after(bound):
+                while True:
+                    if process.returncode is not None:
+                        raise RuntimeError(f"nginx exited with status {process.returncode}; its log is on stderr")
+                    try:
+                        await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                        break
+                    except OSError:
+                        await anyio.sleep(0.05)  # polling until nginx listens: it signals nothing
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await stop_process(process, bound)
 
 
 # --- the secrets scan ----------------------------------------------------------------------------

@@ -13,8 +13,6 @@ import base64
 import contextlib
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -28,7 +26,7 @@ import pytest
 import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, REPO, hamsa_tool, secret, serve_asgi, serving_pid, write_tools
+from support import ERAS, REPO, free_port, hamsa_tool, nginx_binary, secret, serve_asgi, serving_pid, write_tools
 
 from mcp_webtools.serving.runtime import load_toolset
 
@@ -321,21 +319,6 @@ def test_nginx_accepts_the_proxy_config(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed: .ci/run installs it (apt-get install nginx-light)")
-        pytest.skip("nginx is not installed (apt-get install nginx)")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.anyio

@@ -450,7 +450,10 @@ async def test_redirects_are_followed_only_when_asked_and_only_within_the_origin
             True,
             f"The upstream API answered HTTP {status}. The redirect points to another {what}, so it was not followed.",
         )
-    assert text_of(default) == "The upstream API answered HTTP 307 Temporary Redirect."
+    assert text_of(default) == (
+        "The upstream API answered HTTP 307 Temporary Redirect. The redirect to /target was not followed: this tool "
+        "does not follow redirects (followRedirects: true in its definition follows them within the same origin)."
+    )
     assert text_of(loop) == "The upstream API answered HTTP 302 Found. More than 5 redirects; stopped following."
 
 

@@ -1,8 +1,9 @@
 """Hostile arguments and hostile JSON: refused before sending, or sent only in the documented form.
 
 Every schema rule is enforced before anything goes out; a path value stays one percent-encoded
-segment whatever it holds; arguments never become headers; oversized and deeply nested arguments
-are clear tool errors; and none of it crashes the server or reaches the upstream otherwise.
+segment, and one holding a dot segment in any encoding is refused (proved behind a real nginx);
+arguments never become headers; oversized and deeply nested arguments are clear tool errors; and
+none of it crashes the server or reaches the upstream otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -26,11 +28,13 @@ from support import (
     BAD_MESSAGES,
     ERAS,
     TRANSPORTS,
+    Reply,
     Upstream,
     error_answer,
     hamsa_tool,
     http_server_process,
     mcp_client,
+    nginx_proxy,
     serve_asgi,
     write_tools,
 )
@@ -209,21 +213,26 @@ async def test_every_schema_rule_is_enforced_before_sending(upstream: Upstream, 
 # -- path values ----------------------------------------------------------------------------------------
 
 LONG = "x" * 10_000
+DOT_SEGMENT = (
+    "must not contain a '.' or '..' path segment (split on '/' or '\\', encoded or not): a proxy that decodes "
+    "the URL would resolve it to another path"
+)
 PATH_VALUES = [  # value -> the one segment the upstream sees, or the problem the caller is told
     ("a/b", "a%2Fb"),
-    ("../../admin", "..%2F..%2Fadmin"),
-    ("%2e%2e", "%252e%252e"),
     ("%2f", "%252f"),
-    ("..%2fadmin", "..%252fadmin"),
-    ("..\\..\\admin", "..%5C..%5Cadmin"),
     ("a\r\nX-Injected: 1", "a%0D%0AX-Injected%3A%201"),
     ("a\x00b", "a%00b"),
     ("?admin=1#frag", "%3Fadmin%3D1%23frag"),
-    ("\uff0e\uff0e", "%EF%BC%8E%EF%BC%8E"),  # fullwidth dots are not dots
     ("...", "..."),
+    ("v1.2..beta", "v1.2..beta"),
     (LONG, LONG),
-    ("..", "name: '..' is not allowed as a URL path segment"),
-    (".", "name: '.' is not allowed as a URL path segment"),
+    ("../../admin", f"name: {DOT_SEGMENT}"),
+    ("%2e%2e", f"name: {DOT_SEGMENT}"),
+    ("..%2fadmin", f"name: {DOT_SEGMENT}"),
+    ("..\\..\\admin", f"name: {DOT_SEGMENT}"),
+    ("\uff0e\uff0e", f"name: {DOT_SEGMENT}"),  # fullwidth dots: NFKC makes them dots
+    ("..", f"name: {DOT_SEGMENT}"),
+    (".", f"name: {DOT_SEGMENT}"),
     ("", "name: must not be empty: it fills a URL path segment"),
     ("y" * MAX_URL_CHARS, "name: makes the URL {length} characters long (encoded); at most 65536 fit in a URL"),
 ]
@@ -245,6 +254,42 @@ async def test_path_values_stay_one_encoded_segment_or_are_refused(upstream: Ups
     assert [(r.method, r.raw_path, r.query) for r in upstream.requests] == [
         ("GET", f"/files/{s}/raw", "") for s in sent
     ]
+
+
+# -- dot segments behind a decoding proxy ---------------------------------------------------------------
+
+DOT_SEGMENT_VALUES = [
+    *("../admin", "..\\admin", "x/..", "./x", ".", "..", "x/../../admin", "..;/admin"),
+    *("%2e%2e/admin", "%2E./admin", "..%2Fadmin", "%252e%252e%252fadmin", "%25252E%25252E/admin"),  # (double) encoded
+    *("\uff0e\uff0e/admin", "\u2025/admin", "..\uff0fadmin", "..\uff3cadmin"),  # Unicode dots, slashes: NFKC
+    *("%c0%ae%c0%ae/admin", "%EF%BC%8E%EF%BC%8E/admin", "%u002e%u002e/admin"),  # overlong UTF-8, IIS's %u
+]
+
+
+async def test_dot_segments_never_reach_the_backend_behind_a_decoding_proxy(upstream: Upstream, tmp_path):
+    """nginx decodes `..%2Fadmin` and resolves the `..` before proxying to its backend: the tool's
+    `/api/items/:itemId` then reached `/public/admin`. Every dot-segment value is refused now."""
+    upstream.reply("GET", "/public/admin", Reply(200, b'{"admin": "the backend\'s admin page"}'))
+    backend = upstream.url.removeprefix("http://")
+    location = "        location /api/ { proxy_pass http://backend/public/; }"
+    async with nginx_proxy(tmp_path / "nginx", location, f"    upstream backend {{ server {backend}; }}") as proxy:
+        # What the tool used to send for itemId "../admin" (one encoded segment): nginx serves the admin page.
+        async with httpx2.AsyncClient(base_url=proxy, timeout=30) as http:
+            leaked = await http.get("/api/items/" + quote("../admin", safe=""))
+        assert (leaked.status_code, leaked.json()) == (200, {"admin": "the backend's admin page"})
+        assert [seen.raw_path for seen in upstream.requests] == ["/public/admin"]
+
+        params = {"type": "object", "properties": {"itemId": {"type": "string"}}, "required": ["itemId"]}
+        config = write_tools(tmp_path, [hamsa_tool("Item", f"{proxy}/api/items/:itemId", "GET", params)])
+        expected = (True, refused("item", f"itemId: {DOT_SEGMENT}"))
+        for transport, era in COMBOS:
+            async with mcp_client(transport, era, config) as client:
+                for value in DOT_SEGMENT_VALUES:
+                    result = await client.call_tool("item", {"itemId": value})
+                    assert (result.is_error, text_of(result)) == expected, value
+                fine = await client.call_tool("item", {"itemId": "42"})
+                assert (fine.is_error, fine.structured_content["path"]) == (False, "/public/items/42")
+    assert [seen.raw_path for seen in upstream.requests] == ["/public/admin"] + ["/public/items/42"] * len(COMBOS)
 
 
 # -- arguments never become headers ---------------------------------------------------------------------

@@ -309,7 +309,14 @@ INVALID_CALLS = [  # problems at the top level come first, then field by field
     ),
     ("get_order", {"orderId": "1", "limit": 101}, ["limit: 101 is greater than the maximum of 100"]),
     ("delete_order", {"orderId": "1", "reason": "bored"}, ["reason: 'bored' is not one of ['duplicate', 'fraud']"]),
-    ("replace_profile", {"profileId": "."}, ["profileId: '.' is not allowed as a URL path segment"]),
+    (
+        "replace_profile",
+        {"profileId": "."},
+        [
+            "profileId: must not contain a '.' or '..' path segment (split on '/' or '\\', encoded or not): "
+            "a proxy that decodes the URL would resolve it to another path"
+        ],
+    ),
     ("patch_profile", {"profileId": ""}, ["profileId: must not be empty: it fills a URL path segment"]),
 ]
 
@@ -384,7 +391,7 @@ async def test_post_sends_json_body_with_nested_defaults_and_env_values(client, 
     [
         ({"profileId": "p1", "name": "Ann"}, "/regions/eu-west/profiles/p1", {"name": "Ann"}),
         ({"profileId": "p1", "region": "us east", "name": "Ann"}, "/regions/us%20east/profiles/p1", {"name": "Ann"}),
-        ({"profileId": "..x", "region": "a/../b"}, "/regions/a%2F..%2Fb/profiles/..x", {}),
+        ({"profileId": "..x", "region": "a/b..c"}, "/regions/a%2Fb..c/profiles/..x", {}),
     ],
 )
 async def test_put_fills_path_from_arguments_then_defaults(client, api, arguments, path, body):

@@ -184,19 +184,38 @@ async def test_server_errors_are_tool_errors_with_status_reason_and_body(
     assert len(upstream.requests) == 1  # not retried
 
 
-async def test_redirects_are_not_followed_and_cookies_not_kept(upstream, tmp_path):
+NOT_FOLLOWED = (
+    "was not followed: this tool does not follow redirects (followRedirects: true in its definition follows them "
+    "within the same origin)."
+)
+
+
+@pytest.mark.parametrize(("transport", "era"), [("stdio", "legacy"), ("http", "auto")])
+async def test_redirects_are_not_followed_and_cookies_not_kept(upstream, tmp_path, transport, era):
+    """A redirect says it was not followed, why, and which setting follows it (it once said only "HTTP 302 Found.")."""
+    token = "sk_live_redirect_token_5"
     upstream.reply("GET", "/moved", Reply(302, b"", [("location", f"{upstream.url}/elsewhere")]))
+    upstream.reply("GET", "/relogin", Reply(303, b"", [("location", f"/login?token={token}")]))
+    upstream.reply("GET", "/far", Reply(301, b"", [("location", "/" + "x" * 200)]))
     upstream.reply("GET", "/login", Reply(200, b"{}", [*JSON, ("set-cookie", "session=abc123; Path=/")]))
-    config = write_tools(
-        tmp_path, [hamsa_tool("Moved", f"{upstream.url}/moved"), hamsa_tool("Login", f"{upstream.url}/login")]
-    )
-    async with mcp_client("http", "legacy", config) as client:
+    tools = [hamsa_tool("Moved", f"{upstream.url}/moved"), hamsa_tool("Login", f"{upstream.url}/login")]
+    tools.append(hamsa_tool("Relogin", f"{upstream.url}/relogin", authToken=token))
+    tools.append(hamsa_tool("Far", f"{upstream.url}/far"))
+    config = write_tools(tmp_path, tools)
+    async with mcp_client(transport, era, config) as client:
         moved = await client.call_tool("moved", {})
+        relogin = await client.call_tool("relogin", {})
+        far = await client.call_tool("far", {})
         await client.call_tool("login", {})
         await client.call_tool("login", {})
-    assert (moved.is_error, text_of(moved)) == (True, "The upstream API answered HTTP 302 Found.")
-    assert [seen.raw_path for seen in upstream.requests] == ["/moved", "/login", "/login"]
-    assert "cookie" not in upstream.requests[2].headers
+    assert [(result.is_error, text_of(result)) for result in (moved, relogin, far)] == [
+        (True, f"The upstream API answered HTTP 302 Found. The redirect to {upstream.url}/elsewhere {NOT_FOLLOWED}"),
+        (True, f"The upstream API answered HTTP 303 See Other. The redirect to /login?token=*** {NOT_FOLLOWED}"),
+        # A Location too long to quote whole is left out, never cut (a cut could split a secret).
+        (True, f"The upstream API answered HTTP 301 Moved Permanently. The redirect {NOT_FOLLOWED}"),
+    ]
+    assert [seen.raw_path for seen in upstream.requests] == ["/moved", "/relogin", "/far", "/login", "/login"]
+    assert "cookie" not in upstream.requests[4].headers
 
 
 async def test_requests_that_cannot_be_built_are_tool_errors(upstream, tmp_path):
