@@ -223,13 +223,14 @@
       else link.removeAttribute("aria-current");
     }
     if (state.healthTimer && current !== "health") { clearInterval(state.healthTimer); state.healthTimer = null; }
+    const changed = lastPage !== null && current !== lastPage;
+    lastPage = current;
     ({ tools: renderTools, try: renderTry, calls: renderCalls, config: renderConfig, health: renderHealth })[current]();
+    // A new page: keyboard and screen-reader users start at its top, unless it focused something itself.
+    if (changed && !main.contains(document.activeElement)) main.focus();
   }
   let lastPage = null;
-  window.addEventListener("hashchange", () => {
-    route();
-    if (page() !== lastPage) { lastPage = page(); main.focus(); }
-  });
+  window.addEventListener("hashchange", route);
 
   /* ---------- Tools ---------- */
   let toolQuery = "";
@@ -480,7 +481,8 @@
       if (value !== undefined) input.write(value);
       return input;
     };
-    const addButton = h("button", { type: "button", id, onclick: () => { add().el.focus(); } }, `Add ${name} item`);
+    // The field's label points here (clicking it starts a new item); the button says what it does.
+    const addButton = h("button", { type: "button", id, "aria-label": `Add ${name} item`, onclick: () => { add().el.focus(); } }, `Add ${name} item`);
     const el = h("div", {}, items, addButton);
     return { el, write: (v) => { rows.splice(0).forEach((r) => r.row.remove()); (Array.isArray(v) ? v : []).forEach((x) => add(x)); },
       read: () => {
@@ -867,7 +869,9 @@
     if (event.key === "/" && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) {
       event.preventDefault();
       if (page() !== "tools") location.hash = "#/tools";
-      setTimeout(() => { const s = $("tool-search"); if (s) s.focus(); }, 0);
+      const search = $("tool-search");
+      if (search) search.focus();
+      else setTimeout(() => { const later = $("tool-search"); if (later) later.focus(); }, 0);
     }
   });
 
