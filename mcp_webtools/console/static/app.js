@@ -459,7 +459,7 @@
     const wrapper = h("div", { class: "field", "data-field": name },
       h("label", { for: id }, name, required ? h("span", { "aria-hidden": "true" }, " *") : null, required ? h("span", { class: "sr-only" }, " (required)") : null,
         " ", h("span", { class: "badge" }, kind === "json" ? "JSON" : typeOf(schema))),
-      h("span", { class: "hint", id: hintId }, bits.join(" ")), control.el, problem);
+      h("span", { class: "hint", id: hintId }, bits.join(" · ")), control.el, problem);
     return { name, required, wrapper, control, problem };
   }
 
@@ -623,6 +623,7 @@
 
     async function call() {
       clearTimeout(timer);
+      check();  // what the problems box says must be about these arguments, not an answer still on its way
       const got = readForm();
       if (got.errors.some((e) => !e.local)) { showProblems(got.errors); announce("Fix the arguments first."); return; }
       callButton.disabled = true;
