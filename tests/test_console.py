@@ -10,9 +10,8 @@ console answer is fed to the suite's secrets scan.
 from __future__ import annotations
 
 import json
-import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +25,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import Implementation
 from support import REPO, SCANNER, Reply, hamsa_tool, secret, serve_asgi, write_tools
+from test_observability import audit_log  # noqa: F401 - the fixture: the records logged on mcp_webtools.audit
 
 from mcp_webtools import cli
 from mcp_webtools.console.health import quantile
@@ -146,6 +146,7 @@ async def test_the_page_opens_without_the_token_and_its_api_does_not(upstream, t
         http = served.http
         page = await http.get("/ui")
         script = await http.get("/ui/app.js")
+        slash = await http.get("/ui/")
         refused = {
             "no token": await http.get("/ui/api/tools"),
             "wrong token": await http.get("/ui/api/tools", headers={"Authorization": "Bearer wrong-token"}),
@@ -161,6 +162,7 @@ async def test_the_page_opens_without_the_token_and_its_api_does_not(upstream, t
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert (slash.status_code, slash.headers["location"]) == (308, "../ui")  # the page's links are relative to /ui
     for what, response in refused.items():
         assert response.status_code == 401, what
         assert response.headers["www-authenticate"] == 'Bearer realm="mcp-webtools"', what
@@ -331,24 +333,10 @@ async def test_closing_the_page_cancels_its_call(tmp_path, holding):
 # -- Calls: the ring of audit records, live ------------------------------------------------------------
 
 
-@pytest.fixture
-def audit_log() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    audit = logging.getLogger("mcp_webtools.audit")
-    level = audit.level
-    audit.setLevel(logging.INFO)
-    audit.addHandler(handler)
-    try:
-        yield records
-    finally:
-        audit.removeHandler(handler)
-        audit.setLevel(level)
-
-
 @pytest.mark.parametrize("era", ["legacy", "auto"])
-async def test_calls_of_mcp_clients_arrive_live_redacted_as_in_the_audit_log(upstream, tmp_path, audit_log, era):
+async def test_calls_of_mcp_clients_arrive_live_redacted_as_in_the_audit_log(
+    upstream, tmp_path, audit_log, era  # noqa: F811 - the fixture imported above
+):
     key = secret("query-key-never-shown-5b")
     # The key is written into the URL itself, so the URL template (which the audit record names) holds it.
     tool = hamsa_tool("Lookup", f"{upstream.url}/lookup?key={key}", authToken="Bearer ${LOOKUP_TOKEN}")

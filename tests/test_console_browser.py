@@ -152,6 +152,7 @@ async def labelled(page: Any) -> list[str]:
 
 
 async def test_console_in_a_browser(upstream, tmp_path, monkeypatch, capsys):
+    playwright_or_skip()
     from playwright.async_api import expect
 
     upstream.reply_json("POST", "/tickets", {"ticket_id": "TCK-1", "status": "open"}, status=201)
@@ -280,10 +281,10 @@ async def test_console_in_a_browser(upstream, tmp_path, monkeypatch, capsys):
 
 
 async def test_the_demo_opens_the_door_to_the_console(tmp_path):
+    playwright_or_skip()
     from playwright.async_api import expect
     from test_demo import running_demo
 
-    playwright_or_skip()
     recorder = Recorder(tmp_path / "screenshots")
     log = tmp_path / "demo.log"
     async with browser_page(recorder) as page:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.shared.exceptions import MCPError
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -55,7 +55,7 @@ STATIC = {
     "/ui/app.js": ("app.js", "text/javascript"),
     "/ui/app.css": ("app.css", "text/css"),
 }
-PAGE_PATHS = frozenset(STATIC)
+PAGE_PATHS = frozenset({*STATIC, "/ui/"})  # `/ui/` only redirects to `/ui` (the page's links are relative)
 # The page loads only its own files and talks only to this server; nothing may frame it.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -93,8 +93,11 @@ def console_routes(console: Console) -> list[Route]:
         return JSONResponse(console.redactor().redact_json(payload), status_code=status, headers=API_HEADERS)
 
     async def page(request: Request) -> Response:
-        body, kind = files[request.url.path.rstrip("/") or "/ui"]
+        body, kind = files[request.url.path]
         return Response(body, media_type=kind, headers=PAGE_HEADERS)
+
+    async def to_page(request: Request) -> Response:
+        return RedirectResponse("../ui", status_code=308)  # relative, so that a proxy's path prefix is kept
 
     async def overview(request: Request) -> JSONResponse:
         return answer(
@@ -197,7 +200,7 @@ def console_routes(console: Console) -> list[Route]:
 
     return [
         *(Route(path, checked(page), methods=["GET"]) for path in STATIC),
-        Route("/ui/", checked(page), methods=["GET"]),
+        Route("/ui/", checked(to_page), methods=["GET"]),
         Route("/ui/api/overview", checked(overview), methods=["GET"]),
         Route("/ui/api/tools", checked(tools), methods=["GET"]),
         Route("/ui/api/dry-run", checked(dry_run, post=True), methods=["POST"]),

@@ -225,12 +225,16 @@
     if (state.healthTimer && current !== "health") { clearInterval(state.healthTimer); state.healthTimer = null; }
     const changed = lastPage !== null && current !== lastPage;
     lastPage = current;
+    renderedHash = location.hash;
     ({ tools: renderTools, try: renderTry, calls: renderCalls, config: renderConfig, health: renderHealth })[current]();
     // A new page: keyboard and screen-reader users start at its top, unless it focused something itself.
     if (changed && !main.contains(document.activeElement)) main.focus();
   }
   let lastPage = null;
-  window.addEventListener("hashchange", route);
+  let renderedHash = null;
+  // A page that changes the hash itself renders at once (so nothing typed next lands in a form about to be
+  // replaced); the hashchange that follows is then already done.
+  window.addEventListener("hashchange", () => { if (location.hash !== renderedHash) route(); });
 
   /* ---------- Tools ---------- */
   let toolQuery = "";
@@ -498,9 +502,10 @@
   }
 
   function renderTry() {
+    const pickerHadFocus = document.activeElement && document.activeElement.id === "try-tool";  // arrow keys pick tools
     const [name, exampleIndex] = routeArg().split("/");
     const tool = state.tools.find((t) => t.name === name) || state.tools[0];
-    const picker = h("select", { id: "try-tool", onchange: () => { location.hash = `#/try/${encodeURIComponent(picker.value)}`; } },
+    const picker = h("select", { id: "try-tool", onchange: () => { location.hash = `#/try/${encodeURIComponent(picker.value)}`; route(); } },
       state.tools.map((t) => h("option", { value: t.name, selected: t === tool ? "selected" : null }, `${t.name} — ${t.sent.method}`)));
     if (!tool) { main.replaceChildren(h("p", { class: "empty" }, "No tools.")); return; }
     const form = buildForm(tool);
@@ -511,6 +516,7 @@
           "(validation, limits, audit log, metrics), and shows the spoken messages as they arrive, then the result.")),
       form.element);
     if (exampleIndex !== undefined && tool.examples[Number(exampleIndex)]) form.fill(tool.examples[Number(exampleIndex)]);
+    if (pickerHadFocus) picker.focus();
   }
 
   function buildForm(tool) {
