@@ -18,6 +18,7 @@ import mcp_types as types
 from .arguments import ArgumentValidator
 from .definitions import ToolDefinition
 from .executor import SendPolicy
+from .loading import ConfigError
 from .redaction import Redactor, secret_header_values
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
@@ -81,20 +82,39 @@ _SILENT = CallProgress(None, SpokenMessages(), interval=None, delayed_after=DEFA
 
 
 class Toolset:
-    """Tools by MCP name, in a stable order, plus the redactor for all their secrets."""
+    """Tools by MCP name, in a stable order, plus the redactor for all their secrets.
 
-    def __init__(self, tools: Iterable[PreparedTool], redactor: Redactor) -> None:
+    `files` and `warnings` say what the load that built it read and warned about (shown by the
+    web console; empty for a toolset built from definitions in memory).
+    """
+
+    def __init__(
+        self,
+        tools: Iterable[PreparedTool],
+        redactor: Redactor,
+        *,
+        files: Iterable[str] = (),
+        warnings: Iterable[ConfigError] = (),
+    ) -> None:
         self._tools = {tool.name: tool for tool in sorted(tools, key=lambda t: t.name)}
         self.redactor = redactor
+        self.files = tuple(files)
+        self.warnings = tuple(warnings)
         self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
 
     @classmethod
     def from_definitions(
-        cls, definitions: Iterable[ToolDefinition], *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+        cls,
+        definitions: Iterable[ToolDefinition],
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        files: Iterable[str] = (),
+        warnings: Iterable[ConfigError] = (),
     ) -> Toolset:
         definitions = list(definitions)
         redactor = Redactor(_secrets(definitions))
-        return cls((_prepare(d, redactor, max_request_bytes) for d in definitions), redactor)
+        tools = (_prepare(d, redactor, max_request_bytes) for d in definitions)
+        return cls(tools, redactor, files=files, warnings=warnings)
 
     @cached_property
     def list_wire(self) -> dict[str, Any]:

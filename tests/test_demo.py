@@ -118,6 +118,7 @@ async def test_demo_serves_every_example_tool(tmp_path):
     printed = log.read_text()
     assert "mcp-webtools demo is running." in printed
     assert f"MCP server : {url}" in printed
+    assert f"console    : {url.removesuffix('/mcp')}/ui " in printed  # the web console, on by default
     assert "demo-secret-token" not in printed
     assert "Traceback" not in printed and " ERROR " not in printed
     assert cli.returncode == 0, cli.stderr.decode()

@@ -141,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     demo.add_argument("--port", type=int, default=8000, help="MCP server port (default 8000)")
     demo.add_argument("--api-port", type=int, default=8900, help="sample API port (default 8900)")
+    demo.add_argument(
+        "--ui", action=argparse.BooleanOptionalAction, default=True, help="the web console at /ui (default: on)"
+    )
     demo.set_defaults(handler=_demo)
     add_hamsa_commands(commands, default_config=DEFAULT_CONFIG)
     return parser
@@ -149,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     hide_in_logs(getattr(args, "auth_token", None))
     options = server_options(args)
+    if args.ui and args.transport != "http":
+        print("--ui needs --transport http (the console is a web page served next to /mcp)", file=sys.stderr)
+        return 2
     inherited = worker_socket()  # set when this process is one of `--workers N`
     if args.workers > 1 and inherited is None:
         if args.transport != "http":
@@ -176,6 +182,8 @@ def _serve(args: argparse.Namespace) -> int:
             stateless=args.stateless,
             max_body_bytes=args.max_inbound_bytes,
             metrics_public=args.metrics_public,
+            ui=args.ui,
+            workers=args.workers,
         )
         anyio.run(
             functools.partial(
@@ -233,7 +241,7 @@ def _call(args: argparse.Namespace) -> int:
         if not isinstance(prepared, PreparedCall):
             _print_result(prepared)
             return 1
-        print(webtools.toolset.redactor(prepared.request.as_text()), end="")
+        print(prepared.dry_run(), end="")
         return 0
 
     async def run() -> object:
@@ -262,7 +270,7 @@ def _print_result(result: object) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    return anyio.run(run_demo, config_paths(args), args.host, args.port, args.api_port)
+    return anyio.run(run_demo, config_paths(args), args.host, args.port, args.api_port, args.ui)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,6 +69,11 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         help="serve /metrics without the --auth-token (it lists tool names and call counts)",
     )
     parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="serve the web console at /ui (HTTP only; behind --auth-token like /mcp)",
+    )
+    parser.add_argument(
         "--workers",
         type=positive_int,
         default=os.environ.get("MCP_WEBTOOLS_WORKERS", "1"),

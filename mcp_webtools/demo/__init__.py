@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_API_PORT = 8900
 
 
-async def run_demo(config_paths: list[str], host: str, port: int, api_port: int) -> int:
+async def run_demo(config_paths: list[str], host: str, port: int, api_port: int, ui: bool = True) -> int:
     """Serve until interrupted; 1 when a server cannot start (e.g. its port is taken)."""
     # config/ points at `${DEMO_API_URL:-http://127.0.0.1:8900}`; only a non-default port needs the variable.
     if api_port != DEFAULT_API_PORT and "DEMO_API_URL" not in os.environ:
@@ -31,7 +31,7 @@ async def run_demo(config_paths: list[str], host: str, port: int, api_port: int)
     api = uvicorn.Server(uvicorn.Config(create_demo_api(token), host="127.0.0.1", port=api_port, log_config=None))
     # Edits to the config are picked up as with `serve` (README, "Hot reload").
     reloader = open_reloader(webtools, config_paths)
-    settings = HttpSettings(allowed_hosts=bind_host_allowance(host))
+    settings = HttpSettings(allowed_hosts=bind_host_allowance(host), ui=ui)
     mcp = start_http(webtools, host, port, settings, reloader=reloader)
     failed: list[str] = []
 
@@ -51,17 +51,20 @@ async def run_demo(config_paths: list[str], host: str, port: int, api_port: int)
         while not (api.started and mcp.started) and not failed:
             await anyio.sleep(0.05)
         if not failed:
-            _print_instructions(host, port, api_port, [t.name for t in webtools.toolset], config_paths)
+            _print_instructions(host, port, api_port, [t.name for t in webtools.toolset], config_paths, ui)
     if failed:
         print(f"mcp-webtools demo could not start {' and '.join(failed)}.", file=sys.stderr, flush=True)
         return 1
     return 0
 
 
-def _print_instructions(host: str, port: int, api_port: int, tools: list[str], config_paths: list[str]) -> None:
+def _print_instructions(
+    host: str, port: int, api_port: int, tools: list[str], config_paths: list[str], ui: bool = True
+) -> None:
     # A wildcard bind is reached through loopback; the Host allowlist accepts that name.
     shown = "127.0.0.1" if host in WILDCARD_HOSTS else (f"[{host}]" if ":" in host else host)
     url = f"http://{shown}:{port}/mcp"
+    console = f"\n  console    : http://{shown}:{port}/ui   (open it in a browser: tools, try a call)" if ui else ""
     # A stdio server or a CLI call started elsewhere must find this sample API too.
     api_env = {"DEMO_API_URL": os.environ["DEMO_API_URL"]} if "DEMO_API_URL" in os.environ else {}
     env_prefix = "".join(f"{name}={value} " for name, value in api_env.items())
@@ -76,7 +79,7 @@ def _print_instructions(host: str, port: int, api_port: int, tools: list[str], c
         f"""
 mcp-webtools demo is running.
   sample API : http://127.0.0.1:{api_port}   (customers, orders, tickets, appointments; in memory)
-  MCP server : {url}   (Streamable HTTP; legacy SSE at /sse)
+  MCP server : {url}   (Streamable HTTP; legacy SSE at /sse){console}
   tools      : {", ".join(tools)}   (edit the config: reloaded and announced to clients)
 
 Try it with the MCP Inspector (Node 22+):

@@ -3,8 +3,9 @@
 Transports only carry bytes; tool logic lives in `server.WebTools`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
 an optional static bearer token guards every path but the probes `/healthz` and `/readyz` (and
-`/metrics` with `metrics_public`), request bodies past `HttpSettings.max_body_bytes` get 413 before
-they are parsed, and a body that is not one JSON-RPC message is answered before the SDK sees it.
+`/metrics` with `metrics_public`, and the web console's data-free page), request bodies past
+`HttpSettings.max_body_bytes` get 413 before they are parsed, and a body that is not one JSON-RPC
+message is answered before the SDK sees it.
 
 What anyone on the network can cause (a refused token, a body that is not JSON-RPC, a body cut
 short) is a WARNING line naming the client and the reason, never a traceback, and capped
@@ -38,8 +39,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
+from .console import Console
 from .jsonrpc_input import Refusal, read_message
 from .jsonrpc_input import logger as protocol_logger
+from .reload import Reloader
 from .server import CLIENT_GONE, HangUp, WebTools
 
 __all__ = [
@@ -81,6 +84,8 @@ class HttpSettings:
     stateless: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # inbound POST bodies (JSON-RPC messages); larger: 413
     metrics_public: bool = False  # serve /metrics without the bearer token (for a scraper without it)
+    ui: bool = False  # the web console at /ui (console/), behind the same token and Host/Origin checks
+    workers: int = 1  # `serve --workers N`: the console says it shows one worker's calls
 
 
 def transport_security(settings: HttpSettings) -> TransportSecuritySettings:
@@ -110,6 +115,11 @@ def bind_host_allowance(bind_host: str) -> tuple[str, ...]:
     if bind_host in WILDCARD_HOSTS or host in LOOPBACK_HOSTS:
         return ()
     return (host,)
+
+
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield
 
 
 def _host_patterns(host: str) -> list[str]:
@@ -315,7 +325,7 @@ def request_line(scope: Scope) -> str:
     return f"{scope['method']} {shown} from {client_address(scope)}"
 
 
-def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
+def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloader | None = None) -> ASGIApp:
     security = transport_security(settings)
     manager = StreamableHTTPSessionManager(
         app=webtools.server,
@@ -351,9 +361,13 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
     async def metrics(request: Request) -> Response:
         return Response(webtools.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
+    # The web console (console/): its page and scripts hold no data and open without the token,
+    # so that the page can ask for it; its API sits behind the token like /mcp.
+    console = Console(webtools, settings, guard, reloader) if settings.ui else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with webtools.executor.client, manager.run():
+        async with webtools.executor.client, manager.run(), console.running() if console else _nothing():
             yield
 
     protocol_log = CappedLog(protocol_logger, "bad request bodies")
@@ -369,10 +383,13 @@ def build_http_app(webtools: WebTools, settings: HttpSettings) -> ASGIApp:
             Route("/healthz", endpoint=healthz, methods=["GET"]),
             Route("/readyz", endpoint=readyz, methods=["GET"]),
             Route("/metrics", endpoint=metrics, methods=["GET"]),
+            *(console.routes if console else ()),
         ],
         lifespan=lifespan,
     )
     if settings.auth_token:
         open_paths = OPEN_PATHS | {"/metrics"} if settings.metrics_public else OPEN_PATHS
-        app = BearerTokenGuard(app, settings.auth_token, open_paths, webtools.metrics)
+        app = BearerTokenGuard(
+            app, settings.auth_token, open_paths | (console.public_paths if console else set()), webtools.metrics
+        )
     return app

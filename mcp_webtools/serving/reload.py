@@ -55,6 +55,7 @@ class ReloadOutcome:
     changed: tuple[str, ...] = ()
     errors: tuple[ConfigError, ...] = ()
     notified: bool = False  # whether clients were sent tools/list_changed
+    warnings: tuple[ConfigError, ...] = ()  # of the set just loaded (already redacted), when it loaded
 
     @property
     def swapped(self) -> bool:
@@ -216,7 +217,7 @@ class Reloader:
             )
         )
         if not (added or removed or changed):
-            return ReloadOutcome(trigger, ok=True, tools=len(current))
+            return ReloadOutcome(trigger, ok=True, tools=len(current), warnings=new.warnings)
         self.webtools.replace_toolset(new)
         listing_changed = [t.listing for t in current] != [t.listing for t in new]
         if listing_changed:
@@ -229,6 +230,7 @@ class Reloader:
             removed=removed,
             changed=changed,
             notified=listing_changed,
+            warnings=new.warnings,
         )
 
     async def poll(self) -> ReloadOutcome | None:

@@ -109,7 +109,12 @@ def _build_toolset(
 ) -> tuple[Toolset, LoadResult]:
     options = options or ServerOptions()
     loaded = load_definitions(paths, environ, egress=options.egress)
-    toolset = Toolset.from_definitions(loaded.definitions, max_request_bytes=options.max_request_bytes)
+    toolset = Toolset.from_definitions(
+        loaded.definitions,
+        max_request_bytes=options.max_request_bytes,
+        files=[str(file) for file in loaded.files],
+        warnings=loaded.warnings,
+    )
     return toolset, loaded
 
 
@@ -203,6 +208,7 @@ class GracefulServer(uvicorn.Server):
         self.webtools = webtools
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.reloader = reloader
+        self.console = False  # whether the web console is served at /ui (logged at start-up)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         # sse-starlette would close every SSE response (including a legacy call's own answer
@@ -219,6 +225,8 @@ class GracefulServer(uvicorn.Server):
         if self.started and self.servers and self.servers[0].sockets:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             logger.info("serving MCP at http://%s:%d/mcp (legacy SSE at /sse)", _display_host(host), port)
+            if self.console:
+                logger.info("web console at http://%s:%d/ui", _display_host(host), port)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         in_flight = self.webtools.in_flight
@@ -249,9 +257,11 @@ def start_http(
     reloader: Reloader | None = None,
 ) -> GracefulServer:
     """A configured server for `webtools` (not yet running); see `GracefulServer` for shutdown."""
-    app = build_http_app(webtools, settings)
+    app = build_http_app(webtools, settings, reloader)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
-    return GracefulServer(config, webtools, shutdown_grace_seconds, reloader)
+    server = GracefulServer(config, webtools, shutdown_grace_seconds, reloader)
+    server.console = settings.ui
+    return server
 
 
 async def serve_http(

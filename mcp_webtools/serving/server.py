@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import anyio
 import mcp_types as types
@@ -36,13 +37,17 @@ from .list_changed import ListChangedServer, ToolListNotifier
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore, caller_key
 
-__all__ = ["CLIENT_GONE", "SERVER_NAME", "HangUp", "PreparedCall", "WebTools"]
+__all__ = ["CALLER", "CLIENT_GONE", "SERVER_NAME", "HangUp", "PreparedCall", "WebTools", "build_call", "problems_of"]
 
 logger = logging.getLogger("mcp_webtools.calls")
 
 SERVER_NAME = "mcp-webtools"
 # ASGI scope key: the `HangUp` of a POST that may carry a call's answer.
 CLIENT_GONE = "mcp_webtools.client_gone"
+# Who is making the current call, for the observers that show it (the web console): the MCP
+# request's context, or a label. Set per call; read only by observers that want it, so a call
+# pays for one `set`, not for describing its client.
+CALLER: ContextVar[ServerRequestContext | str | None] = ContextVar("mcp_webtools.caller", default=None)
 INSTRUCTIONS = (
     "Each tool calls an HTTP API configured by the operator. Tool errors say what went wrong "
     "(invalid arguments name each field; upstream failures give the HTTP status and body)."
@@ -69,6 +74,27 @@ class PreparedCall:
         self.request = request
         self.redactor = redactor or Redactor()
         self.request_id = request_id  # the MCP request's id, for the audit record
+
+    def dry_run(self) -> str:
+        """The exact HTTP request this call would send, as text, secrets shown as `***`."""
+        return self.redactor(self.request.as_text())
+
+
+def build_call(
+    tool: PreparedTool, arguments: dict | None, redactor: Redactor, request_id: str | int | None = None
+) -> PreparedCall:
+    """Validate `arguments` and build the request; raises `ArgumentError` or `RequestBuildError`.
+
+    Records nothing: `WebTools.prepare` does that for calls; the console also uses this to check
+    arguments as they are typed.
+    """
+    filled = tool.validator.validate(arguments)
+    return PreparedCall(tool, build_request(tool.template, filled), redactor, request_id)
+
+
+def problems_of(exc: ArgumentError | RequestBuildError) -> list[tuple[str, str]]:
+    """Each (field, message) an invalid call has wrong."""
+    return exc.problems if isinstance(exc, ArgumentError) else [(exc.field, exc.message)]
 
 
 class WebTools:
@@ -148,13 +174,10 @@ class WebTools:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {toolset.redactor(name)}")
         started = time.perf_counter()
         try:
-            filled = tool.validator.validate(arguments)
-            return PreparedCall(tool, build_request(tool.template, filled), toolset.redactor, request_id)
-        except ArgumentError as exc:
-            lines = "\n".join(f"- {field}: {message}" for field, message in exc.problems)
+            return build_call(tool, arguments, toolset.redactor, request_id)
+        except (ArgumentError, RequestBuildError) as exc:
+            lines = "\n".join(f"- {field}: {message}" for field, message in problems_of(exc))
             text = f"Invalid arguments for tool {name!r}; nothing was sent:\n{lines}"
-        except RequestBuildError as exc:
-            text = f"Invalid arguments for tool {name!r}; nothing was sent:\n- {exc.field}: {exc.message}"
         self._observe(_record(tool, "invalid_arguments", started, request_id=request_id), toolset.redactor)
         return error_result(text, toolset.redactor)
 
@@ -275,6 +298,7 @@ class WebTools:
     async def _call_tool(
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult | dict:
+        CALLER.set(ctx)  # this handler's own task (and a task it starts) sees it; the next call sets its own
         if self._wants_task(ctx):
             assert self.tasks is not None
             # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.
