@@ -6,15 +6,17 @@ This module knows nothing of files, HTTP or MCP.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .metaschema import check_schema
+from .metaschema import schema_errors
 from .retries import RetryPolicy
 from .shaping.projection import (
     MIN_MAX_RESULT_BYTES,
@@ -27,9 +29,12 @@ from .shaping.projection import (
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "did_you_mean",
     "Message",
     "ToolDefinition",
+    "placeholder_spellings",
     "placeholders_in",
+    "with_required_placeholders",
     "slugify",
 ]
 
@@ -44,6 +49,25 @@ HEADER_NAME_RULE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+JSON_SCHEMA_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+
+
+class SchemaProblems(ValueError):
+    """`params` is not a valid JSON Schema: every problem, as `(path in the schema, message)` pairs."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        self.problems = problems
+        where = "; ".join(f"at {'/'.join(map(str, path))}: {text}" if path else text for path, text in problems)
+        super().__init__(f"is not a valid JSON Schema: {where}")
+
+
+def _schema_problem(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, but a misspelt `type` says which type was meant (its message would not)."""
+    path, value = error.absolute_path, error.instance
+    if error.validator == "anyOf" and path and path[-1] == "type" and isinstance(value, str):
+        hint = did_you_mean(value, JSON_SCHEMA_TYPES)
+        return f"{value!r} is not a JSON Schema type{hint}; the types are {', '.join(JSON_SCHEMA_TYPES)}"
+    return error.message
 
 
 def _response_path(text: str) -> str:
@@ -190,11 +214,10 @@ class ToolDefinition(BaseModel):
     @field_validator("params")
     @classmethod
     def _params_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            check_schema(value)  # jsonschema's check, from a bundled meta-schema (metaschema.py)
-        except jsonschema.SchemaError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path)
-            raise ValueError(f"is not a valid JSON Schema{' at ' + where if where else ''}: {exc.message}") from None
+        # jsonschema's check, from a bundled meta-schema (metaschema.py); all problems at once.
+        problems = schema_errors(value)
+        if problems:
+            raise SchemaProblems([(tuple(error.absolute_path), _schema_problem(error)) for error in problems])
         if value.get("type") != "object":
             raise ValueError('must be a JSON Schema with "type": "object"')
         return value
@@ -221,18 +244,32 @@ class ToolDefinition(BaseModel):
     @model_validator(mode="after")
     def _placeholders_fillable(self) -> ToolDefinition:
         properties = self.params.get("properties") or {}
-        missing = [p for p in placeholders_in(self.url) if p not in properties and p not in self.path_defaults]
+        written = placeholder_spellings(self.url)
+        missing = [written[p] for p in written if p not in properties and p not in self.path_defaults]
         if missing:
             raise ValueError(
-                "URL placeholder(s) "
-                + ", ".join(f":{name}" for name in missing)
-                + " have neither a parameter of that name nor a pathParameters default"
+                f"URL placeholder(s) {', '.join(missing)} have neither a parameter of that name "
+                "nor a pathParameters default"
             )
         return self
 
     @property
     def path_placeholders(self) -> tuple[str, ...]:
         return placeholders_in(self.url)
+
+    @property
+    def unrequired_placeholders(self) -> tuple[str, ...]:
+        """Placeholders without a default that `params` does not list in `required`, as written (`{postId}`).
+
+        A call cannot go without them, so the published `inputSchema` requires them (`input_schema`).
+        """
+        written = placeholder_spellings(self.url)
+        return tuple(written[name] for name in _required_placeholders(written, self.path_defaults, self.params))
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """`params` as published: with every placeholder that has no default in `required`."""
+        return with_required_placeholders(self.params, self.url, self.path_defaults)
 
     @property
     def shaping(self) -> ResponseShaping:
@@ -242,13 +279,43 @@ class ToolDefinition(BaseModel):
 
 def placeholders_in(url: str) -> tuple[str, ...]:
     """The placeholder names in the path of `url`, in order, without repeats."""
-    path = urlsplit(url).path
-    names: list[str] = []
-    for match in PLACEHOLDER.finditer(path):
-        name = match.group(1) or match.group(2)
-        if name not in names:
-            names.append(name)
-    return tuple(names)
+    return tuple(placeholder_spellings(url))
+
+
+def placeholder_spellings(url: str) -> dict[str, str]:
+    """Each placeholder name in the path of `url` -> the placeholder as written (`:id` or `{id}`), in order."""
+    written: dict[str, str] = {}
+    for match in PLACEHOLDER.finditer(urlsplit(url).path):
+        written.setdefault(match.group(1) or match.group(2), match.group())
+    return written
+
+
+def _required_placeholders(names: Iterable[str], defaults: Mapping[str, Any], params: Any) -> list[str]:
+    """The placeholder `names` without a default that the `params` schema does not list in `required`."""
+    required = params.get("required") if isinstance(params, dict) else None
+    listed = {name for name in required if isinstance(name, str)} if isinstance(required, list) else set()
+    return [name for name in names if name not in defaults and name not in listed]
+
+
+def with_required_placeholders(params: Any, url: str, defaults: Mapping[str, Any]) -> Any:
+    """`params` with the placeholders of `url` that have no default added to its `required` (a new dict).
+
+    A `params` that is not an object schema with a list (or no) `required` is returned as it is.
+    """
+    if not isinstance(params, dict) or not isinstance(params.get("required", []), list):
+        return params
+    missing = _required_placeholders(placeholders_in(url), defaults, params)
+    return {**params, "required": [*params.get("required", []), *missing]} if missing else params
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """` (did you mean `parameters`?)` for a typo of one of `known`, else `""`.
+
+    Case is ignored when comparing (`methodtype` -> `methodType`), not when suggesting.
+    """
+    by_lower = {name.lower(): name for name in known}
+    match = difflib.get_close_matches(word.lower(), by_lower, n=1)
+    return f" (did you mean `{by_lower[match[0]]}`?)" if match else ""
 
 
 def slugify(name: str) -> str:

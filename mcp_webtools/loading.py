@@ -10,11 +10,12 @@ server's logging filter knows the toolset).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from .definitions import ToolDefinition
+from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressDenied, EgressPolicy
 from .redaction import Redactor, secret_header_values
-from .shapes import NormalisedEntry, ShapeError, entries_in_document, normalise_entry
+from .shapes import NormalisedEntry, ShapeError, entries_in_document, normalise_entry, unwrapped
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -93,6 +94,8 @@ class LoadResult:
     definitions: list[ToolDefinition]
     warnings: list[ConfigError] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    # What `validate` points out about valid tools (not logged): e.g. placeholders published as required.
+    notes: list[ConfigError] = field(default_factory=list)
 
 
 def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ConfigError]]:
@@ -129,68 +132,144 @@ def load_definitions(
     environ = os.environ if environ is None else environ
     egress = egress or EgressPolicy()
     files, errors = config_files(paths)
-    warnings: list[ConfigError] = []
-    definitions: list[ToolDefinition] = []
+    found = LoadResult(definitions=[], files=files)
     secrets: set[str] = set()
     for path in files:
-        file_defs, file_errors, file_warnings = _load_file(path, environ, egress, secrets)
-        definitions.extend(file_defs)
-        errors.extend(file_errors)
-        warnings.extend(file_warnings)
+        errors += _load_file(path, environ, egress, secrets, found)
+    definitions = found.definitions
     errors.extend(_duplicate_names(definitions))
     # A message may quote the config (a host from `${...}`, a value pasted in the wrong place).
     redactor = Redactor(secrets)
     errors = [error.redacted(redactor) for error in errors]
-    warnings = [warning.redacted(redactor) for warning in warnings]
-    for warning in warnings:
+    found.warnings = [warning.redacted(redactor) for warning in found.warnings]
+    found.notes = [note.redacted(redactor) for note in found.notes]
+    for warning in found.warnings:
         logger.warning("%s", warning)
     if errors:
         raise ConfigErrors(errors)
     if not definitions:
         raise ConfigErrors([ConfigError(", ".join(str(p) for p in files) or "config", "defines no FUNCTION tools")])
     definitions.sort(key=lambda d: d.mcp_name)
-    return LoadResult(definitions=definitions, warnings=warnings, files=files)
+    return found
 
 
-def _read_document(path: Path) -> Any:
+def _read_document(path: Path) -> tuple[Any, dict[int, list[Any]]]:
+    """The parsed file, and the keys given twice in one object or mapping: `{id(the object): keys}`.
+
+    The parsers would let the last of two keys win silently; two `url`s are a mistake to report.
+    """
     size = path.stat().st_size
     if size > MAX_CONFIG_FILE_BYTES:
         raise ValueError(f"file is {size} bytes; the limit is {MAX_CONFIG_FILE_BYTES}")
     text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM some Windows editors write
+    twice: dict[int, list[Any]] = {}
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=functools.partial(_json_object, twice)), twice
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     import yaml  # here, not at the top: a JSON-only server never pays for it (about 1 MiB resident)
 
+    loader = _yaml_loader()(text)
+    loader.twice = twice
     try:
-        return yaml.safe_load(text)
+        return loader.get_single_data(), twice
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ValueError(f"invalid YAML{where}: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _json_object(twice: dict[int, list[Any]], pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        twice[id(value)] = _repeated(key for key, _ in pairs)
+    return value
+
+
+def _repeated(keys: Iterable[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    repeated: list[Any] = []
+    for key in keys:
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return repeated
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """PyYAML's safe loader, noting keys given twice in one mapping (`<<` merges may override, as YAML says)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        twice: dict[int, list[Any]]
+
+        def construct_yaml_map(self, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+            data: dict[Any, Any] = {}
+            yield data
+            # Before `construct_mapping`, which puts the merged keys into `node.value`.
+            keys = [
+                self.construct_object(key)
+                for key, _ in node.value
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge"
+            ]
+            data.update(self.construct_mapping(node))
+            if len(keys) > len(set(keys)):
+                self.twice[id(data)] = _repeated(keys)
+
+    Loader.add_constructor("tag:yaml.org,2002:map", Loader.construct_yaml_map)
+    return Loader
+
+
+def _given_twice(
+    file: str, document: Any, twice: dict[int, list[Any]], entries: list[tuple[str, Any]]
+) -> list[ConfigError]:
+    """An error for each key given twice in one object, at its path (and in its tool, if inside one)."""
+    if not twice:
+        return []
+    kind = "object" if file.lower().endswith(".json") else "mapping"
+    labels = {id(unwrapped(entry)): _entry_label(entry, location) for location, entry in entries}
+    errors: list[ConfigError] = []
+    seen: set[int] = set()  # YAML aliases share objects: each is walked once, however often it is used
+    stack: list[tuple[Any, str, str | None]] = [(document, "", None)]
+    while stack:
+        node, where, label = stack.pop()
+        if not isinstance(node, (dict, list)) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, list):
+            stack += reversed([(item, f"{where}[{i}]", label) for i, item in enumerate(node)])
+            continue
+        label = labels.get(id(node), label)
+        for key in twice.get(id(node), ()):
+            message = f"is given twice in the same {kind}; keep one of them"
+            errors.append(ConfigError(file, message, tool=label, field=_join(where, str(key))))
+        stack += reversed([(value, _join(where, str(key)) or "", label) for key, value in node.items()])
+    return errors
 
 
 def _load_file(
-    path: Path, environ: Mapping[str, str], egress: EgressPolicy, secrets: set[str]
-) -> tuple[list[ToolDefinition], list[ConfigError], list[ConfigError]]:
-    """The file's definitions, errors and warnings; the secrets it configures are added to `secrets`."""
+    path: Path, environ: Mapping[str, str], egress: EgressPolicy, secrets: set[str], found: LoadResult
+) -> list[ConfigError]:
+    """The file's errors; its definitions, warnings and notes go to `found`, the secrets it configures to `secrets`."""
     file = str(path)
     try:
-        document = _read_document(path)
-        entries = entries_in_document(document)
+        document, twice = _read_document(path)
     except UnicodeDecodeError:
-        return [], [ConfigError(file, "is not UTF-8 text")], []
-    except ShapeError as exc:
-        return [], [ConfigError(file, exc.message, field=exc.field or None)], []
+        return [ConfigError(file, "is not UTF-8 text")]
     except (OSError, ValueError) as exc:
-        return [], [ConfigError(file, str(exc))], []
+        return [ConfigError(file, str(exc))]
+    try:
+        entries = entries_in_document(document)
+    except ShapeError as exc:
+        return [*_given_twice(file, document, twice, []), ConfigError(file, exc.message, field=exc.field or None)]
 
-    definitions: list[ToolDefinition] = []
-    errors: list[ConfigError] = []
-    warnings: list[ConfigError] = []
+    errors = _given_twice(file, document, twice, entries)
+    definitions, warnings, notes = found.definitions, found.warnings, found.notes
     for location, entry in entries:
         label = _entry_label(entry, location)
         try:
@@ -210,12 +289,24 @@ def _load_file(
             continue
         if definition is not None:
             definitions.append(definition)
-    return definitions, errors, warnings
+            if definition.unrequired_placeholders:
+                notes.append(_placeholder_note(definition, file, label, _join(location, normalised.fields["params"])))
+    return errors
+
+
+def _placeholder_note(definition: ToolDefinition, file: str, label: str, params_field: str | None) -> ConfigError:
+    names = definition.unrequired_placeholders
+    it, has = ("it", "has") if len(names) == 1 else ("them", "have")
+    message = (
+        f"URL placeholder{'s' if len(names) > 1 else ''} {', '.join(names)} {has} no pathParameters default and a "
+        f"call cannot go without {it}, so the published inputSchema lists {it} in `required`; add {it} there"
+    )
+    return ConfigError(file, message, tool=label, field=f"{params_field}.required")
 
 
 def _entry_label(entry: Any, location: str) -> str:
     """How errors name a tool: its name (shortened if huge), else where it sits in the file."""
-    raw = getattr(entry, "entry", entry)
+    raw = unwrapped(entry)
     if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"].strip():
         name: str = raw["name"]
         return name if len(name) <= MAX_LABEL_CHARS else name[: MAX_LABEL_CHARS - 3] + "..."
@@ -294,10 +385,20 @@ def _validate(
             canonical = str(problem["loc"][0]) if problem["loc"] else "url"
             if canonical == "mcp_name" and fields.get("mcp_name") == "name" and "name" in bad:
                 continue  # the slug of a bad name is bad too; one error about `name` says it
-            user_field = fields.get(canonical, canonical)
-            rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"][1:])
-            errors.append(ConfigError(file, _say(problem), tool=label, field=_join(location, user_field + rest)))
+            user_field = fields.get(canonical, canonical) + _path_text(problem["loc"][1:])
+            cause = (problem.get("ctx") or {}).get("error")
+            if isinstance(cause, SchemaProblems):  # one error per problem, each at its place in the schema
+                for path, message in cause.problems:
+                    where = _join(location, user_field + _path_text(path))
+                    errors.append(ConfigError(file, f"is not valid JSON Schema: {message}", tool=label, field=where))
+                continue
+            errors.append(ConfigError(file, _say(problem), tool=label, field=_join(location, user_field)))
         return None, errors
+
+
+def _path_text(path: Iterable[str | int]) -> str:
+    """`("properties", "id", "enum", 0)` -> `.properties.id.enum[0]`: a field path as errors write it."""
+    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
 
 
 def _secret_forms(value: str) -> set[str]:

@@ -4,28 +4,29 @@
 meta-schema, which is split into seven vocabulary documents tied together with `$dynamicRef`;
 resolving those references on every keyword is most of the cost of loading a large config.
 
-`check_schema` gives the same answer from one document: the vocabularies bundled under `$defs`,
+`schema_errors` gives the same answer from one document: the vocabularies bundled under `$defs`,
 every `$dynamicRef: "#meta"` replaced by `$ref: "#"`, then every other `$ref` replaced by what it
 points to (merged with its sibling keywords where none overlap and none depends on its siblings,
 as `additionalProperties` does), so that the only reference left is the recursion to the root.
 When validating a schema against the standard meta-schema (no extension meta-schema in play) the
 dynamic anchor `meta` always resolves to the root, and a `$ref` applies its target in place, so
 the two documents accept exactly the same schemas; the format checker is the one `check_schema`
-uses. A schema this refuses is checked again by `jsonschema` itself, so the error raised is
-exactly `jsonschema`'s. (About 3x faster than `check_schema`: 80 ms instead of 270 ms for 1000
-small schemas.)
+uses. A schema this refuses is checked again by `jsonschema` itself, so the errors returned are
+exactly `jsonschema`'s: all of them, for a person to fix in one pass, in the order they appear in
+the schema. (About 3x faster than `check_schema` for valid schemas: 80 ms instead of 270 ms for
+1000 small ones.)
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from jsonschema_specifications import REGISTRY
 
-__all__ = ["bundled_metaschema", "check_schema"]
+__all__ = ["bundled_metaschema", "schema_errors"]
 
 _VOCABULARY_BASE = "https://json-schema.org/draft/2020-12/"
 # Keywords whose value maps names (not keywords) to subschemas.
@@ -52,11 +53,23 @@ _SIBLING_SENSITIVE = frozenset(
 _DROPPED = frozenset({"$id", "$schema", "$vocabulary", "$dynamicAnchor"})
 
 
-def check_schema(schema: Any) -> None:
-    """Raise `jsonschema.SchemaError` exactly as `Draft202012Validator.check_schema` would."""
+def schema_errors(schema: Any) -> list[ValidationError]:
+    """Every way `schema` breaks the 2020-12 meta-schema, in document order; `[]` (fast) when it is valid."""
     if _bundled_validator().is_valid(schema):
-        return
-    Draft202012Validator.check_schema(schema)  # raises, with jsonschema's own message and path
+        return []
+    # jsonschema's own order depends on set iteration (it varies from run to run): sort it.
+    errors = _official_validator().iter_errors(schema)
+    return sorted(errors, key=lambda error: (_position(schema, error.absolute_path), error.message))
+
+
+def _position(schema: Any, path: Sequence[str | int]) -> list[int]:
+    """Where `path` sits in `schema`, as the index of each step among its siblings."""
+    position: list[int] = []
+    node = schema
+    for step in path:
+        position.append(list(node).index(step) if isinstance(node, Mapping) else int(step))
+        node = node[step]
+    return position
 
 
 def bundled_metaschema() -> dict[str, Any]:
@@ -135,3 +148,9 @@ def _pointer(root: dict[str, Any], ref: str) -> Any:
 @functools.cache
 def _bundled_validator() -> Draft202012Validator:
     return Draft202012Validator(bundled_metaschema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@functools.cache
+def _official_validator() -> Draft202012Validator:
+    """The validator `Draft202012Validator.check_schema` builds (anew on each call)."""
+    return Draft202012Validator(Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)

@@ -13,18 +13,23 @@ field each came from, so an error can name the field the user actually wrote.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .definitions import slugify
+from .definitions import did_you_mean, slugify
 
 __all__ = [
     "EXTENSION_FIELDS",
+    "HAMSA_RECORD_KEYS",
+    "SETTINGS_KEYS",
     "NormalisedEntry",
     "params_schema",
+    "path_defaults",
     "ShapeError",
     "entries_in_document",
     "normalise_entry",
+    "unwrapped",
 ]
 
 # Settings of ours that Hamsa does not have: top-level keys, the same in every shape.
@@ -75,26 +80,33 @@ def entries_in_document(document: Any) -> list[tuple[str, Any]]:
     """Split one parsed file into `(location, entry)` pairs.
 
     A file holds one tool, a list of tools, `{"tools": [...]}`, or a Hamsa response
-    envelope whose `data` is one tool or a list.
+    envelope whose `data` is one tool or a list. The three shapes mix freely: a list (or
+    `tools`) may hold envelopes too, each contributing what its `data` holds.
     """
     if isinstance(document, list):
-        return [(f"[{i}]", entry) for i, entry in enumerate(document)]
+        return [found for i, item in enumerate(document) for found in _tool_or_envelope(f"[{i}]", item)]
     if isinstance(document, dict):
         if "tools" in document and "name" not in document:
             tools = document["tools"]
             if not isinstance(tools, list):
                 raise ShapeError("tools", "must be a list of tool definitions")
-            return [(f"tools[{i}]", entry) for i, entry in enumerate(tools)]
-        if _is_envelope(document):
-            data = document["data"]
-            if isinstance(data, list):
-                return [(f"data[{i}]", _EnvelopeEntry(entry)) for i, entry in enumerate(data)]
-            return [("data", _EnvelopeEntry(data))]
-        return [("", document)]
+            return [found for i, item in enumerate(tools) for found in _tool_or_envelope(f"tools[{i}]", item)]
+        return _tool_or_envelope("", document)
     expected = 'a tool definition (an object), a list of them, or {"tools": [...]}'
     if document is None:  # an empty YAML file, or one holding only comments
         raise ShapeError("", f"is empty (or null); it must hold {expected}")
     raise ShapeError("", f"must hold {expected}")
+
+
+def _tool_or_envelope(location: str, item: Any) -> list[tuple[str, Any]]:
+    """`item` as one entry, or the entries of its `data` when it is a response envelope."""
+    if not (isinstance(item, dict) and _is_envelope(item)):
+        return [(location, item)]
+    where = f"{location}.data" if location else "data"
+    data = item["data"]
+    if isinstance(data, list):
+        return [(f"{where}[{i}]", _EnvelopeEntry(entry)) for i, entry in enumerate(data)]
+    return [(where, _EnvelopeEntry(data))]
 
 
 class _EnvelopeEntry:
@@ -102,6 +114,11 @@ class _EnvelopeEntry:
 
     def __init__(self, entry: Any) -> None:
         self.entry = entry
+
+
+def unwrapped(entry: Any) -> Any:
+    """An entry of `entries_in_document` as the file has it (out of its envelope, if any)."""
+    return entry.entry if isinstance(entry, _EnvelopeEntry) else entry
 
 
 def _is_envelope(document: dict[str, Any]) -> bool:
@@ -115,7 +132,7 @@ def normalise_entry(entry: Any) -> NormalisedEntry:
     collected in `NormalisedEntry.problems`.
     """
     from_envelope = isinstance(entry, _EnvelopeEntry)
-    raw = entry.entry if isinstance(entry, _EnvelopeEntry) else entry
+    raw = unwrapped(entry)
     if not isinstance(raw, dict):
         raise ShapeError("", "a tool definition must be an object")
     # Decide on the type first: an MCP entry has its own shape and is never parsed as a web tool.
@@ -151,24 +168,28 @@ _GUIDE_KEYS = _COMMON_KEYS | {
     "methodType", "url", "authType", "authToken", "headers", "pathParameters", "parameters", "params",
     "timeoutSeconds", "timeOut",
 }  # fmt: skip
-_SETTINGS_KEYS = frozenset(
+SETTINGS_KEYS = frozenset(
     {"serverUrl", "methodType", "authToken", "timeOut", "timeout", "httpHeaders", "pathParameters"}
 )
 # What Hamsa's API adds to a stored tool: bookkeeping, not behaviour.
-_HAMSA_RECORD_KEYS = frozenset(
+HAMSA_RECORD_KEYS = frozenset(
     {"id", "persistentId", "version", "userId", "projectId", "isActive", "collectionId", "createdAt", "updatedAt"}
 )
 
 
 def _unknown_keys(raw: dict[str, Any], shape: str) -> list[tuple[str, str]]:
-    known = (_API_KEYS if shape.startswith("hamsa-api") else _GUIDE_KEYS) | _HAMSA_RECORD_KEYS
-    warnings = [(str(key), "is not a known field; ignored") for key in raw if key not in known]
+    keys = _API_KEYS if shape.startswith("hamsa-api") else _GUIDE_KEYS
+    warnings = [(str(key), _unknown(key, keys)) for key in raw if key not in keys and key not in HAMSA_RECORD_KEYS]
     settings = raw.get("toolSettings")
     if isinstance(settings, dict):
-        warnings += [
-            (f"toolSettings.{key}", "is not a known field; ignored") for key in settings if key not in _SETTINGS_KEYS
-        ]
+        unknown = [key for key in settings if key not in SETTINGS_KEYS]
+        warnings += [(f"toolSettings.{key}", _unknown(key, SETTINGS_KEYS)) for key in unknown]
     return warnings
+
+
+def _unknown(key: Any, known: Iterable[str]) -> str:
+    # Hamsa's bookkeeping fields are never suggested: nobody means to write those.
+    return "is not a known field; ignored" + did_you_mean(str(key), known)
 
 
 def _read(problems: list[tuple[str, str]], default: Any, parse: Any, *args: Any) -> Any:
@@ -222,7 +243,7 @@ def _from_hamsa_api(raw: dict[str, Any], *, timeout_in_ms: bool) -> NormalisedEn
     values["headers"] = _read(problems, [], _headers, settings.get("httpHeaders"), "toolSettings.httpHeaders")
     fields["headers"] = "toolSettings.httpHeaders"
     values["path_defaults"] = _read(
-        problems, {}, _path_defaults, settings.get("pathParameters"), "toolSettings.pathParameters"
+        problems, {}, path_defaults, settings.get("pathParameters"), "toolSettings.pathParameters"
     )
     fields["path_defaults"] = "toolSettings.pathParameters"
     if "timeOut" in settings:
@@ -257,7 +278,7 @@ def _from_guide(raw: dict[str, Any]) -> NormalisedEntry:
     fields["auth_token"] = "authToken"
     values["headers"] = _read(problems, [], _headers, raw.get("headers"), "headers")
     fields["headers"] = "headers"
-    values["path_defaults"] = _read(problems, {}, _path_defaults, raw.get("pathParameters"), "pathParameters")
+    values["path_defaults"] = _read(problems, {}, path_defaults, raw.get("pathParameters"), "pathParameters")
     fields["path_defaults"] = "pathParameters"
     for key in ("timeoutSeconds", "timeOut"):
         if key in raw:
@@ -326,7 +347,7 @@ def _headers(headers: Any, where: str) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in pairs]
 
 
-def _path_defaults(parameters: Any, where: str) -> dict[str, str]:
+def path_defaults(parameters: Any, where: str) -> dict[str, str]:
     if parameters is None:
         return {}
     defaults: dict[str, str] = {}

@@ -192,7 +192,8 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
         title=redactor(definition.name),
         description=redactor(definition.description) or None,
         # Published redacted (a secret may sit in a description or default); validation uses the original.
-        input_schema=redactor.redact_json(definition.params),
+        # Path placeholders without a default are published as required: a call cannot go without them.
+        input_schema=redactor.redact_json(definition.input_schema),
         output_schema=redactor.redact_json(definition.shaping.output_schema),
         annotations=annotations_for(definition.method),
         _meta=meta,

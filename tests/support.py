@@ -362,6 +362,14 @@ async def serving_pid(http: httpx2.AsyncClient, base: str = "") -> int:
     return int(float(found.group(1)))
 
 
+async def run_module(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`python -m mcp_webtools <argv>` to its end -> (exit code, stdout, stderr)."""
+    done = await anyio.run_process(
+        [sys.executable, "-m", "mcp_webtools", *argv], check=False, cwd=REPO, env={**os.environ, **(env or {})}
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
 class ServerProcess:
     """A `python -m mcp_webtools ...` subprocess whose stderr log is collected as it arrives.
 

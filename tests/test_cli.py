@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
-from support import REPO, Reply, Upstream, hamsa_tool, write_tools
+from support import REPO, Reply, Upstream, hamsa_tool, run_module, write_tools
 
 from mcp_webtools import __version__
 from mcp_webtools.cli import commands as cli
@@ -147,13 +147,6 @@ def test_config_comes_from_env_when_no_path_is_given(run_cli, tmp_path, monkeypa
 
 
 # -- call -----------------------------------------------------------------------------------------
-
-
-async def run_module(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    done = await anyio.run_process(
-        [sys.executable, "-m", "mcp_webtools", *argv], check=False, cwd=REPO, env={**os.environ, **(env or {})}
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
 @pytest.mark.anyio

@@ -302,14 +302,15 @@ def test_name_rules(tmp_path: Path, change: dict[str, Any], tool: str, message: 
 
 
 ABSOLUTE = "must be an absolute http:// or https:// URL"
-BAD_SCHEMA = "is not a valid JSON Schema at "
+BAD_SCHEMA = "is not valid JSON Schema: "
 CONTROL_CHARS = "must not contain spaces or control characters (CR, LF, tab, ...)"
 HOST_PLACEHOLDER = "placeholders are only allowed in the path; the host comes from config alone"
 CRLF_VALUE = "has a value containing CR, LF or NUL"
 CONTROL_VALUE = "has a value with control characters or leading/trailing whitespace"
 CONTROL_TOKEN = "control characters or leading/trailing whitespace"
 BAD_HEADER = "is not a valid HTTP header name"
-NOT_ARRAY = "required: 'a' is not of type 'array'"
+NOT_ARRAY = "'a' is not of type 'array'"
+TYPES = "array, boolean, integer, null, number, object, string"
 TWO_STARTS = [{"type": "request-start", "content": "a"}, {"type": "request-start", "content": "b"}]
 
 
@@ -334,15 +335,15 @@ TWO_STARTS = [{"type": "request-start", "content": "a"}, {"type": "request-start
         (
             {"url": "https://x.test/orders/:orderId/items/{itemId}"},
             "url",
-            "URL placeholder(s) :orderId, :itemId have neither a parameter of that name nor a pathParameters default",
+            "URL placeholder(s) :orderId, {itemId} have neither a parameter of that name nor a pathParameters default",
         ),
         ({"parameters": {"type": "string"}}, "parameters", 'must be a JSON Schema with "type": "object"'),
         (
             {"parameters": {"type": "object", "properties": {"a": {"type": "text"}}}},
-            "parameters",
-            BAD_SCHEMA + "properties/a/type: 'text' is not valid under any of the given schemas",
+            "parameters.properties.a.type",
+            BAD_SCHEMA + f"'text' is not a JSON Schema type; the types are {TYPES}",
         ),
-        ({"parameters": {"type": "object", "required": "a"}}, "parameters", BAD_SCHEMA + NOT_ARRAY),
+        ({"parameters": {"type": "object", "required": "a"}}, "parameters.required", BAD_SCHEMA + NOT_ARRAY),
         ({"messages": TWO_STARTS}, "messages", "message type 'request-start' appears more than once"),
         (
             {"messages": {"Request Start": "a", "request_start": "b"}},

@@ -502,7 +502,9 @@ def test_import_writes_one_loadable_file_per_tool_and_no_secret(run_cli, tmp_pat
                             (("Authorization", f"Token {HEADER_TOKEN}"),), {}, False, 10.0, []),
     }  # fmt: skip
     assert loaded["Weather API Tool"].params == exported_tools()[1]["params"]
-    assert loaded["Get Order Status"].params == {"type": "object", "properties": {"orderId": {"type": "string"}}}
+    # A URL placeholder without a default is written into `required`: a call cannot go without it.
+    assert loaded["Get Order Status"].params == {
+        "type": "object", "properties": {"orderId": {"type": "string"}}, "required": ["orderId"]}  # fmt: skip
     assert set(ENV.values()) <= set().union(*(d.secrets for d in loaded.values()))  # redacted like any env value
 
 
@@ -518,6 +520,39 @@ def test_import_reads_each_export_form(run_cli, tmp_path, monkeypatch, document)
     settings = json.loads((tmp_path / "get_order_status.json").read_text())["toolSettings"]
     assert settings == {"serverUrl": "https://api.shop.example.com/orders/:orderId", "methodType": "GET",
                         "authToken": "${GET_ORDER_STATUS_AUTH_TOKEN}", "timeOut": 2.5}  # fmt: skip
+
+
+def test_import_writes_guide_shape_tools_in_the_api_shape_without_their_secrets(run_cli, tmp_path):
+    guide = {"name": "Get Order", "methodType": "GET", "url": "https://api.shop.example.com/orders/:orderId",
+             "authType": "jwtAuth", "authToken": f"Bearer {SHOP_TOKEN}", "timeoutSeconds": 4,
+             "headers": [{"name": "X-Client-ID", "value": CLIENT_ID}, {"name": "Accept", "value": "application/json"}],
+             "pathParameters": [{"name": "orderId", "defaultValue": "ORD-1"}],
+             "parameters": {"type": "object", "properties": {"orderId": {"type": "string"}}}}
+    no_auth = {"name": "Ping", "methodType": "GET", "url": "https://api.example.com/ping", "authType": "none",
+               "authToken": HEADER_TOKEN}
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([guide, no_auth]))
+    code, stdout, err = run_cli("hamsa", "import", str(export), "--out", str(tmp_path / "c"))
+    assert (code, err) == (0, "")
+    assert stdout.splitlines() == [
+        f"wrote {tmp_path}/c/get_order.json  (Get Order)",
+        f"wrote {tmp_path}/c/ping.json  (Ping)",
+        "dropped 'Ping': field `authToken` (authType is \"none\")",
+        "Set these environment variables to the values the tools have in Hamsa (not written here):",
+        '  GET_ORDER_AUTH_TOKEN   Get Order: toolSettings.authToken (the part after "Bearer")',
+        "  GET_ORDER_X_CLIENT_ID  Get Order: toolSettings.httpHeaders.X-Client-ID",
+    ]
+    assert json.loads((tmp_path / "c" / "get_order.json").read_text()) == {
+        "type": "FUNCTION", "name": "Get Order",
+        "toolSettings": {"serverUrl": "https://api.shop.example.com/orders/:orderId", "methodType": "GET",
+                         "authToken": "Bearer ${GET_ORDER_AUTH_TOKEN}", "timeOut": 4,
+                         "httpHeaders": {"X-Client-ID": "${GET_ORDER_X_CLIENT_ID}", "Accept": "application/json"},
+                         "pathParameters": [{"name": "orderId", "defaultValue": "ORD-1"}]},
+        "params": {"type": "object", "properties": {"orderId": {"type": "string"}}},  # it has a default
+    }  # fmt: skip
+    assert json.loads((tmp_path / "c" / "ping.json").read_text())["toolSettings"] == {
+        "serverUrl": "https://api.example.com/ping", "methodType": "GET"}  # fmt: skip
+    assert_no_secret_on_disk(tmp_path / "c")
 
 
 def test_import_refuses_to_overwrite_without_force(run_cli, tmp_path):

@@ -119,8 +119,9 @@ def test_unknown_fields_are_warned_about_but_hamsa_bookkeeping_is_not(tmp_path: 
     result = load(path)
     assert [d.mcp_name for d in result.definitions] == ["alpha", "beta"]
     assert [str(w) for w in result.warnings] == [
-        f"{path}: tool 'Alpha': field `[0].timeoutSecs`: is not a known field; ignored",
-        f"{path}: tool 'Beta': field `[1].retries`: is not a known field; ignored",
+        f"{path}: tool 'Alpha': field `[0].timeoutSecs`: is not a known field; ignored "
+        "(did you mean `timeoutSeconds`?)",
+        f"{path}: tool 'Beta': field `[1].retries`: is not a known field; ignored (did you mean `retry`?)",
         f"{path}: tool 'Beta': field `[1].toolSettings.retries`: is not a known field; ignored",
     ]
 
@@ -139,6 +140,25 @@ def test_missing_path_and_empty_folder(tmp_path: Path) -> None:
         f"  - {tmp_path / 'empty'}: folder holds no *.json, *.yaml or *.yml files\n"
         f"  - {tmp_path / 'other'}: folder holds no *.json, *.yaml or *.yml files"
     )
+
+
+def test_yaml_merge_keys_may_override_and_aliases_are_read_once(tmp_path: Path) -> None:
+    # `<<` merges are YAML's way to override a shared part: not a key given twice.
+    path = write(
+        tmp_path / "merge.yaml",
+        "base: &base {methodType: GET, url: 'https://x.test/a'}\n"
+        "tools:\n- {<<: *base, name: A, url: 'https://x.test/override'}\n- {<<: *base, name: B}\n",
+    )
+    assert [(d.mcp_name, d.url) for d in load(path).definitions] == [
+        ("a", "https://x.test/override"),
+        ("b", "https://x.test/a"),
+    ]
+    # A mapping with a repeated key, used through aliases 10^8 times over: reported once, at once.
+    nested = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 9))
+    bomb = write(tmp_path / "bomb.yaml", f"l0: &l0 {{a: 1, a: 2}}\n{nested}tools: [*l8]\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load(bomb)
+    assert str(caught.value.errors[0]) == f"{bomb}: field `l0.a`: is given twice in the same mapping; keep one of them"
 
 
 # --- ${ENV} ---------------------------------------------------------------------------------
@@ -350,6 +370,21 @@ BAD_DEFAULT = "field `pathParameters.id`: a path parameter default must be a str
             "t.json",
             {**OK, "methodType": "FETCH", "headers": 3, "pathParameters": "id"},
             [f"tool 'T': {HEADERS}", f"tool 'T': {PATH_PARAMS}", f"tool 'T': {METHOD}"],
+        ),
+        # An envelope in a list: its tools are named where they sit.
+        (
+            "t.json",
+            [OK, {"success": True, "data": [{**OK, "name": "U", "methodType": "FETCH"}]}],
+            [f"tool 'U': field `[1].data[0].{METHOD.removeprefix('field `')}"],
+        ),
+        # A key given twice outside any tool, and inside a tool, each at its path.
+        (
+            "t.json",
+            '{"tools": [], "tools": [{"name": "T", "methodType": "GET", "url": "https://x.test", "name": "T"}]}',
+            [
+                "field `tools`: is given twice in the same object; keep one of them",
+                "tool 'T': field `tools[0].name`: is given twice in the same object; keep one of them",
+            ],
         ),
     ],
 )

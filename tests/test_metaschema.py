@@ -1,4 +1,4 @@
-"""The bundled meta-schema check accepts and refuses exactly what jsonschema's own check does."""
+"""The bundled meta-schema check accepts and refuses exactly what jsonschema's own check does, with its errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from mcp_webtools.metaschema import bundled_metaschema, check_schema
+from mcp_webtools.metaschema import bundled_metaschema, schema_errors
 
 SCHEMAS = [
     True,
@@ -62,25 +62,40 @@ SCHEMAS = [
 ]
 
 
-def jsonschema_verdict(schema: object) -> tuple[str, list] | None:
+def jsonschema_verdict(schema: object) -> list[tuple[str, list]] | None:
+    """Every error `Draft202012Validator.check_schema` could raise (it raises the first); None when valid."""
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        return exc.message, list(exc.absolute_path)
+    except jsonschema.SchemaError:
+        official = jsonschema.Draft202012Validator(
+            jsonschema.Draft202012Validator.META_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+        return sorted((e.message, list(e.absolute_path)) for e in official.iter_errors(schema))
     return None
 
 
-def our_verdict(schema: object) -> tuple[str, list] | None:
-    try:
-        check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        return exc.message, list(exc.absolute_path)
-    return None
+def our_verdict(schema: object) -> list[tuple[str, list]] | None:
+    return sorted((e.message, list(e.absolute_path)) for e in schema_errors(schema)) or None
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: json.dumps(s)[:60])
-def test_same_verdict_and_message_as_jsonschema(schema: object) -> None:
+def test_same_verdict_and_messages_as_jsonschema(schema: object) -> None:
     assert our_verdict(schema) == jsonschema_verdict(schema)
+
+
+def test_schema_errors_come_in_document_order() -> None:
+    schema = {
+        "required": "b",
+        "properties": {"z": {"type": "strin", "minimum": "zero"}, "a": {"items": {"type": 3}}},
+        "type": "obj",
+    }
+    assert [list(e.absolute_path) for e in schema_errors(schema)] == [
+        ["required"],
+        ["properties", "z", "type"],
+        ["properties", "z", "minimum"],
+        ["properties", "a", "items", "type"],
+        ["type"],
+    ]
 
 
 def test_the_corpus_has_both_verdicts() -> None:

@@ -205,8 +205,9 @@ def _validate(args: argparse.Namespace) -> int:
     for tool in toolset:
         d = tool.definition
         print(f"ok  {d.mcp_name}  {d.method} {d.url_template}  ({d.source})")
-    for warning in loaded.warnings:
-        print(f"warning: {warning}")
+    # Warnings were logged once already (stderr), as for every command that loads the config.
+    for note in loaded.notes:
+        print(f"note: {note}")
     print(f"{len(toolset)} tool(s) valid in {len(loaded.files)} file(s)")
     return 0
 

@@ -16,10 +16,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from ..definitions import MCP_NAME_RULE, slugify
-from ..loading import ConfigErrors, load_definitions
+from ..definitions import MCP_NAME_RULE, slugify, with_required_placeholders
+from ..loading import ENV_REFERENCE, ConfigErrors, load_definitions
 from ..redaction import Redactor, secret_header_values
-from ..shapes import EXTENSION_FIELDS, params_schema
+from ..shapes import (
+    EXTENSION_FIELDS,
+    HAMSA_RECORD_KEYS,
+    SETTINGS_KEYS,
+    ShapeError,
+    entries_in_document,
+    params_schema,
+    path_defaults,
+    unwrapped,
+)
 from .register import HamsaError
 
 __all__ = ["EnvVar", "ImportResult", "import_tools", "read_export"]
@@ -31,12 +40,12 @@ WHOLE_ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
 AUTH_SCHEME = re.compile(r"^(Bearer|Token|Basic)(\s+)(\S.*)$", re.IGNORECASE | re.DOTALL)
 # A URL query parameter whose name contains one of these is taken for a credential.
 SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "signature", "credential")
-# What Hamsa adds to a stored tool: bookkeeping, not behaviour. Dropped silently.
-RECORD_KEYS = frozenset(
-    {"id", "persistentId", "version", "userId", "projectId", "isActive", "collectionId", "createdAt", "updatedAt"}
-)
 TOOL_KEYS = ("type", "name", "mcpName", "description", "toolSettings", "async", "messages", "params", *EXTENSION_FIELDS)
-SETTINGS_KEYS = ("serverUrl", "methodType", "authToken", "timeOut", "timeout", "httpHeaders", "pathParameters")
+# The guide shape's keys that the API shape keeps in `toolSettings`, by their name there.
+GUIDE_SETTINGS = {
+    "url": "serverUrl", "methodType": "methodType", "headers": "httpHeaders", "pathParameters": "pathParameters",
+    "timeoutSeconds": "timeOut", "timeOut": "timeOut",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,12 @@ def import_tools(document: Any, out: Path, *, force: bool = False, source: str =
     planned: list[tuple[Path, str, dict[str, Any]]] = []
     slugs: set[str] = set()
     env_names: set[str] = set()
-    for index, (location, entry) in enumerate(_entries(document)):
+    try:
+        entries = entries_in_document(document)  # the layouts and shapes `validate` reads, mixed as it allows
+    except ShapeError as exc:
+        raise HamsaError(f"{source}: {exc.field + ' ' if exc.field else ''}{exc.message}") from None
+    for index, (location, wrapped) in enumerate(entries):
+        entry = unwrapped(wrapped)
         label = f"{source}: {location}" if location else source
         if not isinstance(entry, dict):
             problems.append(f"{label}: a tool must be an object")
@@ -134,17 +148,6 @@ def import_tools(document: Any, out: Path, *, force: bool = False, source: str =
     return result
 
 
-def _entries(document: Any) -> list[tuple[str, Any]]:
-    """The API's envelope (`data`: one tool or a list), a bare list, or one bare tool."""
-    if isinstance(document, dict) and "data" in document and "name" not in document:
-        document, prefix = document["data"], "data"
-    else:
-        prefix = ""
-    if isinstance(document, list):
-        return [(f"{prefix}[{i}]", entry) for i, entry in enumerate(document)]
-    return [(prefix, document)]
-
-
 def _unique_slug(entry: dict[str, Any], index: int, used: set[str]) -> str:
     """The tool's MCP name (its `mcpName`, else its name's slug), made unique; the file is named after it."""
     name, mcp_name = entry.get("name"), entry.get("mcpName")
@@ -159,7 +162,30 @@ def _unique_slug(entry: dict[str, Any], index: int, used: set[str]) -> str:
     return slug
 
 
+def _api_body(entry: dict[str, Any], shown: str, result: ImportResult) -> dict[str, Any]:
+    """A tool of the guide's shape as the API body it means (what the written files hold); others as they are."""
+    if "toolSettings" in entry or not ("url" in entry or "methodType" in entry):
+        return entry
+    auth_type = entry.get("authType", "jwtAuth" if entry.get("authToken") else "none")
+    if auth_type not in ("jwtAuth", "none"):
+        raise HamsaError(f'authType must be "jwtAuth" or "none", not {auth_type!r}')
+    settings = {GUIDE_SETTINGS[key]: value for key, value in entry.items() if key in GUIDE_SETTINGS}
+    if "timeoutSeconds" in entry:  # the loader reads it before `timeOut`
+        settings["timeOut"] = entry["timeoutSeconds"]
+    if entry.get("authToken"):
+        if auth_type == "jwtAuth":
+            settings["authToken"] = entry["authToken"]
+        else:
+            result.dropped.append(f'{shown!r}: field `authToken` (authType is "none")')
+    moved = {*GUIDE_SETTINGS, "authType", "authToken", "parameters"}
+    body = {key: value for key, value in entry.items() if key not in moved}
+    if "parameters" in entry:  # the guide's name for `params`, read first when both are given
+        body["params"] = entry["parameters"]
+    return {**body, "toolSettings": settings}
+
+
 def _tool_file(entry: dict[str, Any], shown: str, slug: str, env_names: set[str], result: ImportResult) -> dict:
+    entry = _api_body(entry, shown, result)
     settings = entry.get("toolSettings")
     if not isinstance(entry.get("name"), str) or not entry["name"].strip():
         raise HamsaError("has no `name`")
@@ -218,7 +244,9 @@ def _tool_file(entry: dict[str, Any], shown: str, slug: str, env_names: set[str]
     out.update((key, present[key]) for key in TOOL_KEYS if key in present and key not in out)
     if "params" in out:
         out["params"] = params_schema(out["params"])  # the API's bare property map, as a JSON Schema
-    result.dropped += [f"{shown!r}: field `{k}`" for k in entry if k not in TOOL_KEYS and k not in RECORD_KEYS]
+        if isinstance(url, str):  # a placeholder without a default is required, and the file says so
+            out["params"] = with_required_placeholders(out["params"], ENV_REFERENCE.sub("", url), _defaults(written))
+    result.dropped += [f"{shown!r}: field `{k}`" for k in entry if k not in TOOL_KEYS and k not in HAMSA_RECORD_KEYS]
     result.dropped += [f"{shown!r}: field `toolSettings.{k}`" for k in settings if k not in SETTINGS_KEYS]
     # A credential reused elsewhere (a URL path, a path default) would still reach the disk: refuse.
     # Short values are left out: a header like `X-Tenant: acme` may well also name the host.
@@ -226,6 +254,13 @@ def _tool_file(entry: dict[str, Any], shown: str, slug: str, env_names: set[str]
     if Redactor(v for v in replaced if len(v) >= MIN_REUSED_SECRET)(text) != text:
         raise HamsaError("a credential of this tool also appears outside authToken, headers and query; move it first")
     return out
+
+
+def _defaults(settings: dict[str, Any]) -> dict[str, str]:
+    try:
+        return path_defaults(settings.get("pathParameters"), "toolSettings.pathParameters")
+    except ShapeError:
+        return {}  # `validate` (and so this import's report) says what is wrong with them
 
 
 def _seconds(milliseconds: Any) -> Any:
