@@ -29,7 +29,9 @@ import anyio
 import httpcore2
 import httpx2
 
-__all__ = ["EgressDenied", "EgressPolicy", "GuardedNetworkBackend", "Resolver", "address_problem", "resolve_host"]
+from .errors import EgressDenied
+
+__all__ = ["EgressPolicy", "GuardedNetworkBackend", "Resolver", "address_problem", "resolve_host"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port, timeout) -> every address the name resolves to, in the resolver's order.
@@ -47,10 +49,6 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 # IPv6 forms that carry an IPv4 address a packet may end up at (besides ::ffff:a.b.c.d).
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
-
-
-class EgressDenied(Exception):
-    """The policy refuses this destination. The message names the host, never a path or query."""
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,13 @@ from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
-__all__ = ["Busy", "BoundedLimiter", "CallLimits", "InFlightCalls", "ShuttingDown"]
+from .errors import Busy, ShuttingDown
+
+__all__ = ["BoundedLimiter", "CallLimits", "InFlightCalls"]
 
 # How long cancelled calls get to unwind (close their upstream connection, shape their error).
 UNWIND_SECONDS = 5.0
 FORCE_POLL_SECONDS = 0.1
-
-
-class Busy(Exception):
-    """Too many calls are already waiting; the message is safe to show the model."""
 
 
 class BoundedLimiter:
@@ -117,10 +115,6 @@ class CallLimits:
     @property
     def in_flight(self) -> int:
         return self.global_limiter.in_use
-
-
-class ShuttingDown(Exception):
-    """The server is draining and takes no new calls; the message is safe to show the model."""
 
 
 class InFlightCalls:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,14 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from .definitions import ToolDefinition
-from .egress import EgressDenied, EgressPolicy
+from .egress import EgressPolicy
+from .errors import ConfigErrors, EgressDenied, ShapeError
 from .redaction import Redactor, secret_header_values
-from .shapes import NormalisedEntry, ShapeError, entries_in_document, normalise_entry
+from .shapes import NormalisedEntry, entries_in_document, normalise_entry
 
 __all__ = [
     "CONFIG_SUFFIXES",
     "ConfigError",
-    "ConfigErrors",
     "LoadResult",
     "config_files",
     "load_definitions",
@@ -72,20 +72,6 @@ class ConfigError:
         if self.field:
             where += f": field `{self.field}`"
         return f"{where}: {self.message}"
-
-
-class ConfigErrors(Exception):
-    """Every problem found while loading; start-up stops and lists them all."""
-
-    def __init__(self, errors: Sequence[ConfigError]) -> None:
-        self.errors = list(errors)
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        count = len(self.errors)
-        lines = [f"{count} config error{'s' if count != 1 else ''}:"]
-        lines += [f"  - {error}" for error in self.errors]
-        return "\n".join(lines)
 
 
 @dataclass

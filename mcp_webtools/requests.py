@@ -17,13 +17,13 @@ from urllib.parse import quote, urlsplit
 
 from . import __version__
 from .definitions import PLACEHOLDER, ToolDefinition
+from .errors import RequestBuildError
 
 __all__ = [
     "BODY_METHODS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "MAX_URL_CHARS",
     "OutboundRequest",
-    "RequestBuildError",
     "RequestTemplate",
     "build_request",
 ]
@@ -35,15 +35,6 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 USER_AGENT = f"mcp-webtools/{__version__}"
 # A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\s+\S")
-
-
-class RequestBuildError(ValueError):
-    """An argument cannot be placed in the request; `field` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

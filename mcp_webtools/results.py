@@ -16,9 +16,10 @@ from typing import Any
 
 import mcp_types as types
 
+from .errors import OutputMismatch
 from .executor import UpstreamResponse
 from .redaction import Redactor
-from .shaping.projection import NO_BODY, OutputMismatch, ResponseShaping, response_shaping
+from .shaping.projection import NO_BODY, ResponseShaping, response_shaping
 
 __all__ = ["ERROR_BODY_LIMIT", "META_HTTP", "META_TOOL", "error_result", "response_result"]
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .definitions import slugify
+from .errors import ShapeError
 
 __all__ = [
     "EXTENSION_FIELDS",
     "NormalisedEntry",
     "params_schema",
-    "ShapeError",
     "entries_in_document",
     "normalise_entry",
 ]
@@ -42,15 +42,6 @@ EXTENSION_FIELDS = {
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
 }
-
-
-class ShapeError(ValueError):
-    """A tool entry is not any shape we understand; `field` is the user's field path."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass

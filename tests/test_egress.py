@@ -29,8 +29,9 @@ from support import ERAS, Upstream, bound_socket, hamsa_tool, serve_asgi, write_
 
 from mcp_webtools import egress
 from mcp_webtools.cli import commands as cli
-from mcp_webtools.egress import EgressDenied, EgressPolicy, GuardedNetworkBackend, IPAddress
-from mcp_webtools.loading import ConfigError, ConfigErrors, load_definitions
+from mcp_webtools.egress import EgressPolicy, GuardedNetworkBackend, IPAddress
+from mcp_webtools.errors import ConfigErrors, EgressDenied
+from mcp_webtools.loading import ConfigError, load_definitions
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 

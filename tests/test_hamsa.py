@@ -28,7 +28,9 @@ from starlette.routing import Route
 from support import secret, serve_asgi
 
 from mcp_webtools.cli import commands as cli
+from mcp_webtools.errors import ApiUnavailable
 from mcp_webtools.hamsa import register as hamsa
+from mcp_webtools.hamsa.cli import exit_code
 from mcp_webtools.hamsa.register import CREATE_PATH
 from mcp_webtools.loading import load_definitions
 
@@ -320,9 +322,9 @@ async def test_register_transport_failures(monkeypatch, error, message):
     monkeypatch.setattr(httpx2.AsyncClient, "send", fail)
     payload = hamsa.build_payload(hamsa.McpToolSpec("https://mcp.example.com/mcp"), {})
     target = hamsa.api_target("https://api.example.com", "HAMSA_API_KEY", {"HAMSA_API_KEY": API_KEY}, 5)
-    with pytest.raises(hamsa.ApiUnavailable) as raised:
+    with pytest.raises(ApiUnavailable) as raised:
         await hamsa.register(payload, target)
-    assert (str(raised.value), raised.value.exit_code) == (message, 3)
+    assert (str(raised.value), exit_code(raised.value)) == (message, 3)
 
 
 @pytest.mark.anyio

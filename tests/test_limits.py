@@ -21,7 +21,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, Recorded, Reply, Upstream, hamsa_tool, serve_asgi, write_tools
 
-from mcp_webtools.limits import BoundedLimiter, Busy, CallLimits, InFlightCalls, ShuttingDown
+from mcp_webtools.errors import Busy, ShuttingDown
+from mcp_webtools.limits import BoundedLimiter, CallLimits, InFlightCalls
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 from mcp_webtools.serving.server import WebTools

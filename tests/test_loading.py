@@ -11,7 +11,8 @@ import pytest
 import yaml
 from support import REPO
 
-from mcp_webtools.loading import ConfigErrors, LoadResult, load_definitions
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import LoadResult, load_definitions
 
 
 def tool(name: str, **extra: Any) -> dict[str, Any]:

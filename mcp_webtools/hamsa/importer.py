@@ -17,10 +17,10 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from ..definitions import MCP_NAME_RULE, slugify
-from ..loading import ConfigErrors, load_definitions
+from ..errors import ConfigErrors, HamsaError
+from ..loading import load_definitions
 from ..redaction import Redactor, secret_header_values
 from ..shapes import EXTENSION_FIELDS, params_schema
-from .register import HamsaError
 
 __all__ = ["EnvVar", "ImportResult", "import_tools", "read_export"]
 

@@ -28,7 +28,8 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
-from ..loading import ConfigError, ConfigErrors, config_files
+from ..errors import ConfigErrors
+from ..loading import ConfigError, config_files
 from ..toolset import Toolset
 from .server import WebTools
 
