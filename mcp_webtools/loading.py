@@ -30,7 +30,7 @@ from .shapes import NormalisedEntry, entries_in_document, normalise_entry
 
 __all__ = [
     "CONFIG_SUFFIXES",
-    "ConfigError",
+    "ConfigProblem",
     "LoadResult",
     "config_files",
     "load_definitions",
@@ -48,16 +48,19 @@ LOOPBACK_NAMES = frozenset({"localhost", "::1"})
 
 
 @dataclass(frozen=True)
-class ConfigError:
-    """One problem in one config file, said so a person can act on it."""
+class ConfigProblem:
+    """One problem in one config file, said so a person can act on it.
+
+    A record, not an exception: `ConfigErrors` carries every one found, and warnings are these too.
+    """
 
     file: str
     message: str
     tool: str | None = None
     field: str | None = None
 
-    def redacted(self, redactor: Redactor) -> ConfigError:
-        """The same error with every secret in its texts masked (a message may quote the config)."""
+    def redacted(self, redactor: Redactor) -> ConfigProblem:
+        """The same problem with every secret in its texts masked (a message may quote the config)."""
         return replace(
             self,
             message=redactor(self.message),
@@ -77,25 +80,25 @@ class ConfigError:
 @dataclass
 class LoadResult:
     definitions: list[ToolDefinition]
-    warnings: list[ConfigError] = field(default_factory=list)
+    warnings: list[ConfigProblem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
 
-def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ConfigError]]:
+def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ConfigProblem]]:
     """Expand files and folders into the config files they name, in a stable order."""
     files: list[Path] = []
-    errors: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES)
             if not found:
-                errors.append(ConfigError(str(path), "folder holds no *.json, *.yaml or *.yml files"))
+                errors.append(ConfigProblem(str(path), "folder holds no *.json, *.yaml or *.yml files"))
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            errors.append(ConfigError(str(path), "no such file or folder"))
+            errors.append(ConfigProblem(str(path), "no such file or folder"))
     unique: list[Path] = []
     for path in files:
         if path.resolve() not in {p.resolve() for p in unique}:
@@ -115,7 +118,7 @@ def load_definitions(
     environ = os.environ if environ is None else environ
     egress = egress or EgressPolicy()
     files, errors = config_files(paths)
-    warnings: list[ConfigError] = []
+    warnings: list[ConfigProblem] = []
     definitions: list[ToolDefinition] = []
     secrets: set[str] = set()
     for path in files:
@@ -133,7 +136,7 @@ def load_definitions(
     if errors:
         raise ConfigErrors(errors)
     if not definitions:
-        raise ConfigErrors([ConfigError(", ".join(str(p) for p in files) or "config", "defines no FUNCTION tools")])
+        raise ConfigErrors([ConfigProblem(", ".join(str(p) for p in files) or "config", "defines no FUNCTION tools")])
     definitions.sort(key=lambda d: d.mcp_name)
     return LoadResult(definitions=definitions, warnings=warnings, files=files)
 
@@ -161,35 +164,35 @@ def _read_document(path: Path) -> Any:
 
 def _load_file(
     path: Path, environ: Mapping[str, str], egress: EgressPolicy, secrets: set[str]
-) -> tuple[list[ToolDefinition], list[ConfigError], list[ConfigError]]:
+) -> tuple[list[ToolDefinition], list[ConfigProblem], list[ConfigProblem]]:
     """The file's definitions, errors and warnings; the secrets it configures are added to `secrets`."""
     file = str(path)
     try:
         document = _read_document(path)
         entries = entries_in_document(document)
     except UnicodeDecodeError:
-        return [], [ConfigError(file, "is not UTF-8 text")], []
+        return [], [ConfigProblem(file, "is not UTF-8 text")], []
     except ShapeError as exc:
-        return [], [ConfigError(file, exc.message, field=exc.field or None)], []
+        return [], [ConfigProblem(file, exc.message, field=exc.field or None)], []
     except (OSError, ValueError) as exc:
-        return [], [ConfigError(file, str(exc))], []
+        return [], [ConfigProblem(file, str(exc))], []
 
     definitions: list[ToolDefinition] = []
-    errors: list[ConfigError] = []
-    warnings: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
+    warnings: list[ConfigProblem] = []
     for location, entry in entries:
         label = _entry_label(entry, location)
         try:
             normalised = normalise_entry(entry)
         except ShapeError as exc:
-            errors.append(ConfigError(file, exc.message, tool=label, field=_join(location, exc.field)))
+            errors.append(ConfigProblem(file, exc.message, tool=label, field=_join(location, exc.field)))
             continue
-        warnings += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.warnings]
+        warnings += [ConfigProblem(file, m, tool=label, field=_join(location, f)) for f, m in normalised.warnings]
         if normalised.skip_reason:
-            warnings.append(ConfigError(file, f"skipped: {normalised.skip_reason}", tool=label))
+            warnings.append(ConfigProblem(file, f"skipped: {normalised.skip_reason}", tool=label))
             continue
         # Parts that could not be read are reported with whatever the rest of the entry has wrong.
-        errors += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.problems]
+        errors += [ConfigProblem(file, m, tool=label, field=_join(location, f)) for f, m in normalised.problems]
         definition, entry_errors = _validate(normalised, file, label, location, environ, egress, secrets)
         errors.extend(entry_errors)
         if normalised.problems:
@@ -221,9 +224,9 @@ def _validate(
     environ: Mapping[str, str],
     egress: EgressPolicy,
     all_secrets: set[str],
-) -> tuple[ToolDefinition | None, list[ConfigError]]:
+) -> tuple[ToolDefinition | None, list[ConfigProblem]]:
     values = dict(normalised.values)
-    errors: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
     secrets: set[str] = set()  # the values that came from the environment
 
     def substitute(text: str, field_path: str) -> str:
@@ -235,7 +238,7 @@ def _validate(
             if default is not None:
                 return default
             errors.append(
-                ConfigError(
+                ConfigProblem(
                     file, f"environment variable {name} is not set", tool=label, field=_join(location, field_path)
                 )
             )
@@ -271,7 +274,7 @@ def _validate(
         return definition, []
     except EgressDenied as exc:
         # The host may have come from a `${...}` value: `load_definitions` hides it like any other secret.
-        return None, [ConfigError(file, str(exc), tool=label, field=_join(location, fields["url"]))]
+        return None, [ConfigProblem(file, str(exc), tool=label, field=_join(location, fields["url"]))]
     except ValidationError as exc:
         problems = exc.errors(include_url=False)
         bad = {str(problem["loc"][0]) for problem in problems if problem["loc"]}
@@ -282,7 +285,7 @@ def _validate(
                 continue  # the slug of a bad name is bad too; one error about `name` says it
             user_field = fields.get(canonical, canonical)
             rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in problem["loc"][1:])
-            errors.append(ConfigError(file, _say(problem), tool=label, field=_join(location, user_field + rest)))
+            errors.append(ConfigProblem(file, _say(problem), tool=label, field=_join(location, user_field + rest)))
         return None, errors
 
 
@@ -346,14 +349,14 @@ def _say(problem: Any) -> str:
     return str(problem["msg"]).removeprefix("Value error, ")
 
 
-def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigError]:
+def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigProblem]:
     by_name: dict[str, ToolDefinition] = {}
-    errors: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
     for definition in definitions:
         first = by_name.setdefault(definition.mcp_name, definition)
         if first is not definition:
             errors.append(
-                ConfigError(
+                ConfigProblem(
                     definition.source,
                     f"MCP tool name {definition.mcp_name!r} is also used by tool {first.name!r} in {first.source}; "
                     "rename one or set `mcpName`",

@@ -31,7 +31,7 @@ from mcp_webtools import egress
 from mcp_webtools.cli import commands as cli
 from mcp_webtools.egress import EgressPolicy, GuardedNetworkBackend, IPAddress
 from mcp_webtools.errors import ConfigErrors, EgressDenied
-from mcp_webtools.loading import ConfigError, load_definitions
+from mcp_webtools.loading import ConfigProblem, load_definitions
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 
@@ -219,9 +219,9 @@ def test_a_config_pointing_at_metadata_fails_to_load_naming_file_tool_and_field(
     with pytest.raises(ConfigErrors) as caught:
         load_definitions([hamsa, guide_file], environ={"META_HOST": "2852039166"})
     assert caught.value.errors == [
-        ConfigError(str(hamsa), f"host '{METADATA_IP}' is {LINK_LOCAL}", "Meta", "[0].toolSettings.serverUrl"),
+        ConfigProblem(str(hamsa), f"host '{METADATA_IP}' is {LINK_LOCAL}", "Meta", "[0].toolSettings.serverUrl"),
         # The host came from the environment, so it is hidden like any other `${...}` value.
-        ConfigError(str(guide_file), f"host '***' means {METADATA_IP}, which is {LINK_LOCAL}", "Guide", "url"),
+        ConfigProblem(str(guide_file), f"host '***' means {METADATA_IP}, which is {LINK_LOCAL}", "Guide", "url"),
     ]
 
 
