@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from .definitions import ToolDefinition
-from .egress import EgressPolicy
+from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
 from .redaction import Redactor, secret_header_values
 from .shapes import NormalisedEntry, entries_in_document, normalise_entry
@@ -44,7 +44,6 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # The canonical fields whose values may use `${NAME}`.
 ENV_FIELDS = ("url", "auth_token", "headers", "path_defaults")
 MAX_LABEL_CHARS = 60
-LOOPBACK_NAMES = frozenset({"localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -299,7 +298,7 @@ def _secret_forms(value: str) -> set[str]:
         return forms
     # A loopback address says nothing about anyone's infrastructure, and masking it would garble
     # every local URL in the logs ("serving at http://***:8000").
-    if host and host not in LOOPBACK_NAMES and not host.startswith("127."):
+    if host and not is_loopback_host(host):
         forms |= {parts.netloc, host}
     return forms
 

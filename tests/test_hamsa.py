@@ -112,7 +112,10 @@ def test_payload_without_token_says_the_tool_has_no_auth(run_cli):
     assert err == "note: no --token-env: the tool is registered without auth; the server must not require a token\n"
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8000/mcp", "http://[::1]/mcp", "http://127.0.0.2/mcp"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://localhost:8000/mcp", "http://[::1]/mcp", "http://127.0.0.2/mcp", "http://127.1/mcp", "http://ip6-localhost/mcp"],
+)
 def test_plain_http_is_accepted_for_loopback(run_cli, url):
     code, out, _ = run_cli("hamsa", "payload", "--url", url)
     assert (code, json.loads(out)["toolSettings"]["serverUrl"]) == (0, url)

@@ -182,6 +182,24 @@ def test_a_host_from_a_url_variable_is_hidden_in_egress_errors(tmp_path: Path) -
     )
 
 
+def test_a_loopback_host_from_a_url_variable_is_not_hidden_but_a_lookalike_name_is(tmp_path: Path) -> None:
+    """Loopback is egress.py's definition: masking it would garble every local URL in the logs."""
+    environ = {
+        "SHORT": "http://127.1:8080",
+        "NAMED": "http://localhost.localdomain:8080",
+        "MAPPED": "http://[::ffff:127.0.0.1]:8080",
+        "LOOKALIKE": "https://127.0.0.1.example.com",
+    }
+    tools = [tool(name.title(), url=f"${{{name}}}/x") for name in environ]
+    definitions = load(write(tmp_path / "t.json", tools), environ=environ).definitions
+    assert {d.name: d.secrets for d in definitions} == {
+        "Short": {"http://127.1:8080"},
+        "Named": {"http://localhost.localdomain:8080"},
+        "Mapped": {"http://[::ffff:127.0.0.1]:8080"},
+        "Lookalike": {"https://127.0.0.1.example.com", "127.0.0.1.example.com"},
+    }
+
+
 def test_env_value_overrides_the_default(tmp_path: Path) -> None:
     environ = {**ENV, "TENANT": "globex", "DEFAULT_ORDER": "ORD-9"}
     (definition,) = load(write(tmp_path / "t.json", ENV_TOOL), environ=environ).definitions

@@ -8,7 +8,6 @@ them."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .. import __version__
-from ..egress import LOOPBACK_NAMES
+from ..egress import is_loopback_host
 from ..errors import ApiRefused, ApiUnavailable, UnusableAnswer, UsageError
 from ..redaction import MASK, Redactor
 from ..requests import authorization_value
@@ -105,18 +104,9 @@ def check_url(url: str, option: str) -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
     except ValueError:
         raise UsageError(f"{option} has an invalid port") from None
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise UsageError(f"{option} must use https:// (plain http:// is allowed only to localhost/127.0.0.1/::1)")
     return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def read_secret(environ: Mapping[str, str], name: str, option: str) -> str:
