@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from .definitions import ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
-from .redaction import Redactor, secret_header_values
+from .redaction import Redactor, configured_secrets
 from .shapes import NormalisedEntry, entries_in_document, normalise_entry
 
 __all__ = [
@@ -259,10 +259,8 @@ def _validate(
         for name, value in values.get("path_defaults", {}).items()
     }
     # Everything the server will treat as secret, gathered even when the entry turns out invalid.
-    all_secrets |= secrets
-    if isinstance(values.get("auth_token"), str):
-        all_secrets.add(values["auth_token"])
-    all_secrets.update(secret_header_values(values["headers"]))
+    token = values.get("auth_token")
+    all_secrets |= configured_secrets(token if isinstance(token, str) else None, values["headers"], secrets)
     if errors:
         return None, errors
     values["source"] = file

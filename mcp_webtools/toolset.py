@@ -18,7 +18,7 @@ import mcp_types as types
 from .arguments import ArgumentValidator
 from .definitions import ToolDefinition
 from .executor import SendPolicy
-from .redaction import Redactor, secret_header_values
+from .redaction import Redactor, configured_secrets
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
 from .voice import (
@@ -93,7 +93,9 @@ class Toolset:
         cls, definitions: Iterable[ToolDefinition], *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     ) -> Toolset:
         definitions = list(definitions)
-        redactor = Redactor(_secrets(definitions))
+        redactor = Redactor(
+            secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)
+        )
         return cls((_prepare(d, redactor, max_request_bytes) for d in definitions), redactor)
 
     @cached_property
@@ -143,16 +145,6 @@ def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -
     if "annotations" in entry:
         entry["annotations"] = annotations.setdefault(tuple(entry["annotations"].items()), entry["annotations"])
     return entry
-
-
-def _secrets(definitions: list[ToolDefinition]) -> set[str]:
-    secrets: set[str] = set()
-    for definition in definitions:
-        secrets |= definition.secrets
-        secrets |= set(secret_header_values(definition.headers))
-        if definition.auth_token:
-            secrets.add(definition.auth_token)
-    return secrets
 
 
 def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:
