@@ -11,6 +11,7 @@ import os
 
 from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES
+from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..serving.http_app import DEFAULT_MAX_BODY_BYTES
 from ..serving.runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
@@ -110,16 +111,17 @@ def limit_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--max-concurrency",
         type=positive_int,
-        default=64,
+        default=DEFAULT_MAX_CONCURRENCY,
         metavar="N",
-        help="upstream calls in flight at once, all tools together (default 64; per tool: maxConcurrency)",
+        help=f"upstream calls in flight at once, all tools together (default {DEFAULT_MAX_CONCURRENCY}; "
+        "per tool: maxConcurrency)",
     )
     group.add_argument(
         "--max-queue",
         type=non_negative_int,
-        default=256,
+        default=DEFAULT_MAX_QUEUE,
         metavar="N",
-        help="calls that may wait for a slot; past that: a 'busy, try again' tool error (default 256)",
+        help=f"calls that may wait for a slot; past that: a 'busy, try again' tool error (default {DEFAULT_MAX_QUEUE})",
     )
 
 
