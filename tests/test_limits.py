@@ -22,7 +22,6 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, Recorded, Reply, Upstream, hamsa_tool, serve_asgi, write_tools
 
-from mcp_webtools.cli import commands as cli
 from mcp_webtools.cli.options import limit_options
 from mcp_webtools.errors import Busy, ShuttingDown
 from mcp_webtools.limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, BoundedLimiter, CallLimits, InFlightCalls
@@ -376,18 +375,12 @@ async def test_time_in_the_queue_counts_against_the_tools_timeout(upstream, gate
     assert gate.seen == [("/slow", 1)]  # the queued call never reached the upstream
 
 
-def test_the_concurrency_defaults_have_one_home(capsys):
-    """limits.py's constants are what CallLimits, ServerOptions and the CLI (value and help) use."""
+def test_the_concurrency_defaults_have_one_home():
+    """limits.py's constants are what CallLimits, ServerOptions and the CLI use (the help: test_cli.py)."""
     defaults = (DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE)
     limits = CallLimits()
     assert (limits.global_limiter.limit, limits.max_waiting) == defaults
     assert (ServerOptions().max_concurrency, ServerOptions().max_queue) == defaults
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["serve", "--help"])
-    assert exited.value.code == 0
-    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
-    assert f"all tools together (default {DEFAULT_MAX_CONCURRENCY}; per tool: maxConcurrency)" in shown
-    assert f"a 'busy, try again' tool error (default {DEFAULT_MAX_QUEUE})" in shown
     parser = argparse.ArgumentParser()
     limit_options(parser)
     parsed = parser.parse_args([])

@@ -81,14 +81,16 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_SHUTDOWN_GRACE,
         metavar="SECONDS",
-        help="on SIGTERM, how long in-flight calls may finish before they are cancelled (default 8)",
+        help="on SIGTERM, how long in-flight calls may finish before they are cancelled "
+        f"(default {DEFAULT_SHUTDOWN_GRACE:g})",
     )
     parser.add_argument(
         "--max-inbound-bytes",
         type=positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="N",
-        help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes (default 4 MiB)",
+        help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes "
+        f"(default {_mib(DEFAULT_MAX_BODY_BYTES)})",
     )
 
 
@@ -99,14 +101,16 @@ def limit_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=DEFAULT_MAX_RESPONSE_BYTES,
         metavar="N",
-        help="stop reading an upstream body after N bytes (default 1 MiB; per tool: maxResponseBytes)",
+        help=f"stop reading an upstream body after N bytes (default {_mib(DEFAULT_MAX_RESPONSE_BYTES)}; "
+        "per tool: maxResponseBytes)",
     )
     group.add_argument(
         "--max-request-bytes",
         type=positive_int,
         default=DEFAULT_MAX_REQUEST_BYTES,
         metavar="N",
-        help="refuse calls whose request body would exceed N bytes (default 1 MiB; per tool: maxRequestBytes)",
+        help=f"refuse calls whose request body would exceed N bytes (default {_mib(DEFAULT_MAX_REQUEST_BYTES)}; "
+        "per tool: maxRequestBytes)",
     )
     group.add_argument(
         "--max-concurrency",
@@ -194,3 +198,8 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
     return value
+
+
+def _mib(size: int) -> str:
+    """A default size as its help text says it: `1 MiB`."""
+    return f"{size / 2**20:g} MiB"
