@@ -30,16 +30,16 @@ written for the model, which reads them in a tool error (after the `Redactor`): 
 argument or say what happened and what to do. Configuration errors name the file, the tool and the
 field. Exit codes are the command line's business (`hamsa/cli.py`), not the errors'.
 
-This module imports nothing of the package (every module imports it), and only the standard
-library, so `import mcp_webtools.errors` costs next to nothing.
+Every module imports this one, and `import mcp_webtools` imports it too, so it imports nothing
+at run time: no part of the package (no cycles), not even `typing`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only
+    from collections.abc import Sequence
 
-if TYPE_CHECKING:
     from .loading import ConfigProblem
 
 __all__ = [
