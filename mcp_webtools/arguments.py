@@ -18,7 +18,9 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
-__all__ = ["ArgumentError", "ArgumentValidator", "field_path", "fill_defaults", "nested_deeper_than"]
+from .errors import ArgumentError
+
+__all__ = ["ArgumentValidator", "field_path", "fill_defaults", "nested_deeper_than"]
 
 _FORMAT_CHECKER = FormatChecker()
 MAX_DEPTH = 64  # levels of nested objects/arrays in one call's arguments
@@ -71,14 +73,6 @@ for _name, _check in (
 ):
     if _name not in _FORMAT_CHECKER.checkers:
         _FORMAT_CHECKER.checks(_name)(_check)
-
-
-class ArgumentError(ValueError):
-    """The arguments do not satisfy the schema; `problems` is a list of (field, message)."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
 
 
 class ArgumentValidator:

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 import jsonschema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .errors import PathError
 from .metaschema import schema_errors
 from .retries import RetryPolicy
 from .shaping.projection import (
     MIN_MAX_RESULT_BYTES,
-    PathError,
     ResponseShaping,
     check_output_schema,
     parse_path,

@@ -29,7 +29,18 @@ import anyio
 import httpcore2
 import httpx2
 
-__all__ = ["EgressDenied", "EgressPolicy", "GuardedNetworkBackend", "Resolver", "address_problem", "resolve_host"]
+from .errors import EgressDenied
+
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "LOOPBACK_NAMES",
+    "EgressPolicy",
+    "GuardedNetworkBackend",
+    "Resolver",
+    "address_problem",
+    "is_loopback_host",
+    "resolve_host",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port, timeout) -> every address the name resolves to, in the resolver's order.
@@ -43,14 +54,16 @@ METADATA_ADDRESSES = frozenset(
         "100.100.100.200",  # Alibaba Cloud metadata
     )
 )
+# What counts as this machine, for every rule that treats it apart (plain http:// allowed, a
+# `${...}` host left unmasked, the `Host` headers accepted): these names, and any address in
+# 127.0.0.0/8 or ::1 however it is spelled (see `is_loopback_host`). Names are taken at their
+# word, never resolved; `*.localhost` is not among them, as the system resolver may ask DNS.
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# How clients spell this machine in a URL or a `Host` header: one address per family, one name.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # IPv6 forms that carry an IPv4 address a packet may end up at (besides ::ffff:a.b.c.d).
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
-
-
-class EgressDenied(Exception):
-    """The policy refuses this destination. The message names the host, never a path or query."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class EgressPolicy:
         except httpx2.InvalidURL as exc:
             # e.g. `0251.0376.0251.0376`: an address to the resolver, an error to httpx. Never callable.
             raise EgressDenied(f"host {host!r} cannot be used by the HTTP client ({exc})") from None
-        if parts.scheme == "http" and not (allow_http or self.allow_http or _is_loopback_host(host, literal)):
+        if parts.scheme == "http" and not (allow_http or self.allow_http or is_loopback_host(host)):
             raise EgressDenied(
                 f"plain http:// to {host!r} is refused; use https://, or set `allowHttp: true` on the tool "
                 "(or --allow-http) if the network path is trusted"
@@ -229,8 +242,19 @@ def _literal_problem(host: str, address: IPAddress, problem: str) -> str:
     return f"host {host!r} is {problem}"
 
 
-def _is_loopback_host(host: str, literal: IPAddress | None) -> bool:
-    return host in LOOPBACK_NAMES or (literal is not None and literal.is_loopback)
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (a URL's host: any case, an IPv6 address with or without brackets) is this machine.
+
+    One of `LOOPBACK_NAMES`, or an address in 127.0.0.0/8 or ::1 in any spelling the resolver
+    reads (`127.1`, `2130706433`, `::ffff:127.0.0.1`: an IPv4-mapped address is its IPv4 one).
+    """
+    host = host.lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    address = _literal_address(host)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address is not None and address.is_loopback
 
 
 def _host_allowed(host: str, allowed: Iterable[str]) -> bool:

@@ -4,7 +4,7 @@ One `httpx2.AsyncClient` (one connection pool) serves the whole process; `create
 makes it with the settings a proxy for many callers needs, and with the egress policy checked on
 every resolved address. `Executor.send` runs the attempts a tool's `RetryPolicy` allows inside
 its deadline, follows same-origin redirects only when the tool asks, stops reading a body at the
-size cap, and returns an `UpstreamResponse` or raises one of the specific `UpstreamError`s.
+size cap, and returns an `UpstreamResponse` or raises one of the specific `SendError`s.
 
 Time: every attempt (its redirects and its whole body read included) is bounded as a whole by
 `attemptTimeoutSeconds` and by the deadline, not just per socket read, so a body trickled one
@@ -26,7 +26,16 @@ from urllib.parse import urljoin, urlsplit
 import anyio
 import httpx2
 
-from .egress import EgressDenied, EgressPolicy, GuardedNetworkBackend
+from .egress import EgressPolicy, GuardedNetworkBackend
+from .errors import (
+    EgressDenied,
+    RequestNotSent,
+    SendError,
+    UpstreamConnectionLost,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from .requests import OutboundRequest
 from .retries import IDEMPOTENT_METHODS, RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 
@@ -34,13 +43,8 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "AttemptCount",
     "Executor",
-    "RequestNotSent",
     "SendPolicy",
-    "UpstreamConnectionLost",
-    "UpstreamError",
     "UpstreamResponse",
-    "UpstreamTimeout",
-    "UpstreamUnreachable",
     "create_http_client",
 ]
 
@@ -48,37 +52,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_LOCATION_SHOWN = 200  # characters of a redirect's Location quoted to the model
-
-
-class UpstreamError(Exception):
-    """The upstream could not give an HTTP answer. The message is safe to show the model."""
-
-    transient = False  # worth another attempt, if the retry policy allows one
-    maybe_received = False  # the request may have reached the upstream and taken effect
-
-    def __init__(self, message: str, *, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-
-
-class UpstreamTimeout(UpstreamError):
-    transient = True
-    maybe_received = True
-
-
-class UpstreamUnreachable(UpstreamError):
-    transient = True
-
-
-class UpstreamConnectionLost(UpstreamError):
-    """The connection broke after it was made (reset mid-body, closed early)."""
-
-    transient = True
-    maybe_received = True
-
-
-class RequestNotSent(UpstreamError):
-    """The request could not even be built, so nothing reached the upstream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +166,7 @@ class Executor:
             count.sent = attempt
             try:
                 response = await self._attempt(request, policy, attempt_timeout)
-            except UpstreamError as exc:
+            except SendError as exc:
                 if exc.transient and attempt < allowed and await _wait(retry.backoff(attempt, self.rng), deadline):
                     continue
                 if isinstance(exc, UpstreamTimeout) and attempt_timeout >= remaining:
@@ -285,7 +258,7 @@ class Executor:
         return upstream, response.headers.get("location")
 
 
-def _gave_up(exc: UpstreamError, request: OutboundRequest, attempts: int) -> UpstreamError:
+def _gave_up(exc: SendError, request: OutboundRequest, attempts: int) -> SendError:
     """The error to report after the last attempt, saying how many there were."""
     message = str(exc)
     if exc.maybe_received and request.method not in IDEMPOTENT_METHODS:

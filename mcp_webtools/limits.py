@@ -15,15 +15,17 @@ from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
-__all__ = ["Busy", "BoundedLimiter", "CallLimits", "InFlightCalls", "ShuttingDown"]
+from .errors import Busy, ShuttingDown
 
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_QUEUE", "BoundedLimiter", "CallLimits", "InFlightCalls"]
+
+# Upstream calls in flight at once, all tools together (`--max-concurrency`; the HTTP pool is sized
+# to it), and calls that may wait for a slot before the next is refused as busy (`--max-queue`).
+DEFAULT_MAX_CONCURRENCY = 64
+DEFAULT_MAX_QUEUE = 256
 # How long cancelled calls get to unwind (close their upstream connection, shape their error).
 UNWIND_SECONDS = 5.0
 FORCE_POLL_SECONDS = 0.1
-
-
-class Busy(Exception):
-    """Too many calls are already waiting; the message is safe to show the model."""
 
 
 class BoundedLimiter:
@@ -81,7 +83,7 @@ class CallLimits:
     still count against the new cap.
     """
 
-    def __init__(self, global_limit: int = 64, max_waiting: int = 256) -> None:
+    def __init__(self, global_limit: int = DEFAULT_MAX_CONCURRENCY, max_waiting: int = DEFAULT_MAX_QUEUE) -> None:
         self.global_limiter = BoundedLimiter(global_limit, max_waiting, "the server")
         self.max_waiting = max_waiting
         self._per_tool: dict[str, BoundedLimiter] = {}
@@ -117,10 +119,6 @@ class CallLimits:
     @property
     def in_flight(self) -> int:
         return self.global_limiter.in_use
-
-
-class ShuttingDown(Exception):
-    """The server is draining and takes no new calls; the message is safe to show the model."""
 
 
 class InFlightCalls:

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,14 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from .definitions import SchemaProblems, ToolDefinition
-from .egress import EgressDenied, EgressPolicy
-from .redaction import Redactor, secret_header_values
-from .shapes import NormalisedEntry, ShapeError, entries_in_document, normalise_entry, unwrapped
+from .egress import EgressPolicy, is_loopback_host
+from .errors import ConfigErrors, EgressDenied, ShapeError
+from .redaction import Redactor, configured_secrets
+from .shapes import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
 
 __all__ = [
     "CONFIG_SUFFIXES",
-    "ConfigError",
-    "ConfigErrors",
+    "ConfigProblem",
     "LoadResult",
     "config_files",
     "load_definitions",
@@ -45,20 +45,22 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # The canonical fields whose values may use `${NAME}`.
 ENV_FIELDS = ("url", "auth_token", "headers", "path_defaults")
 MAX_LABEL_CHARS = 60
-LOOPBACK_NAMES = frozenset({"localhost", "::1"})
 
 
 @dataclass(frozen=True)
-class ConfigError:
-    """One problem in one config file, said so a person can act on it."""
+class ConfigProblem:
+    """One problem in one config file, said so a person can act on it.
+
+    A record, not an exception: `ConfigErrors` carries every one found, and warnings are these too.
+    """
 
     file: str
     message: str
     tool: str | None = None
     field: str | None = None
 
-    def redacted(self, redactor: Redactor) -> ConfigError:
-        """The same error with every secret in its texts masked (a message may quote the config)."""
+    def redacted(self, redactor: Redactor) -> ConfigProblem:
+        """The same problem with every secret in its texts masked (a message may quote the config)."""
         return replace(
             self,
             message=redactor(self.message),
@@ -75,44 +77,30 @@ class ConfigError:
         return f"{where}: {self.message}"
 
 
-class ConfigErrors(Exception):
-    """Every problem found while loading; start-up stops and lists them all."""
-
-    def __init__(self, errors: Sequence[ConfigError]) -> None:
-        self.errors = list(errors)
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        count = len(self.errors)
-        lines = [f"{count} config error{'s' if count != 1 else ''}:"]
-        lines += [f"  - {error}" for error in self.errors]
-        return "\n".join(lines)
-
-
 @dataclass
 class LoadResult:
     definitions: list[ToolDefinition]
-    warnings: list[ConfigError] = field(default_factory=list)
+    warnings: list[ConfigProblem] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     # What `validate` points out about valid tools (not logged): e.g. placeholders published as required.
-    notes: list[ConfigError] = field(default_factory=list)
+    notes: list[ConfigProblem] = field(default_factory=list)
 
 
-def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ConfigError]]:
+def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ConfigProblem]]:
     """Expand files and folders into the config files they name, in a stable order."""
     files: list[Path] = []
-    errors: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CONFIG_SUFFIXES)
             if not found:
-                errors.append(ConfigError(str(path), "folder holds no *.json, *.yaml or *.yml files"))
+                errors.append(ConfigProblem(str(path), "folder holds no *.json, *.yaml or *.yml files"))
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            errors.append(ConfigError(str(path), "no such file or folder"))
+            errors.append(ConfigProblem(str(path), "no such file or folder"))
     unique: list[Path] = []
     for path in files:
         if path.resolve() not in {p.resolve() for p in unique}:
@@ -148,7 +136,7 @@ def load_definitions(
     if errors:
         raise ConfigErrors(errors)
     if not definitions:
-        raise ConfigErrors([ConfigError(", ".join(str(p) for p in files) or "config", "defines no FUNCTION tools")])
+        raise ConfigErrors([ConfigProblem(", ".join(str(p) for p in files) or "config", "defines no FUNCTION tools")])
     definitions.sort(key=lambda d: d.mcp_name)
     return found
 
@@ -227,13 +215,13 @@ def _yaml_loader() -> type:
 
 def _given_twice(
     file: str, document: Any, twice: dict[int, list[Any]], entries: list[tuple[str, Any]]
-) -> list[ConfigError]:
+) -> list[ConfigProblem]:
     """An error for each key given twice in one object, at its path (and in its tool, if inside one)."""
     if not twice:
         return []
     kind = "object" if file.lower().endswith(".json") else "mapping"
     labels = {id(unwrapped(entry)): _entry_label(entry, location) for location, entry in entries}
-    errors: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
     seen: set[int] = set()  # YAML aliases share objects: each is walked once, however often it is used
     stack: list[tuple[Any, str, str | None]] = [(document, "", None)]
     while stack:
@@ -247,26 +235,26 @@ def _given_twice(
         label = labels.get(id(node), label)
         for key in twice.get(id(node), ()):
             message = f"is given twice in the same {kind}; keep one of them"
-            errors.append(ConfigError(file, message, tool=label, field=_join(where, str(key))))
+            errors.append(ConfigProblem(file, message, tool=label, field=_join(where, str(key))))
         stack += reversed([(value, _join(where, str(key)) or "", label) for key, value in node.items()])
     return errors
 
 
 def _load_file(
     path: Path, environ: Mapping[str, str], egress: EgressPolicy, secrets: set[str], found: LoadResult
-) -> list[ConfigError]:
+) -> list[ConfigProblem]:
     """The file's errors; its definitions, warnings and notes go to `found`, the secrets it configures to `secrets`."""
     file = str(path)
     try:
         document, twice = _read_document(path)
     except UnicodeDecodeError:
-        return [ConfigError(file, "is not UTF-8 text")]
+        return [ConfigProblem(file, "is not UTF-8 text")]
     except (OSError, ValueError) as exc:
-        return [ConfigError(file, str(exc))]
+        return [ConfigProblem(file, str(exc))]
     try:
         entries = entries_in_document(document)
     except ShapeError as exc:
-        return [*_given_twice(file, document, twice, []), ConfigError(file, exc.message, field=exc.field or None)]
+        return [*_given_twice(file, document, twice, []), ConfigProblem(file, exc.message, field=exc.field or None)]
 
     errors = _given_twice(file, document, twice, entries)
     definitions, warnings, notes = found.definitions, found.warnings, found.notes
@@ -275,14 +263,14 @@ def _load_file(
         try:
             normalised = normalise_entry(entry)
         except ShapeError as exc:
-            errors.append(ConfigError(file, exc.message, tool=label, field=_join(location, exc.field)))
+            errors.append(ConfigProblem(file, exc.message, tool=label, field=_join(location, exc.field)))
             continue
-        warnings += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.warnings]
+        warnings += [ConfigProblem(file, m, tool=label, field=_join(location, f)) for f, m in normalised.warnings]
         if normalised.skip_reason:
-            warnings.append(ConfigError(file, f"skipped: {normalised.skip_reason}", tool=label))
+            warnings.append(ConfigProblem(file, f"skipped: {normalised.skip_reason}", tool=label))
             continue
         # Parts that could not be read are reported with whatever the rest of the entry has wrong.
-        errors += [ConfigError(file, m, tool=label, field=_join(location, f)) for f, m in normalised.problems]
+        errors += [ConfigProblem(file, m, tool=label, field=_join(location, f)) for f, m in normalised.problems]
         definition, entry_errors = _validate(normalised, file, label, location, environ, egress, secrets)
         errors.extend(entry_errors)
         if normalised.problems:
@@ -294,14 +282,14 @@ def _load_file(
     return errors
 
 
-def _placeholder_note(definition: ToolDefinition, file: str, label: str, params_field: str | None) -> ConfigError:
+def _placeholder_note(definition: ToolDefinition, file: str, label: str, params_field: str | None) -> ConfigProblem:
     names = definition.unrequired_placeholders
     it, has = ("it", "has") if len(names) == 1 else ("them", "have")
     message = (
         f"URL placeholder{'s' if len(names) > 1 else ''} {', '.join(names)} {has} no pathParameters default and a "
         f"call cannot go without {it}, so the published inputSchema lists {it} in `required`; add {it} there"
     )
-    return ConfigError(file, message, tool=label, field=f"{params_field}.required")
+    return ConfigProblem(file, message, tool=label, field=f"{params_field}.required")
 
 
 def _entry_label(entry: Any, location: str) -> str:
@@ -326,9 +314,9 @@ def _validate(
     environ: Mapping[str, str],
     egress: EgressPolicy,
     all_secrets: set[str],
-) -> tuple[ToolDefinition | None, list[ConfigError]]:
+) -> tuple[ToolDefinition | None, list[ConfigProblem]]:
     values = dict(normalised.values)
-    errors: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
     secrets: set[str] = set()  # the values that came from the environment
 
     def substitute(text: str, field_path: str) -> str:
@@ -340,7 +328,7 @@ def _validate(
             if default is not None:
                 return default
             errors.append(
-                ConfigError(
+                ConfigProblem(
                     file, f"environment variable {name} is not set", tool=label, field=_join(location, field_path)
                 )
             )
@@ -362,10 +350,8 @@ def _validate(
         for name, value in values.get("path_defaults", {}).items()
     }
     # Everything the server will treat as secret, gathered even when the entry turns out invalid.
-    all_secrets |= secrets
-    if isinstance(values.get("auth_token"), str):
-        all_secrets.add(values["auth_token"])
-    all_secrets.update(secret_header_values(values["headers"]))
+    token = values.get("auth_token")
+    all_secrets |= configured_secrets(token if isinstance(token, str) else None, values["headers"], secrets)
     if errors:
         return None, errors
     values["source"] = file
@@ -376,7 +362,7 @@ def _validate(
         return definition, []
     except EgressDenied as exc:
         # The host may have come from a `${...}` value: `load_definitions` hides it like any other secret.
-        return None, [ConfigError(file, str(exc), tool=label, field=_join(location, fields["url"]))]
+        return None, [ConfigProblem(file, str(exc), tool=label, field=_join(location, fields["url"]))]
     except ValidationError as exc:
         problems = exc.errors(include_url=False)
         bad = {str(problem["loc"][0]) for problem in problems if problem["loc"]}
@@ -390,9 +376,9 @@ def _validate(
             if isinstance(cause, SchemaProblems):  # one error per problem, each at its place in the schema
                 for path, message in cause.problems:
                     where = _join(location, user_field + _path_text(path))
-                    errors.append(ConfigError(file, f"is not valid JSON Schema: {message}", tool=label, field=where))
+                    errors.append(ConfigProblem(file, f"is not valid JSON Schema: {message}", tool=label, field=where))
                 continue
-            errors.append(ConfigError(file, _say(problem), tool=label, field=_join(location, user_field)))
+            errors.append(ConfigProblem(file, _say(problem), tool=label, field=_join(location, user_field)))
         return None, errors
 
 
@@ -411,7 +397,7 @@ def _secret_forms(value: str) -> set[str]:
         return forms
     # A loopback address says nothing about anyone's infrastructure, and masking it would garble
     # every local URL in the logs ("serving at http://***:8000").
-    if host and host not in LOOPBACK_NAMES and not host.startswith("127."):
+    if host and not is_loopback_host(host):
         forms |= {parts.netloc, host}
     return forms
 
@@ -461,14 +447,14 @@ def _say(problem: Any) -> str:
     return str(problem["msg"]).removeprefix("Value error, ")
 
 
-def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigError]:
+def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigProblem]:
     by_name: dict[str, ToolDefinition] = {}
-    errors: list[ConfigError] = []
+    errors: list[ConfigProblem] = []
     for definition in definitions:
         first = by_name.setdefault(definition.mcp_name, definition)
         if first is not definition:
             errors.append(
-                ConfigError(
+                ConfigProblem(
                     definition.source,
                     f"MCP tool name {definition.mcp_name!r} is also used by tool {first.name!r} in {first.source}; "
                     "rename one or set `mcpName`",

@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 
 from .observe.logformat import record_fields
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "RedactingFilter", "secret_header_values"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "RedactingFilter", "configured_secrets", "secret_header_values"]
 
 MASK = "***"
 # Shorter values cannot be hidden without mangling ordinary text ("1", "on"); they are not
@@ -38,6 +38,21 @@ NON_SECRET_HEADERS = frozenset(
 def secret_header_values(headers: Iterable[tuple[str, str]]) -> list[str]:
     """The configured header values to treat as secrets (all but plain protocol headers)."""
     return [value for name, value in headers if name.lower() not in NON_SECRET_HEADERS]
+
+
+def configured_secrets(
+    auth_token: str | None, headers: Iterable[tuple[str, str]], from_environment: Iterable[str] = ()
+) -> set[str]:
+    """Every value of one tool to hide: what its `${...}` references read, its token, its secret headers.
+
+    The loader uses it on each entry, valid or not (to hide them in its errors), and the
+    `Toolset` on each definition (to hide them while serving): one rule for both.
+    """
+    secrets = set(from_environment)
+    if auth_token:
+        secrets.add(auth_token)
+    secrets.update(secret_header_values(headers))
+    return secrets
 
 
 class Redactor:

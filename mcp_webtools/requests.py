@@ -24,13 +24,13 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from . import __version__
 from .definitions import PLACEHOLDER, ToolDefinition
+from .errors import RequestBuildError
 
 __all__ = [
     "BODY_METHODS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "MAX_URL_CHARS",
     "OutboundRequest",
-    "RequestBuildError",
     "RequestTemplate",
     "build_request",
 ]
@@ -49,15 +49,6 @@ _OVERLONG = re.compile(rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]")
 # IIS's own escape, %u002e.
 _PERCENT_U = re.compile(r"%u([0-9A-Fa-f]{4})")
 MAX_DECODINGS = 8  # a value still changing after this many rounds of decoding is refused outright
-
-
-class RequestBuildError(ValueError):
-    """An argument cannot be placed in the request; `field` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,10 @@ from typing import Any
 import mcp_types as types
 
 from .arguments import nested_deeper_than
+from .errors import OutputMismatch
 from .executor import UpstreamResponse
 from .redaction import Redactor
-from .shaping.projection import NO_BODY, OutputMismatch, ResponseShaping, response_shaping
+from .shaping.projection import NO_BODY, ResponseShaping, response_shaping
 
 __all__ = [
     "ERROR_BODY_LIMIT",

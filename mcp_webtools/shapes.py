@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .definitions import did_you_mean, slugify
+from .errors import ShapeError
 
 __all__ = [
     "EXTENSION_FIELDS",
@@ -26,7 +27,6 @@ __all__ = [
     "NormalisedEntry",
     "params_schema",
     "path_defaults",
-    "ShapeError",
     "entries_in_document",
     "normalise_entry",
     "unwrapped",
@@ -47,15 +47,6 @@ EXTENSION_FIELDS = {
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
 }
-
-
-class ShapeError(ValueError):
-    """A tool entry is not any shape we understand; `field` is the user's field path."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass

@@ -18,8 +18,8 @@ import mcp_types as types
 from .arguments import ArgumentValidator
 from .definitions import ToolDefinition
 from .executor import SendPolicy
-from .loading import ConfigError
-from .redaction import Redactor, secret_header_values
+from .loading import ConfigProblem
+from .redaction import Redactor, configured_secrets
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
 from .voice import (
@@ -94,7 +94,7 @@ class Toolset:
         redactor: Redactor,
         *,
         files: Iterable[str] = (),
-        warnings: Iterable[ConfigError] = (),
+        warnings: Iterable[ConfigProblem] = (),
     ) -> None:
         self._tools = {tool.name: tool for tool in sorted(tools, key=lambda t: t.name)}
         self.redactor = redactor
@@ -109,10 +109,12 @@ class Toolset:
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         files: Iterable[str] = (),
-        warnings: Iterable[ConfigError] = (),
+        warnings: Iterable[ConfigProblem] = (),
     ) -> Toolset:
         definitions = list(definitions)
-        redactor = Redactor(_secrets(definitions))
+        redactor = Redactor(
+            secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)
+        )
         tools = (_prepare(d, redactor, max_request_bytes) for d in definitions)
         return cls(tools, redactor, files=files, warnings=warnings)
 
@@ -163,16 +165,6 @@ def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -
     if "annotations" in entry:
         entry["annotations"] = annotations.setdefault(tuple(entry["annotations"].items()), entry["annotations"])
     return entry
-
-
-def _secrets(definitions: list[ToolDefinition]) -> set[str]:
-    secrets: set[str] = set()
-    for definition in definitions:
-        secrets |= definition.secrets
-        secrets |= set(secret_header_values(definition.headers))
-        if definition.auth_token:
-            secrets.add(definition.auth_token)
-    return secrets
 
 
 def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from mcp_webtools.arguments import ArgumentError, ArgumentValidator, field_path
+from mcp_webtools.arguments import ArgumentValidator, field_path
+from mcp_webtools.errors import ArgumentError
 
 ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",

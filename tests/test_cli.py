@@ -20,6 +20,7 @@ from support import REPO, Reply, Upstream, hamsa_tool, run_module, write_tools
 
 from mcp_webtools import __version__
 from mcp_webtools.cli import commands as cli
+from mcp_webtools.cli import options
 from mcp_webtools.serving.http_app import HttpSettings
 
 UPSTREAM_TOKEN = "Token tok-live-123456"
@@ -335,3 +336,29 @@ async def test_stdio_serve_writes_only_mcp_messages_to_stdout(upstream: Upstream
     assert "tool 'Remote Server': skipped" in stderr
     assert "tool=create_item method=POST" in stderr and "tool=get_broken method=GET" in stderr
     assert API_KEY not in stderr and "tok-live" not in stderr
+
+
+def test_serve_help_states_the_defaults_the_code_uses(capsys, monkeypatch):
+    """The help text reads each default from where it is defined, so the two cannot drift apart."""
+    for name, value in {
+        "DEFAULT_MAX_RESPONSE_BYTES": 3 * 2**20,
+        "DEFAULT_MAX_REQUEST_BYTES": 2**19,
+        "DEFAULT_MAX_BODY_BYTES": 5 * 2**20,
+        "DEFAULT_SHUTDOWN_GRACE": 2.5,
+        "DEFAULT_MAX_CONCURRENCY": 7,
+        "DEFAULT_MAX_QUEUE": 9,
+    }.items():
+        monkeypatch.setattr(options, name, value)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--help"])
+    assert exited.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    for said in (
+        "stop reading an upstream body after N bytes (default 3 MiB; per tool: maxResponseBytes)",
+        "refuse calls whose request body would exceed N bytes (default 0.5 MiB; per tool: maxRequestBytes)",
+        "(JSON-RPC messages) over N bytes (default 5 MiB)",
+        "before they are cancelled (default 2.5)",
+        "all tools together (default 7; per tool: maxConcurrency)",
+        "a 'busy, try again' tool error (default 9)",
+    ):
+        assert said in shown, said

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from mcp_webtools.definitions import Message, ToolDefinition, slugify
-from mcp_webtools.loading import ConfigErrors, LoadResult, load_definitions
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import LoadResult, load_definitions
 
 WEATHER_PARAMS = {
     "type": "object",

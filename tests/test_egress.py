@@ -29,8 +29,9 @@ from support import ERAS, Upstream, bound_socket, hamsa_tool, serve_asgi, write_
 
 from mcp_webtools import egress
 from mcp_webtools.cli import commands as cli
-from mcp_webtools.egress import EgressDenied, EgressPolicy, GuardedNetworkBackend, IPAddress
-from mcp_webtools.loading import ConfigError, ConfigErrors, load_definitions
+from mcp_webtools.egress import LOOPBACK_HOSTS, EgressPolicy, GuardedNetworkBackend, IPAddress, is_loopback_host
+from mcp_webtools.errors import ConfigErrors, EgressDenied
+from mcp_webtools.loading import ConfigProblem, load_definitions
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 
@@ -157,10 +158,40 @@ def test_plain_http_needs_loopback_or_an_explicit_allowance(url, host):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080/x", "http://[::1]/", "http://localhost/", "http://127.1/", "http://2130706433/"]
+    "url",
+    [
+        "http://127.0.0.1:8080/x",
+        "http://[::1]/",
+        "http://localhost/",
+        "http://127.1/",
+        "http://2130706433/",
+        "http://LOCALHOST.localdomain/",
+        "http://[::ffff:127.0.0.1]/",
+    ],
 )
 def test_plain_http_to_loopback_is_allowed(url):
     assert check(url) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        *[(name, True) for name in ("localhost", "LocalHost", "localhost.localdomain", "ip6-localhost")],
+        *[(address, True) for address in ("127.0.0.1", "127.255.0.9", "127.1", "2130706433", "0x7f000001")],
+        *[(address, True) for address in ("::1", "[::1]", "::ffff:127.0.0.1", "[::ffff:7f00:1]")],
+        *[(name, False) for name in ("", "example.com", "localhost.example.com", "127.0.0.1.example.com")],
+        *[(name, False) for name in ("app.localhost", "localhost.")],  # resolved by someone else, maybe DNS
+        *[(address, False) for address in ("0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "::2", "::ffff:10.0.0.1")],
+    ],
+)
+def test_which_hosts_are_loopback(host, loopback):
+    """The one definition every loopback rule uses (plain http, unmasked hosts, accepted `Host`s)."""
+    assert is_loopback_host(host) is loopback
+
+
+def test_the_loopback_spellings_are_loopback():
+    assert LOOPBACK_HOSTS == ("127.0.0.1", "localhost", "[::1]")
+    assert all(is_loopback_host(host) for host in LOOPBACK_HOSTS)
 
 
 @pytest.mark.parametrize("scheme", ["ftp", "file", "gopher", "ws"])
@@ -218,9 +249,9 @@ def test_a_config_pointing_at_metadata_fails_to_load_naming_file_tool_and_field(
     with pytest.raises(ConfigErrors) as caught:
         load_definitions([hamsa, guide_file], environ={"META_HOST": "2852039166"})
     assert caught.value.errors == [
-        ConfigError(str(hamsa), f"host '{METADATA_IP}' is {LINK_LOCAL}", "Meta", "[0].toolSettings.serverUrl"),
+        ConfigProblem(str(hamsa), f"host '{METADATA_IP}' is {LINK_LOCAL}", "Meta", "[0].toolSettings.serverUrl"),
         # The host came from the environment, so it is hidden like any other `${...}` value.
-        ConfigError(str(guide_file), f"host '***' means {METADATA_IP}, which is {LINK_LOCAL}", "Guide", "url"),
+        ConfigProblem(str(guide_file), f"host '***' means {METADATA_IP}, which is {LINK_LOCAL}", "Guide", "url"),
     ]
 
 

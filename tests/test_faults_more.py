@@ -24,9 +24,10 @@ import httpx2
 import mcp_types as types
 import pytest
 import trustme
-from support import Reply, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
+from support import ERAS, Reply, Upstream, hamsa_tool, mcp_client, serve_asgi, write_tools
 
-from mcp_webtools.loading import ConfigErrors, load_definitions
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import load_definitions
 
 pytestmark = pytest.mark.anyio
 
@@ -467,3 +468,19 @@ async def test_a_followed_redirect_keeps_the_idempotency_key(upstream, tmp_path)
     assert result.is_error is False and result.structured_content["queued"] is True
     keys = [r.headers.get("idempotency-key") for r in upstream.requests]
     assert [r.raw_path for r in upstream.requests] == ["/start", "/queue"] and keys[0] and keys[0] == keys[1]
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_a_redirect_to_a_url_the_client_cannot_build_sends_nothing_more(upstream, tmp_path, era):
+    """The followed hop would exceed httpx's URL limit: `RequestNotSent`, a tool error saying so,
+    after the one request that did go out, and the server keeps serving."""
+    upstream.reply("GET", "/far", redirect(302, "/" + "x" * 70_000))
+    tool = with_settings(hamsa_tool("Far", f"{upstream.url}/far"), followRedirects=True)
+    async with mcp_client("http", era, with_ping(tmp_path, upstream, tool)) as client:
+        result = await client.call_tool("far", {})
+        await assert_still_serving(client, upstream)
+    assert (result.is_error, text_of(result)) == (
+        True,
+        "Calling 'far' failed: the HTTP request could not be built (URL too long).",
+    )
+    assert [r.raw_path for r in upstream.requests] == ["/far", "/ping"]

@@ -28,7 +28,9 @@ from starlette.routing import Route
 from support import secret, serve_asgi
 
 from mcp_webtools.cli import commands as cli
+from mcp_webtools.errors import ApiUnavailable
 from mcp_webtools.hamsa import register as hamsa
+from mcp_webtools.hamsa.cli import exit_code
 from mcp_webtools.hamsa.register import CREATE_PATH
 from mcp_webtools.loading import load_definitions
 
@@ -110,7 +112,10 @@ def test_payload_without_token_says_the_tool_has_no_auth(run_cli):
     assert err == "note: no --token-env: the tool is registered without auth; the server must not require a token\n"
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8000/mcp", "http://[::1]/mcp", "http://127.0.0.2/mcp"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://localhost:8000/mcp", "http://[::1]/mcp", "http://127.0.0.2/mcp", "http://127.1/mcp", "http://ip6-localhost/mcp"],
+)
 def test_plain_http_is_accepted_for_loopback(run_cli, url):
     code, out, _ = run_cli("hamsa", "payload", "--url", url)
     assert (code, json.loads(out)["toolSettings"]["serverUrl"]) == (0, url)
@@ -320,9 +325,9 @@ async def test_register_transport_failures(monkeypatch, error, message):
     monkeypatch.setattr(httpx2.AsyncClient, "send", fail)
     payload = hamsa.build_payload(hamsa.McpToolSpec("https://mcp.example.com/mcp"), {})
     target = hamsa.api_target("https://api.example.com", "HAMSA_API_KEY", {"HAMSA_API_KEY": API_KEY}, 5)
-    with pytest.raises(hamsa.ApiUnavailable) as raised:
+    with pytest.raises(ApiUnavailable) as raised:
         await hamsa.register(payload, target)
-    assert (str(raised.value), raised.value.exit_code) == (message, 3)
+    assert (str(raised.value), exit_code(raised.value)) == (message, 3)
 
 
 @pytest.mark.anyio

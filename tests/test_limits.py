@@ -7,6 +7,7 @@ the tests can say exactly how many requests it held at once and which calls were
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, Recorded, Reply, Upstream, hamsa_tool, serve_asgi, write_tools
 
-from mcp_webtools.limits import BoundedLimiter, Busy, CallLimits, InFlightCalls, ShuttingDown
+from mcp_webtools.cli.options import limit_options
+from mcp_webtools.errors import Busy, ShuttingDown
+from mcp_webtools.limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, BoundedLimiter, CallLimits, InFlightCalls
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools
 from mcp_webtools.serving.server import WebTools
@@ -370,3 +373,15 @@ async def test_time_in_the_queue_counts_against_the_tools_timeout(upstream, gate
     assert set(timed_out.meta["mcp-webtools/http"]) == {"elapsedMs"}
     assert calls.texts() == {"slow 1": '{"n":1}'}
     assert gate.seen == [("/slow", 1)]  # the queued call never reached the upstream
+
+
+def test_the_concurrency_defaults_have_one_home():
+    """limits.py's constants are what CallLimits, ServerOptions and the CLI use (the help: test_cli.py)."""
+    defaults = (DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE)
+    limits = CallLimits()
+    assert (limits.global_limiter.limit, limits.max_waiting) == defaults
+    assert (ServerOptions().max_concurrency, ServerOptions().max_queue) == defaults
+    parser = argparse.ArgumentParser()
+    limit_options(parser)
+    parsed = parser.parse_args([])
+    assert (parsed.max_concurrency, parsed.max_queue) == defaults

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from support import REPO
 
-from mcp_webtools.loading import ConfigErrors, LoadResult, load_definitions
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import LoadResult, load_definitions
 
 
 def tool(name: str, **extra: Any) -> dict[str, Any]:
@@ -199,6 +200,24 @@ def test_a_host_from_a_url_variable_is_hidden_in_egress_errors(tmp_path: Path) -
         f"1 config error:\n  - {path}: tool 'Lookup': field `url`: plain http:// to '***' is refused; use https://, "
         "or set `allowHttp: true` on the tool (or --allow-http) if the network path is trusted"
     )
+
+
+def test_a_loopback_host_from_a_url_variable_is_not_hidden_but_a_lookalike_name_is(tmp_path: Path) -> None:
+    """Loopback is egress.py's definition: masking it would garble every local URL in the logs."""
+    environ = {
+        "SHORT": "http://127.1:8080",
+        "NAMED": "http://localhost.localdomain:8080",
+        "MAPPED": "http://[::ffff:127.0.0.1]:8080",
+        "LOOKALIKE": "https://127.0.0.1.example.com",
+    }
+    tools = [tool(name.title(), url=f"${{{name}}}/x") for name in environ]
+    definitions = load(write(tmp_path / "t.json", tools), environ=environ).definitions
+    assert {d.name: d.secrets for d in definitions} == {
+        "Short": {"http://127.1:8080"},
+        "Named": {"http://localhost.localdomain:8080"},
+        "Mapped": {"http://[::ffff:127.0.0.1]:8080"},
+        "Lookalike": {"https://127.0.0.1.example.com", "127.0.0.1.example.com"},
+    }
 
 
 def test_env_value_overrides_the_default(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ from typing import Any
 import mcp_types as types
 import pytest
 
+from mcp_webtools.errors import ConfigErrors, OutputMismatch
 from mcp_webtools.executor import UpstreamResponse
-from mcp_webtools.loading import ConfigErrors, load_definitions
+from mcp_webtools.loading import load_definitions
 from mcp_webtools.redaction import Redactor
 from mcp_webtools.results import META_HTTP, response_result
-from mcp_webtools.shaping.projection import OutputMismatch, ResponseShaping, check_output_schema, response_shaping
+from mcp_webtools.shaping.projection import ResponseShaping, check_output_schema, response_shaping
 
 
 def shape(body: Any, *fields: str, status: int = 200, **settings: Any) -> Any:

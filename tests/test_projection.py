@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_webtools.shaping.projection import NO_BODY, PathError, ResponseShaping, format_path, parse_path
+from mcp_webtools.errors import PathError
+from mcp_webtools.shaping.projection import NO_BODY, ResponseShaping, format_path, parse_path
 
 # The guide's "Response Handling" example, and the variables it says are auto-created.
 GUIDE = {

@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from support import Recorded, Upstream, hamsa_tool, serve_asgi, write_tools
 
-from mcp_webtools.loading import MAX_CONFIG_FILE_BYTES, ConfigErrors, load_definitions
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import MAX_CONFIG_FILE_BYTES, load_definitions
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
 from mcp_webtools.serving.server import PreparedCall, WebTools

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from mcp_webtools.redaction import MASK, MIN_SECRET_LENGTH, RedactingFilter, Redactor, secret_header_values
+from mcp_webtools.redaction import (
+    MASK,
+    MIN_SECRET_LENGTH,
+    RedactingFilter,
+    Redactor,
+    configured_secrets,
+    secret_header_values,
+)
 
 TOKEN = "sk_live_a/b+c d"
 
@@ -99,6 +106,17 @@ def test_redact_cut_masks_a_secret_cut_at_the_end():
 )
 def test_secret_header_values(headers, secrets):
     assert secret_header_values(headers) == secrets
+
+
+def test_configured_secrets_are_the_environment_values_the_token_and_the_secret_headers():
+    headers = [("Accept", "application/json"), ("X-Api-Key", "key-123456"), ("X-Tenant", "${TENANT}")]
+    assert configured_secrets("Bearer tok-123456", headers, {"acme-tenant"}) == {
+        "Bearer tok-123456",
+        "key-123456",
+        "${TENANT}",
+        "acme-tenant",
+    }
+    assert configured_secrets(None, [("Content-Type", "text/csv")]) == set()
 
 
 @pytest.fixture

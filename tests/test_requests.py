@@ -11,8 +11,9 @@ import httpx2
 import pytest
 
 from mcp_webtools.definitions import ToolDefinition
+from mcp_webtools.errors import RequestBuildError
 from mcp_webtools.loading import load_definitions
-from mcp_webtools.requests import USER_AGENT, RequestBuildError, RequestTemplate, build_request
+from mcp_webtools.requests import USER_AGENT, RequestTemplate, build_request
 
 BASE = "https://api.example.com:8443"
 ANY_PROPS = {"type": "object", "properties": {"id": {}, "part": {}, "q": {}}}

@@ -29,7 +29,8 @@ from support import (
 )
 
 from mcp_webtools.egress import EgressPolicy
-from mcp_webtools.loading import ConfigErrors, load_definitions
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import load_definitions
 from mcp_webtools.serving.runtime import load_toolset
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import anyio
 
 from .. import __version__
+from ..errors import ConfigErrors
 from ..hamsa.cli import add_hamsa_commands
-from ..loading import ConfigErrors
 from ..observe.logformat import LOG_FORMATS
 from ..observe.telemetry import configure_tracing
 from ..serving.http_app import HttpSettings, bind_host_allowance

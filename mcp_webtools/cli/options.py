@@ -11,6 +11,7 @@ import os
 
 from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES
+from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..serving.http_app import DEFAULT_MAX_BODY_BYTES
 from ..serving.runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
@@ -85,14 +86,16 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_SHUTDOWN_GRACE,
         metavar="SECONDS",
-        help="on SIGTERM, how long in-flight calls may finish before they are cancelled (default 8)",
+        help="on SIGTERM, how long in-flight calls may finish before they are cancelled "
+        f"(default {DEFAULT_SHUTDOWN_GRACE:g})",
     )
     parser.add_argument(
         "--max-inbound-bytes",
         type=positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="N",
-        help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes (default 4 MiB)",
+        help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes "
+        f"(default {_mib(DEFAULT_MAX_BODY_BYTES)})",
     )
 
 
@@ -103,28 +106,31 @@ def limit_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=DEFAULT_MAX_RESPONSE_BYTES,
         metavar="N",
-        help="stop reading an upstream body after N bytes (default 1 MiB; per tool: maxResponseBytes)",
+        help=f"stop reading an upstream body after N bytes (default {_mib(DEFAULT_MAX_RESPONSE_BYTES)}; "
+        "per tool: maxResponseBytes)",
     )
     group.add_argument(
         "--max-request-bytes",
         type=positive_int,
         default=DEFAULT_MAX_REQUEST_BYTES,
         metavar="N",
-        help="refuse calls whose request body would exceed N bytes (default 1 MiB; per tool: maxRequestBytes)",
+        help=f"refuse calls whose request body would exceed N bytes (default {_mib(DEFAULT_MAX_REQUEST_BYTES)}; "
+        "per tool: maxRequestBytes)",
     )
     group.add_argument(
         "--max-concurrency",
         type=positive_int,
-        default=64,
+        default=DEFAULT_MAX_CONCURRENCY,
         metavar="N",
-        help="upstream calls in flight at once, all tools together (default 64; per tool: maxConcurrency)",
+        help=f"upstream calls in flight at once, all tools together (default {DEFAULT_MAX_CONCURRENCY}; "
+        "per tool: maxConcurrency)",
     )
     group.add_argument(
         "--max-queue",
         type=non_negative_int,
-        default=256,
+        default=DEFAULT_MAX_QUEUE,
         metavar="N",
-        help="calls that may wait for a slot; past that: a 'busy, try again' tool error (default 256)",
+        help=f"calls that may wait for a slot; past that: a 'busy, try again' tool error (default {DEFAULT_MAX_QUEUE})",
     )
 
 
@@ -197,3 +203,8 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
     return value
+
+
+def _mib(size: int) -> str:
+    """A default size as its help text says it: `1 MiB`."""
+    return f"{size / 2**20:g} MiB"

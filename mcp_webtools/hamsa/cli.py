@@ -12,10 +12,22 @@ from pathlib import Path
 
 import anyio
 
+from ..errors import ApiRefused, ApiUnavailable, HamsaError, UnusableAnswer, UsageError
 from . import importer
 from . import register as registration
 
-__all__ = ["add_hamsa_commands"]
+__all__ = ["EXIT_CODES", "add_hamsa_commands", "exit_code"]
+
+# What a failed `hamsa` command returns, so a script can tell a mistake of its own (2) from an
+# outage worth retrying (3) and from an answer that leaves the outcome unknown (4). The most
+# specific class listed wins; any other `HamsaError` returns 1.
+EXIT_CODES: dict[type[HamsaError], int] = {
+    HamsaError: 1,
+    UsageError: 2,
+    ApiRefused: 1,
+    ApiUnavailable: 3,
+    UnusableAnswer: 4,
+}
 
 
 def add_hamsa_commands(commands: argparse._SubParsersAction, *, default_config: str) -> None:
@@ -75,11 +87,16 @@ def _hamsa_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[arg
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except registration.HamsaError as exc:
+        except HamsaError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return exc.exit_code
+            return exit_code(exc)
 
     return run
+
+
+def exit_code(error: HamsaError) -> int:
+    """What the command returns after `error` (see `EXIT_CODES`)."""
+    return next(EXIT_CODES[cls] for cls in type(error).__mro__ if cls in EXIT_CODES)
 
 
 def _hamsa_payload_of(args: argparse.Namespace, *, redact: bool = False) -> registration.Payload:

@@ -17,19 +17,18 @@ from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from ..definitions import MCP_NAME_RULE, slugify, with_required_placeholders
-from ..loading import ENV_REFERENCE, ConfigErrors, load_definitions
+from ..errors import ConfigErrors, HamsaError, ShapeError
+from ..loading import ENV_REFERENCE, load_definitions
 from ..redaction import Redactor, secret_header_values
 from ..shapes import (
     EXTENSION_FIELDS,
     HAMSA_RECORD_KEYS,
     SETTINGS_KEYS,
-    ShapeError,
     entries_in_document,
     params_schema,
     path_defaults,
     unwrapped,
 )
-from .register import HamsaError
 
 __all__ = ["EnvVar", "ImportResult", "import_tools", "read_export"]
 

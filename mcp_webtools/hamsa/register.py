@@ -8,7 +8,6 @@ them."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -19,20 +18,16 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .. import __version__
-from ..egress import LOOPBACK_NAMES
+from ..egress import is_loopback_host
+from ..errors import ApiRefused, ApiUnavailable, UnusableAnswer, UsageError
 from ..redaction import MASK, Redactor
 from ..requests import authorization_value
 
 __all__ = [
-    "ApiRefused",
     "ApiTarget",
-    "ApiUnavailable",
     "Created",
-    "HamsaError",
     "McpToolSpec",
     "Payload",
-    "UnusableAnswer",
-    "UsageError",
     "api_target",
     "build_payload",
     "register",
@@ -48,36 +43,6 @@ DEFAULT_TIMEOUT_SECONDS = 30
 MAX_TIMEOUT_SECONDS = 3600
 MAX_API_MESSAGE_CHARS = 500
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class HamsaError(Exception):
-    """A failure to tell the user in one message; `exit_code` is what the command returns."""
-
-    exit_code = 1
-
-
-class UsageError(HamsaError):
-    """A bad option or a missing environment variable: nothing was sent or written."""
-
-    exit_code = 2
-
-
-class ApiRefused(HamsaError):
-    """The API answered 4xx (or a redirect): fix the key or the payload; retrying as is will not help."""
-
-    exit_code = 1
-
-
-class ApiUnavailable(HamsaError):
-    """No usable answer: timeout, connection failure, 429 or 5xx. Worth trying again later."""
-
-    exit_code = 3
-
-
-class UnusableAnswer(HamsaError):
-    """A 2xx whose body is not the expected envelope; the tool may have been created."""
-
-    exit_code = 4
 
 
 # --- payload -------------------------------------------------------------------------------
@@ -139,18 +104,9 @@ def check_url(url: str, option: str) -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
     except ValueError:
         raise UsageError(f"{option} has an invalid port") from None
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise UsageError(f"{option} must use https:// (plain http:// is allowed only to localhost/127.0.0.1/::1)")
     return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def read_secret(environ: Mapping[str, str], name: str, option: str) -> str:

@@ -24,7 +24,7 @@ from .audit import CallRecord
 __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "UNAUTHORIZED_REASONS", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-# From 1 ms (a refused or cached call) to 60 s (the longest sensible tool timeout), roughly x2.5 apart.
+# From 1 ms (a call refused before it was sent) to 60 s (the longest sensible tool timeout), roughly x2.5 apart.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Why the bearer-token guard refused a request (http_app.BearerTokenGuard says what each means).
 UNAUTHORIZED_REASONS = ("missing", "scheme", "overlong", "wrong")

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from ..executor import UpstreamError, UpstreamResponse
+from ..errors import SendError
+from ..executor import UpstreamResponse
 from ..redaction import Redactor
 from .audit import CallRecord
 
@@ -70,7 +71,7 @@ async def traced_send(
     ) as span:
         try:
             response = await send
-        except UpstreamError as exc:
+        except SendError as exc:
             _finish(span, status=None, attempts=exc.attempts, error=exc)
             raise
         _finish(span, status=response.status, attempts=response.attempts)

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..egress import LOOPBACK_HOSTS
 from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
@@ -55,7 +56,6 @@ __all__ = [
     "transport_security",
 ]
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 # Probes must work without the token; /metrics too only with `metrics_public` (it names every tool).
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})

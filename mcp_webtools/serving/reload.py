@@ -28,7 +28,8 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
-from ..loading import ConfigError, ConfigErrors, config_files
+from ..errors import ConfigErrors
+from ..loading import ConfigProblem, config_files
 from ..toolset import Toolset
 from .server import WebTools
 
@@ -53,9 +54,9 @@ class ReloadOutcome:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
-    errors: tuple[ConfigError, ...] = ()
+    errors: tuple[ConfigProblem, ...] = ()
     notified: bool = False  # whether clients were sent tools/list_changed
-    warnings: tuple[ConfigError, ...] = ()  # of the set just loaded (already redacted), when it loaded
+    warnings: tuple[ConfigProblem, ...] = ()  # of the set just loaded (already redacted), when it loaded
 
     @property
     def swapped(self) -> bool:
@@ -120,12 +121,12 @@ class ConfigWatcher:
             sha.update(f"{error}\0".encode("utf-8", "surrogateescape"))
         return sha.hexdigest()
 
-    def files(self) -> tuple[list[Path], list[ConfigError]]:
+    def files(self) -> tuple[list[Path], list[ConfigProblem]]:
         """The config files the loader would read now (`config_files`), and what is missing."""
         try:
             return config_files(self.paths)
         except OSError as exc:  # e.g. a folder removed between two calls the loader makes
-            return [], [ConfigError(str(exc.filename or "config"), f"cannot be read: {exc.strerror}")]
+            return [], [ConfigProblem(str(exc.filename or "config"), f"cannot be read: {exc.strerror}")]
 
 
 def _stat(path: Path) -> tuple[object, ...]:
@@ -203,7 +204,7 @@ class Reloader:
             return ReloadOutcome(trigger, ok=False, tools=len(current), errors=tuple(exc.errors))
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not stop the server
             logger.exception("config reload (%s) failed unexpectedly", trigger)
-            error = ConfigError("config", f"unexpected error while loading: {type(exc).__name__}")
+            error = ConfigProblem("config", f"unexpected error while loading: {type(exc).__name__}")
             return ReloadOutcome(trigger, ok=False, tools=len(current), errors=(error,))
         old_names = {tool.name for tool in current}
         new_names = {tool.name for tool in new}

@@ -19,7 +19,7 @@ from sse_starlette.sse import AppStatus
 
 from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
-from ..limits import CallLimits
+from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, CallLimits
 from ..loading import LoadResult, load_definitions
 from ..observe.logformat import formatter_for
 from ..redaction import RedactingFilter, Redactor
@@ -88,8 +88,8 @@ class ServerOptions:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     egress: EgressPolicy = field(default_factory=EgressPolicy)
-    max_concurrency: int = 64
-    max_queue: int = 256
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    max_queue: int = DEFAULT_MAX_QUEUE
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
     # Task-style calls for 2026-07-28 clients that declare the tasks extension (tasks.py).
     tasks: bool = False

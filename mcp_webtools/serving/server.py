@@ -21,15 +21,15 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import __version__
-from ..arguments import ArgumentError
-from ..executor import AttemptCount, Executor, UpstreamError, UpstreamResponse, UpstreamTimeout
-from ..limits import Busy, CallLimits, InFlightCalls, ShuttingDown
+from ..errors import ArgumentError, Busy, RequestBuildError, SendError, ShuttingDown, UpstreamTimeout
+from ..executor import AttemptCount, Executor, UpstreamResponse
+from ..limits import CallLimits, InFlightCalls
 from ..observe.audit import CallRecord, log_call
 from ..observe.client_logs import set_level, spoken_sender
 from ..observe.metrics import Metrics
 from ..observe.telemetry import annotate_call, traced_send
 from ..redaction import Redactor
-from ..requests import OutboundRequest, RequestBuildError, build_request
+from ..requests import OutboundRequest, build_request
 from ..results import answer_outcome, error_result, response_result
 from ..toolset import PreparedTool, Toolset
 from ..voice import SendProgress
@@ -228,7 +228,7 @@ class WebTools:
                         outcome = answer_outcome(response, result)
                 except Busy as exc:
                     failure = f"busy, try again shortly ({exc})"
-                except UpstreamError as exc:
+                except SendError as exc:
                     failure = str(exc)
                     outcome = "timeout" if isinstance(exc, UpstreamTimeout) else "upstream_error"
             if shutdown_scope.cancelled_caught:

@@ -27,7 +27,6 @@ __all__ = [
     "STATUS_KEY",
     "TRUNCATED_KEY",
     "TRUNCATION_SCHEMA",
-    "OutputMismatch",
     "OutputSchema",
     "check_output_schema",
 ]
@@ -60,10 +59,6 @@ TRUNCATION_SCHEMA: dict[str, Any] = {
         },
     },
 }
-
-
-class OutputMismatch(Exception):
-    """The shaped result does not match the tool's `outputSchema`; `str()` says why, for the model."""
 
 
 class OutputSchema:

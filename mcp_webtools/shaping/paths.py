@@ -13,14 +13,12 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["Path", "PathError", "Segment", "format_path", "parse_path"]
+from ..errors import PathError
+
+__all__ = ["Path", "Segment", "format_path", "parse_path"]
 
 Segment = str | int | None  # an object key, a list index (negative counts from the end), or None for [*]
 Path = tuple[Segment, ...]
-
-
-class PathError(ValueError):
-    """A `responseFields` entry is not a path."""
 
 
 _PLAIN_KEY = re.compile(r'[^.\[\]"\s\x00-\x1f\x7f]+')

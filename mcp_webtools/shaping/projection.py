@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from ..errors import OutputMismatch
 from .output_schema import (
     DATA_KEY,
     RESERVED_KEYS,
     STATUS_KEY,
     TRUNCATED_KEY,
-    OutputMismatch,
     OutputSchema,
     check_output_schema,
 )
-from .paths import Path, PathError, Segment, format_path, parse_path
+from .paths import Path, Segment, format_path, parse_path
 
 __all__ = [
     "DATA_KEY",
@@ -47,8 +47,6 @@ __all__ = [
     "RESERVED_KEYS",
     "STATUS_KEY",
     "TRUNCATED_KEY",
-    "OutputMismatch",
-    "PathError",
     "ResponseShaping",
     "Shaped",
     "check_output_schema",

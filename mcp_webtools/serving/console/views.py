@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ...loading import ConfigError
+from ...loading import ConfigProblem
 from ...redaction import MASK, NON_SECRET_HEADERS
 from ...requests import BODY_METHODS, authorization_value
 from ...toolset import PreparedTool, Toolset
@@ -93,7 +93,7 @@ def _shown_header(name: str, value: str) -> str:
     return MASK
 
 
-def error_view(error: ConfigError) -> dict[str, Any]:
+def error_view(error: ConfigProblem) -> dict[str, Any]:
     return {"file": error.file, "tool": error.tool, "field": error.field, "message": error.message, "text": str(error)}
 
 
