@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import PathError
+from .errors import PathError, SchemaProblems
 from .metaschema import schema_errors
 from .retries import RetryPolicy
 from .shaping.projection import (
@@ -50,15 +50,6 @@ PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 JSON_SCHEMA_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
-
-
-class SchemaProblems(ValueError):
-    """`params` is not a valid JSON Schema: every problem, as `(path in the schema, message)` pairs."""
-
-    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
-        self.problems = problems
-        where = "; ".join(f"at {'/'.join(map(str, path))}: {text}" if path else text for path, text in problems)
-        super().__init__(f"is not a valid JSON Schema: {where}")
 
 
 def _schema_problem(error: jsonschema.ValidationError) -> str:

@@ -4,7 +4,8 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 ├── ConfigErrors                the configuration cannot be served; `.errors` lists every problem found
 ├── DefinitionError             part of one tool definition cannot be read (the loader lists it in ConfigErrors)
 │   ├── ShapeError              an entry is no shape we read; `.field` says where
-│   └── PathError               a `responseFields` entry is not a path
+│   ├── PathError               a `responseFields` entry is not a path
+│   └── SchemaProblems          `params` is no valid JSON Schema; `.problems` (also a ValueError)
 ├── EgressDenied                the egress policy refuses a destination (at connect time: an UpstreamError)
 ├── InvalidArguments            the call's arguments cannot make a request; nothing was sent
 │   ├── ArgumentError           they do not satisfy the tool's inputSchema; `.problems`
@@ -19,6 +20,7 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 │       ├── UpstreamUnreachable     no connection (transient; it was not received)
 │       └── UpstreamConnectionLost  broken mid-exchange (transient; it may have been received)
 ├── OutputMismatch              the shaped answer does not match the tool's outputSchema
+├── Refusal                     an inbound message is no JSON-RPC request we handle; `.code`, `.message`, `.id`
 └── HamsaError                  a `hamsa` command failed; the message is the whole story for the user
     ├── UsageError              a bad option or a missing environment variable: nothing sent or written
     ├── ApiRefused              4xx or a redirect: retrying as is will not help
@@ -56,7 +58,9 @@ __all__ = [
     "OutputMismatch",
     "PathError",
     "RequestBuildError",
+    "Refusal",
     "RequestNotSent",
+    "SchemaProblems",
     "SendError",
     "ShapeError",
     "ShuttingDown",
@@ -93,6 +97,32 @@ class ConfigErrors(WebToolsError):
 
 class DefinitionError(WebToolsError):
     """One part of one tool definition cannot be read; the loader reports it as a `ConfigProblem`."""
+
+
+class SchemaProblems(DefinitionError, ValueError):
+    """`params` is not a valid JSON Schema: every problem, as `(path in the schema, message)` pairs.
+
+    Also a `ValueError`, because it is raised inside a pydantic validator, which reports only those.
+    """
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        self.problems = problems
+        where = "; ".join(f"at {'/'.join(map(str, path))}: {text}" if path else text for path, text in problems)
+        super().__init__(f"is not a valid JSON Schema: {where}")
+
+
+class Refusal(WebToolsError):
+    """An inbound message the server answers with a JSON-RPC error (`code`, `message`) instead of handling.
+
+    `id` is the request's id when one could be read, else None (sent as `"id": null`). The answer
+    itself is built by `serving/jsonrpc_input.py`.
+    """
+
+    def __init__(self, code: int, message: str, id: str | int | None = None) -> None:
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.message = message
+        self.id = id
 
 
 class ShapeError(DefinitionError):

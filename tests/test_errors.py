@@ -68,7 +68,10 @@ def test_the_drawn_tree_is_the_class_tree():
         for name in errors.__all__
         for cls in [getattr(errors, name)]
     }
-    assert all(len(getattr(errors, name).__bases__) == 1 for name in errors.__all__)
+    # One base in the tree; a second may only be a built-in (SchemaProblems is a ValueError for pydantic).
+    assert all(
+        all(base.__module__ == "builtins" for base in getattr(errors, name).__bases__[1:]) for name in errors.__all__
+    )
     assert drawn_tree() == actual
 
 

@@ -41,7 +41,7 @@ from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
 from .console import Console
-from .jsonrpc_input import Refusal, read_message
+from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
 from .server import CLIENT_GONE, HangUp, WebTools
@@ -303,7 +303,7 @@ class JsonRpcBodyCheck:
                 "%s: answered %s", request_line(scope), refusal,
                 extra={"event": "protocol_error", "client": client_address(scope)},
             )  # fmt: skip
-            await Response(refusal.answer_json(), 400, media_type="application/json")(scope, replay, send)
+            await Response(answer_json(refusal), 400, media_type="application/json")(scope, replay, send)
             return
         await self.app(scope, replay, send)
 

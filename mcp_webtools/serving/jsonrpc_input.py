@@ -19,36 +19,28 @@ once for the stdio transport and for HTTP bodies (`http_app.JsonRpcBodyCheck`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
 import pydantic_core
 from pydantic import ValidationError
 
-__all__ = ["Refusal", "read_message"]
+from ..errors import Refusal
+
+__all__ = ["Refusal", "answer", "answer_json", "read_message"]
 
 logger = logging.getLogger("mcp_webtools.protocol")
 
 
-@dataclass(eq=False)  # not frozen: Python sets attributes on exceptions it raises (__traceback__)
-class Refusal(Exception):
-    """A message the server answers with a JSON-RPC error instead of handling it."""
+def answer(refusal: Refusal) -> types.JSONRPCError:
+    """The JSON-RPC error owed for `refusal`."""
+    error = types.ErrorData(code=refusal.code, message=refusal.message)
+    return types.JSONRPCError(jsonrpc="2.0", id=refusal.id, error=error)
 
-    code: int
-    message: str
-    id: types.RequestId | None = None
 
-    def answer(self) -> types.JSONRPCError:
-        error = types.ErrorData(code=self.code, message=self.message)
-        return types.JSONRPCError(jsonrpc="2.0", id=self.id, error=error)
-
-    def answer_json(self) -> bytes:
-        """The answer as one JSON text (with `"id": null` when no id could be read)."""
-        return self.answer().model_dump_json(by_alias=True, exclude_unset=True).encode()
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.message}"
+def answer_json(refusal: Refusal) -> bytes:
+    """The answer as one JSON text (with `"id": null` when no id could be read)."""
+    return answer(refusal).model_dump_json(by_alias=True, exclude_unset=True).encode()
 
 
 def read_message(data: str | bytes) -> types.JSONRPCMessage:

@@ -38,7 +38,7 @@ from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
 from ..observe.logcap import CappedLog
-from .jsonrpc_input import Refusal, read_message
+from .jsonrpc_input import Refusal, answer, read_message
 from .jsonrpc_input import logger as protocol_logger
 
 __all__ = ["stdio_streams"]
@@ -144,7 +144,7 @@ async def _session_streams(lines: Lines, write_line: WriteLine) -> AsyncIterator
                         message = read_message(text)
                     except Refusal as refusal:
                         refusals.warning("stdio: answered %s", refusal, extra={"event": "protocol_error"})
-                        await answer_stream.send(SessionMessage(refusal.answer()))
+                        await answer_stream.send(SessionMessage(answer(refusal)))
                         continue
                     if isinstance(message, types.JSONRPCRequest):
                         unanswered.add(message.id)
