@@ -243,8 +243,8 @@ def test_config_errors_and_warnings_never_show_a_configured_secret(tmp_path, cap
         load_definitions([path], {"API_HOST": "Internal-API.Example"}, policy)
     assert raised.value.describe().splitlines() == [
         "2 config errors:",
-        f"  - {path}: tool 'Bad Schema': field `[0].params`: "
-        "is not a valid JSON Schema at properties/key/enum: '***' is not of type 'array'",
+        f"  - {path}: tool 'Bad Schema': field `[0].params.properties.key.enum`: "
+        "is not valid JSON Schema: '***' is not of type 'array'",
         f"  - {path}: tool 'Env Host': field `[1].toolSettings.serverUrl`: "
         "host '***' is not in the allowed upstream hosts",
     ]
