@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, quote, quote_plus
 import anyio
 import anyio.abc
 import httpx2
+import mcp_types as types
 import uvicorn
 import yaml
 from mcp import Client, StdioServerParameters
@@ -200,6 +201,19 @@ class HoldingUpstream:
             await send({"type": "http.response.body", "body": b'{"released": true}'})
             self.outcome[path] = "answered"
         self._done[path].set()
+
+
+def held_tools(directory: Path, url: str, *names: str) -> Path:
+    """GET tools for a `HoldingUpstream` at `url`, one per name (`Finish` calls `{url}/finish`), with no
+    retries (one call, one upstream request) and a timeout the tests never reach."""
+    tools = [{**hamsa_tool(name, f"{url}/{name.lower()}", timeOut=60), "retry": {"retries": 0}} for name in names]
+    return write_tools(directory, tools)
+
+
+def text_of(result: types.CallToolResult) -> str:
+    """The text of a result that has exactly one text block."""
+    assert len(result.content) == 1 and isinstance(result.content[0], types.TextContent), result.content
+    return result.content[0].text
 
 
 async def answer_lifespan(receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:

@@ -34,7 +34,7 @@ from mcp_webtools.runtime import load_toolset
 
 pytestmark = pytest.mark.anyio
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent  # conftest.py and support.py
 PYTHON = Path(sys.executable).name
 TOKEN = "Token sk/live+1 é"  # a scheme, a slash, a plus, a space and a non-ASCII letter
 

@@ -30,9 +30,11 @@ from support import (
     TRANSPORTS,
     ServerProcess,
     hamsa_tool,
+    held_tools,
     http_server_process,
     mcp_client,
     serve_asgi,
+    text_of,
     write_tools,
 )
 
@@ -48,16 +50,6 @@ BOUND = 30  # seconds: every wait below is bounded, so a broken guarantee fails 
 def tool(name: str, url: str, **settings: object) -> dict:
     """A Hamsa-shaped tool without retries (`retry` is one of our top-level extension settings)."""
     return {**hamsa_tool(name, url, **settings), "retry": {"retries": 0}}
-
-
-def held_tools(tmp_path: Path, url: str, *names: str) -> Path:
-    # No retries: one call, one upstream request.
-    return write_tools(tmp_path, [tool(name, f"{url}/{name.lower()}", timeOut=60) for name in names])
-
-
-def text_of(result: types.CallToolResult) -> str:
-    assert len(result.content) == 1 and isinstance(result.content[0], types.TextContent), result.content
-    return result.content[0].text
 
 
 # -- graceful shutdown of `mcp-webtools serve --transport http` -----------------------------------
