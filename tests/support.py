@@ -390,9 +390,9 @@ async def http_server_process(config: Path, *flags: str, bound: float = 60) -> A
 
 # Any value containing this is a secret by convention, registered or not.
 SECRET_MARK = "-never-shown-"
-# The server cannot hide shorter values (README, "Secrets"), so they are not test secrets either.
+# The server cannot hide shorter values (docs/configuration.md, "Secrets"), so they are not test secrets either.
 MIN_SECRET_CHARS = 4
-# Header values that are protocol settings, not credentials (the README's list, kept independently
+# Header values that are protocol settings, not credentials (docs/configuration.md's list, kept independently
 # of the server's so that the scan checks the server rather than repeating it).
 PROTOCOL_HEADERS = frozenset(
     {"accept", "accept-encoding", "accept-language", "cache-control", "content-language", "content-type", "user-agent"}
@@ -557,7 +557,7 @@ def secret(value: str) -> str:
 
 
 def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set[str]:
-    """What a config document makes secret, as the README defines it: every `authToken` and every
+    """What a config document makes secret, as docs/configuration.md defines it: every `authToken` and every
     non-protocol header value (as the server will read them, `${...}` filled in from `environ`,
     default: the process environment), and the value of every `${NAME}` it references that
     `environ` sets. `${...}` text itself is not a secret, nor is the default of a
