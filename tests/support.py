@@ -20,6 +20,7 @@ import codecs
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import threading
@@ -201,6 +202,20 @@ class HoldingUpstream:
             await send({"type": "http.response.body", "body": b'{"released": true}'})
             self.outcome[path] = "answered"
         self._done[path].set()
+
+
+async def run_pytest_session(directory: Path, files: Mapping[str, str], *args: str) -> tuple[int, str]:
+    """A pytest session in a new `directory` holding this suite's harness (conftest.py, support.py) and
+    `files` (name -> text), run with `args`; its exit code and its output."""
+    directory.mkdir()
+    for name in ("conftest.py", "support.py"):
+        shutil.copy(Path(__file__).with_name(name), directory / name)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    with anyio.fail_after(120):
+        done = await anyio.run_process(argv, cwd=directory, check=False)
+    return done.returncode, done.stdout.decode()
 
 
 def held_tools(directory: Path, url: str, *names: str) -> Path:

@@ -155,6 +155,7 @@ async def run_module(*argv: str, env: dict[str, str] | None = None) -> tuple[int
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
+@pytest.mark.e2e
 @pytest.mark.anyio
 async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
     upstream.reply_json("GET", "/broken", {"detail": "down for maintenance"}, status=503)
@@ -283,6 +284,7 @@ def test_serve_http_builds_settings_from_flags_and_env(run_cli, tmp_path, monkey
     ]  # fmt: skip
 
 
+@pytest.mark.e2e
 @pytest.mark.anyio
 async def test_stdio_serve_writes_only_mcp_messages_to_stdout(upstream: Upstream, tmp_path):
     upstream.reply_json("GET", "/broken", {"detail": "down"}, status=500)

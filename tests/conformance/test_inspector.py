@@ -24,7 +24,7 @@ from support import REPO, SCANNER, Upstream, hamsa_tool, secret, serve_asgi, wri
 from mcp_webtools.http_app import HttpSettings, build_http_app
 from mcp_webtools.runtime import open_webtools
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 INSPECTOR = "@modelcontextprotocol/inspector"
 ISSUES = 5  # the Inspector's exit code for an isError result (and for an unknown tool)

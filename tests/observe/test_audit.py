@@ -331,6 +331,7 @@ def test_the_outcomes_are_a_small_documented_set():
 # -- JSON lines over stdio ------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_json_log_lines_over_stdio_carry_the_audit_record_and_no_secret(upstream, tmp_path):
     upstream.reply_json("GET", f"/v1/{KEY}/orders/42", {"order": 42})
     config = tools_config(tmp_path, upstream.url)

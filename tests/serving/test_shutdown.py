@@ -84,6 +84,7 @@ def refuses_connections(url: str) -> bool:
     return False
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("transport", "era"), [("http", "legacy"), ("http", "auto"), ("sse", "legacy")])
 async def test_sigterm_lets_calls_finish_then_cancels_the_rest(holding, tmp_path, transport, era):
     upstream, url = holding
@@ -138,6 +139,7 @@ async def test_sigterm_lets_calls_finish_then_cancels_the_rest(holding, tmp_path
         assert "Traceback" not in server.log
 
 
+@pytest.mark.e2e
 async def test_idle_legacy_streams_do_not_hold_up_shutdown(holding, tmp_path):
     """A legacy client keeps a GET stream open for as long as it is connected; shutdown must not wait for it."""
     upstream, url = holding
@@ -159,6 +161,7 @@ async def test_idle_legacy_streams_do_not_hold_up_shutdown(holding, tmp_path):
         assert upstream.outcome == {"/finish": "answered"}
 
 
+@pytest.mark.e2e
 async def test_a_second_signal_cuts_the_grace_period_short(holding, tmp_path):
     upstream, url = holding
     held_tools(tmp_path, url, "Stuck")
@@ -289,6 +292,7 @@ async def test_request_bodies_over_the_limit_get_413(tmp_path, path, at_limit_an
         assert at_limit.status_code == status and reason in at_limit.text
 
 
+@pytest.mark.e2e
 async def test_max_inbound_bytes_flag(tmp_path):
     config = write_tools(tmp_path, [tool("Any", "http://127.0.0.1:9/any")])
     async with serve_subprocess(config, "--max-inbound-bytes", "2048") as server:
