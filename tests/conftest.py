@@ -16,12 +16,20 @@ Everything the server printed or returned reaches `support.SCANNER`:
 
 At the end of the session the scan's report is printed, and the session fails if any known secret
 value was shown.
+
+Tests that start a process carry the `e2e` marker, so `pytest -m "not e2e"` is a loop without
+processes (docs/development.md). A test parametrized with the "stdio" transport is marked here,
+since `mcp_client("stdio", ...)` starts `python -m mcp_webtools`; every other one is marked in its
+file. The marking is checked as the tests run: a test that starts a process (any
+`subprocess.Popen`, fork or spawn, seen through Python's audit events) without the marker fails.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +68,59 @@ async def upstream() -> AsyncIterator[Upstream]:
     async with serve_asgi(app) as url:
         app.url = url
         yield app
+
+
+# --- e2e: the tests that start processes -------------------------------------------------------------
+
+# Audit events (https://docs.python.org/3/library/audit_events.html) raised when a process starts.
+_PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.system"})
+_running: list[pytest.Item] = []  # the test whose setup, call or teardown runs now
+_started: dict[str, list[str]] = {}  # test id -> the processes it started
+
+
+def _note_process(event: str, args: tuple[Any, ...]) -> None:
+    if event in _PROCESS_EVENTS and _running:
+        program = os.path.basename(str(args[0])) if event != "os.fork" and args else ""
+        _started.setdefault(_running[-1].nodeid, []).append(f"{event} {program}".strip())
+
+
+sys.addaudithook(_note_process)  # for the life of the process: audit hooks cannot be removed
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and any(_over_stdio(value) for value in callspec.params.values()):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _over_stdio(parameter: Any) -> bool:
+    """`"stdio"`, or a combination such as `("stdio", "legacy")` (one fixture parameter for both)."""
+    return parameter == "stdio" or (isinstance(parameter, tuple) and "stdio" in parameter)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    _running.append(item)
+    try:
+        yield
+    finally:
+        _running.remove(item)
+        _started.pop(item.nodeid, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    started = _started.pop(item.nodeid, None)
+    if started and report.passed and item.get_closest_marker("e2e") is None:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} started a process in its {call.when} ({', '.join(sorted(set(started)))}) "
+            "but is not marked e2e: add @pytest.mark.e2e, so that `pytest -m 'not e2e'` starts none"
+        )
 
 
 # --- the secrets scan ----------------------------------------------------------------------------

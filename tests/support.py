@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote, quote_plus
 import anyio
 import anyio.abc
 import httpx2
+import mcp_types as types
 import pytest
 import uvicorn
 import yaml
@@ -246,6 +247,33 @@ class HoldingUpstream:
             await send({"type": "http.response.body", "body": b'{"released": true}'})
             self.outcome[path] = "answered"
         self._done[path].set()
+
+
+async def run_pytest_session(directory: Path, files: Mapping[str, str], *args: str) -> tuple[int, str]:
+    """A pytest session in a new `directory` holding this suite's harness (conftest.py, support.py) and
+    `files` (name -> text), run with `args`; its exit code and its output."""
+    directory.mkdir()
+    for name in ("conftest.py", "support.py"):
+        shutil.copy(Path(__file__).with_name(name), directory / name)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+    with anyio.fail_after(120):
+        done = await anyio.run_process(argv, cwd=directory, check=False)
+    return done.returncode, done.stdout.decode()
+
+
+def held_tools(directory: Path, url: str, *names: str) -> Path:
+    """GET tools for a `HoldingUpstream` at `url`, one per name (`Finish` calls `{url}/finish`), with no
+    retries (one call, one upstream request) and a timeout the tests never reach."""
+    tools = [{**hamsa_tool(name, f"{url}/{name.lower()}", timeOut=60), "retry": {"retries": 0}} for name in names]
+    return write_tools(directory, tools)
+
+
+def text_of(result: types.CallToolResult) -> str:
+    """The text of a result that has exactly one text block."""
+    assert len(result.content) == 1 and isinstance(result.content[0], types.TextContent), result.content
+    return result.content[0].text
 
 
 async def answer_lifespan(receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
@@ -500,9 +528,9 @@ async def nginx_proxy(directory: Path, server: str, http: str = "", bound: float
 
 # Any value containing this is a secret by convention, registered or not.
 SECRET_MARK = "-never-shown-"
-# The server cannot hide shorter values (README, "Secrets"), so they are not test secrets either.
+# The server cannot hide shorter values (docs/configuration.md, "Secrets"), so they are not test secrets either.
 MIN_SECRET_CHARS = 4
-# Header values that are protocol settings, not credentials (the README's list, kept independently
+# Header values that are protocol settings, not credentials (docs/configuration.md's list, kept independently
 # of the server's so that the scan checks the server rather than repeating it).
 PROTOCOL_HEADERS = frozenset(
     {"accept", "accept-encoding", "accept-language", "cache-control", "content-language", "content-type", "user-agent"}
@@ -667,7 +695,7 @@ def secret(value: str) -> str:
 
 
 def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set[str]:
-    """What a config document makes secret, as the README defines it: every `authToken` and every
+    """What a config document makes secret, as docs/configuration.md defines it: every `authToken` and every
     non-protocol header value (as the server will read them, `${...}` filled in from `environ`,
     default: the process environment), and the value of every `${NAME}` it references that
     `environ` sets. `${...}` text itself is not a secret, nor is the default of a

@@ -11,7 +11,8 @@ each on a free loopback port, waits until both answer, then runs
 and exits with the suite's status: non-zero on any unexpected failure or any baseline entry that
 now passes (a stale entry). Node 22 and the package come from `--node`/`--conformance`, else from
 $MCP_WEBTOOLS_NODE and $MCP_WEBTOOLS_NODE_MODULES (what .ci/run sets up), else from `.tools/node22`
-and `.tools/mcp` in the clone (README, "Conformance"), else `npx -y @modelcontextprotocol/conformance@0.1.16`.
+and `.tools/mcp` in the clone (docs/development.md, "Conformance"), else
+`npx -y @modelcontextprotocol/conformance@0.1.16`.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def suite_command(node: str | None, conformance: str | None) -> list[str]:
     node = node or os.environ.get("MCP_WEBTOOLS_NODE")
     modules = os.environ.get("MCP_WEBTOOLS_NODE_MODULES")
     if node is None and modules is None and (LOCAL_MODULES / PACKAGE).is_dir() and LOCAL_NODE.is_file():
-        node, modules = str(LOCAL_NODE), str(LOCAL_MODULES)  # the README's local layout
+        node, modules = str(LOCAL_NODE), str(LOCAL_MODULES)  # the local layout of docs/development.md
     if conformance is None and modules:
         conformance = str(Path(modules) / PACKAGE / "dist" / "index.js")
     if conformance is not None:

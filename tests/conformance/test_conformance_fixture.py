@@ -1,6 +1,6 @@
 """The conformance fixture (tests/conformance/) stays honest without Node: the baseline lists only
 out-of-scope scenarios, each with a reason, and the fixture tools load and answer as the suite
-expects. The suite itself runs in CI through tests/conformance/run.py (README, "Conformance").
+expects. The suite itself runs in CI through tests/conformance/run.py (docs/development.md, "Conformance").
 """
 
 from __future__ import annotations

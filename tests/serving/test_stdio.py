@@ -72,6 +72,7 @@ def serve_logged(config: Path, *, data: bytes | None = None, stdin: object = Non
     return [json.loads(line) for line in done.stdout.splitlines()], done.stderr.decode()
 
 
+@pytest.mark.e2e
 def test_piped_input_that_ends_at_once_gets_every_answer_the_same_as_from_a_file(tmp_path: Path) -> None:
     params = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     config = write_tools(tmp_path, [hamsa_tool("Get Item", "http://127.0.0.1:9/item", params=params)])

@@ -26,7 +26,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import ERAS, TRANSPORTS, Recorded, Reply, hamsa_tool, mcp_client, serve_asgi, write_tools
-from test_faults_more import RawRequest, RawUpstream, answer, response_head, serve_raw, text_of, with_settings
+from test_executor_wire_faults import RawRequest, RawUpstream, answer, response_head, serve_raw, text_of, with_settings
 
 from mcp_webtools.retries import RetryPolicy, parse_retry_after
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app

@@ -23,10 +23,11 @@ from support import (
     Reply,
     Upstream,
     hamsa_tool,
+    held_tools,
     mcp_client,
+    text_of,
     write_tools,
 )
-from test_shutdown import held_tools, text_of
 
 from mcp_webtools.definitions import ToolDefinition
 from mcp_webtools.toolset import Toolset

@@ -243,6 +243,7 @@ def write_tools_configmap(rendered: list[dict[str, Any]], directory: Path) -> Pa
     return directory
 
 
+@pytest.mark.e2e
 @pytest.mark.anyio
 async def test_the_server_starts_as_the_deployment_starts_it(rendered, tmp_path):
     """The Deployment's args and environment, on loopback: probes answer, the Service's Host is accepted."""
@@ -305,6 +306,7 @@ def test_compose_replicas_sit_behind_the_proxy():
     assert "proxy_buffering off;" in nginx and "proxy_http_version 1.1;" in nginx
 
 
+@pytest.mark.e2e
 def test_nginx_accepts_the_proxy_config(tmp_path):
     nginx = nginx_binary()
     # The replicas' names only resolve inside compose's network: point them at loopback.
@@ -321,6 +323,7 @@ def test_nginx_accepts_the_proxy_config(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.anyio
 async def test_mcp_clients_work_through_the_compose_proxy(upstream, tmp_path):
     """deploy/compose/nginx.conf in front of three --stateless replicas, as compose runs them, on loopback."""

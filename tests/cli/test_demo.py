@@ -23,7 +23,7 @@ from support import REPO
 
 from mcp_webtools.demo.api import CUSTOMERS, ORDERS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 # The demo must find config/ and its own defaults, whatever the caller's environment says.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("DEMO_API_URL", "DEMO_API_TOKEN", "MCP_WEBTOOLS_CONFIG")}

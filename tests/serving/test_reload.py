@@ -31,7 +31,7 @@ from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.subscriptions import ToolsListChanged
 from support import REPO, Recorded, Reply, hamsa_tool, register_config_secrets, write_tools
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 BOUND = 30  # seconds: the most any wait here may take before the test fails
 INTERVAL = "0.1"

@@ -30,9 +30,11 @@ from support import (
     TRANSPORTS,
     ServerProcess,
     hamsa_tool,
+    held_tools,
     http_server_process,
     mcp_client,
     serve_asgi,
+    text_of,
     write_tools,
 )
 
@@ -48,16 +50,6 @@ BOUND = 30  # seconds: every wait below is bounded, so a broken guarantee fails 
 def tool(name: str, url: str, **settings: object) -> dict:
     """A Hamsa-shaped tool without retries (`retry` is one of our top-level extension settings)."""
     return {**hamsa_tool(name, url, **settings), "retry": {"retries": 0}}
-
-
-def held_tools(tmp_path: Path, url: str, *names: str) -> Path:
-    # No retries: one call, one upstream request.
-    return write_tools(tmp_path, [tool(name, f"{url}/{name.lower()}", timeOut=60) for name in names])
-
-
-def text_of(result: types.CallToolResult) -> str:
-    assert len(result.content) == 1 and isinstance(result.content[0], types.TextContent), result.content
-    return result.content[0].text
 
 
 # -- graceful shutdown of `mcp-webtools serve --transport http` -----------------------------------
@@ -92,6 +84,7 @@ def refuses_connections(url: str) -> bool:
     return False
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("transport", "era"), [("http", "legacy"), ("http", "auto"), ("sse", "legacy")])
 async def test_sigterm_lets_calls_finish_then_cancels_the_rest(holding, tmp_path, transport, era):
     upstream, url = holding
@@ -146,6 +139,7 @@ async def test_sigterm_lets_calls_finish_then_cancels_the_rest(holding, tmp_path
         assert "Traceback" not in server.log
 
 
+@pytest.mark.e2e
 async def test_idle_legacy_streams_do_not_hold_up_shutdown(holding, tmp_path):
     """A legacy client keeps a GET stream open for as long as it is connected; shutdown must not wait for it."""
     upstream, url = holding
@@ -167,6 +161,7 @@ async def test_idle_legacy_streams_do_not_hold_up_shutdown(holding, tmp_path):
         assert upstream.outcome == {"/finish": "answered"}
 
 
+@pytest.mark.e2e
 async def test_a_second_signal_cuts_the_grace_period_short(holding, tmp_path):
     upstream, url = holding
     held_tools(tmp_path, url, "Stuck")
@@ -297,6 +292,7 @@ async def test_request_bodies_over_the_limit_get_413(tmp_path, path, at_limit_an
         assert at_limit.status_code == status and reason in at_limit.text
 
 
+@pytest.mark.e2e
 async def test_max_inbound_bytes_flag(tmp_path):
     config = write_tools(tmp_path, [tool("Any", "http://127.0.0.1:9/any")])
     async with serve_subprocess(config, "--max-inbound-bytes", "2048") as server:

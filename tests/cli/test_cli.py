@@ -150,6 +150,7 @@ def test_config_comes_from_env_when_no_path_is_given(run_cli, tmp_path, monkeypa
 # -- call -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.anyio
 async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
     upstream.reply_json("GET", "/broken", {"detail": "down for maintenance"}, status=503)
@@ -296,6 +297,7 @@ def test_serve_http_builds_settings_from_flags_and_env(run_cli, tmp_path, monkey
     ]  # fmt: skip
 
 
+@pytest.mark.e2e
 @pytest.mark.anyio
 async def test_stdio_serve_writes_only_mcp_messages_to_stdout(upstream: Upstream, tmp_path):
     upstream.reply_json("GET", "/broken", {"detail": "down"}, status=500)

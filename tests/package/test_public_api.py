@@ -65,6 +65,7 @@ def test_an_unknown_name_is_an_attribute_error_and_dir_lists_the_public_ones():
     assert set(PUBLIC) <= set(dir(mcp_webtools))
 
 
+@pytest.mark.e2e
 def test_importing_the_package_loads_only_the_errors_until_a_name_is_used():
     """`import mcp_webtools` must stay cheap: the version and the errors, none of the server's imports."""
     script = (

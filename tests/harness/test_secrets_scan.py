@@ -8,7 +8,6 @@ session; whole sessions that fail are run in a subprocess.
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from support import (
     Upstream,
     hamsa_tool,
     mcp_client,
+    run_pytest_session,
     tool_secrets,
     write_tools,
 )
@@ -35,7 +35,6 @@ from mcp_webtools.serving.runtime import load_toolset
 
 pytestmark = pytest.mark.anyio
 
-TESTS = Path(__file__).resolve().parent
 PYTHON = Path(sys.executable).name
 TOKEN = "Token sk/live+1 é"  # a scheme, a slash, a plus, a space and a non-ASCII letter
 
@@ -212,6 +211,7 @@ def test_output_read_through_capsys_is_scanned(capsys):
     assert [(leak.channel, leak.source) for leak in leaks] == [("output", "capsys out"), ("output", "capsys err")]
 
 
+@pytest.mark.e2e
 async def test_output_of_server_processes_is_scanned(tmp_path):
     config = write_tools(tmp_path, hamsa_tool("Listed", f"https://api.example/x?note=p{SECRET_MARK}1"))
     argv = [sys.executable, "-m", "mcp_webtools", "list", str(config)]
@@ -273,17 +273,11 @@ def test_clean():
 
 async def run_inner_session(directory: Path, *args: str) -> tuple[int, list[str]]:
     """A pytest session with this suite's harness; its exit code and its secrets-scan lines."""
-    directory.mkdir()
-    for name in ("conftest.py", "support.py"):
-        shutil.copy(TESTS / name, directory / name)
-    (directory / "test_inner.py").write_text(INNER_TESTS)
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inner.py", *args]
-    with anyio.fail_after(120):
-        done = await anyio.run_process(argv, cwd=directory, check=False)
-    output = done.stdout.decode()
-    return done.returncode, [line for line in output.splitlines() if line.startswith(("secrets scan", "  test_"))]
+    code, output = await run_pytest_session(directory, {"test_inner.py": INNER_TESTS}, "test_inner.py", *args)
+    return code, [line for line in output.splitlines() if line.startswith(("secrets scan", "  test_"))]
 
 
+@pytest.mark.e2e
 async def test_a_session_that_shows_a_secret_fails_and_says_where(tmp_path):
     results: dict[str, tuple[int, list[str]]] = {}
 

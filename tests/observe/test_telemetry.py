@@ -66,6 +66,7 @@ async def serve(config: Path, environ: dict[str, str]) -> AsyncIterator[tuple[Se
             tg.cancel_scope.cancel()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("era", ["legacy", "auto"])
 async def test_one_span_per_call_with_the_upstream_request_as_its_child(upstream, tmp_path, era):
     upstream.reply_json("GET", f"/v1/{KEY}/items/5", {"item": 5})

@@ -3,7 +3,7 @@ against mcp-webtools over stdio and over Streamable HTTP with a bearer token.
 
 Needs Node >= 22.19 and the Inspector package: `$MCP_WEBTOOLS_NODE` (the node binary) and
 `$MCP_WEBTOOLS_NODE_MODULES` (a node_modules folder holding `@modelcontextprotocol/inspector`),
-as .ci/run sets them up; else `.tools/node22` and `.tools/mcp` in the clone (README,
+as .ci/run sets them up; else `.tools/node22` and `.tools/mcp` in the clone (docs/development.md,
 "Conformance"). Without them the tests skip, except where `$MCP_WEBTOOLS_REQUIRE_NODE=1` (CI):
 there they fail.
 """
@@ -24,7 +24,7 @@ from support import REPO, SCANNER, Upstream, hamsa_tool, secret, serve_asgi, wri
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 INSPECTOR = "@modelcontextprotocol/inspector"
 ISSUES = 5  # the Inspector's exit code for an isError result (and for an unknown tool)

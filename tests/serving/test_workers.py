@@ -39,6 +39,8 @@ from mcp_webtools.serving import workers
 
 BOUND = 60  # seconds: every wait is bounded, so a broken guarantee fails instead of hanging
 
+pytestmark = pytest.mark.e2e  # every test starts `mcp-webtools serve` processes
+
 
 def running(config: Path, *flags: str) -> AbstractAsyncContextManager[ServerProcess]:
     # Stopped with SIGTERM at the end, so workers are not left behind (then killed: the workers
