@@ -409,7 +409,7 @@ async def main(args: argparse.Namespace) -> None:
             if "Traceback" in line or " ERROR " in line
         ]
     table = report(rows, startups)
-    stamp = datetime.datetime.now(datetime.timezone.utc)
+    stamp = datetime.datetime.now(datetime.UTC)
     header = (
         f"mcp-webtools compare, {stamp:%Y-%m-%d %H:%M} UTC, {info['host']} ({info['cpus']} CPUs, {info['cpu']}), "
         f"Python {info['python']}, mcp {info['mcp']}, FastMCP {info['fastmcp']}; "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,5 +75,5 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return float(max(0, math.ceil((when - (now or datetime.now(timezone.utc))).total_seconds())))
+        when = when.replace(tzinfo=UTC)
+    return float(max(0, math.ceil((when - (now or datetime.now(UTC))).total_seconds())))

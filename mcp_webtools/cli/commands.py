@@ -18,6 +18,7 @@ from ..hamsa.cli import add_hamsa_commands
 from ..observe.logformat import LOG_FORMATS
 from ..observe.telemetry import configure_tracing
 from ..serving.http_app import HttpSettings, bind_host_allowance
+from ..serving.listening import ListenError, listen
 from ..serving.reload import DEFAULT_WATCH_INTERVAL
 from ..serving.runtime import (
     configure_logging,
@@ -29,7 +30,7 @@ from ..serving.runtime import (
     serve_stdio,
 )
 from ..serving.server import PreparedCall
-from ..serving.workers import run_workers, worker_socket
+from ..serving.workers import run_workers, worker_sockets
 from .options import (
     DEFAULT_CONFIG,
     config_option,
@@ -37,6 +38,7 @@ from .options import (
     egress_options,
     http_options,
     limit_options,
+    port_number,
     positive_float,
     server_options,
 )
@@ -61,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigErrors as exc:
         print(exc.describe(), file=sys.stderr)
         return 1
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception:
@@ -75,23 +80,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve HTTP web tools (Hamsa FUNCTION tool definitions) as MCP tools.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=LOG_LEVELS,
-        default=os.environ.get("MCP_WEBTOOLS_LOG_LEVEL", "INFO").upper(),
-        help="default INFO (or $MCP_WEBTOOLS_LOG_LEVEL)",
-    )
-    parser.add_argument(
-        "--log-format",
-        type=str.lower,
-        choices=LOG_FORMATS,
-        default=os.environ.get("MCP_WEBTOOLS_LOG_FORMAT", "text").lower(),
-        help="text (readable) or json (one object per line); default text (or $MCP_WEBTOOLS_LOG_FORMAT)",
-    )
+    _global_options(parser, defaults=True)
+    # The same options after the command (`serve --log-format json`), listed in each command's --help.
+    # Their defaults there are SUPPRESS: a default set by a sub-command would overwrite a value
+    # given before it (`--log-level DEBUG serve`), as argparse copies every sub-command attribute.
+    everywhere = argparse.ArgumentParser(add_help=False)
+    _global_options(everywhere, defaults=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = functools.partial(commands.add_parser, parents=[everywhere])
 
-    serve = commands.add_parser("serve", help="run the MCP server over stdio or Streamable HTTP")
+    serve = command("serve", help="run the MCP server over stdio or Streamable HTTP")
     config_option(serve)
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default stdio")
     http_options(serve)
@@ -117,17 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    validate = commands.add_parser("validate", help="check tool definitions; exit 1 listing every error")
+    validate = command("validate", help="check tool definitions; exit 1 listing every error")
     validate.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
     egress_options(validate)
     validate.set_defaults(handler=_validate)
 
-    listing = commands.add_parser("list", help="show MCP names, methods and URL templates")
+    listing = command("list", help="show MCP names, methods and URL templates")
     listing.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
     egress_options(listing)
     listing.set_defaults(handler=_list)
 
-    call = commands.add_parser("call", help="run one tool call and print the MCP result as JSON")
+    call = command("call", help="run one tool call and print the MCP result as JSON")
     call.add_argument("tool", help="the MCP tool name (see `mcp-webtools list`)")
     call.add_argument("--args", default="{}", metavar="JSON", help="the arguments as a JSON object")
     config_option(call)
@@ -136,17 +134,33 @@ def _parser() -> argparse.ArgumentParser:
     egress_options(call)
     call.set_defaults(handler=_call)
 
-    demo = commands.add_parser("demo", help="start a sample API and the MCP server over HTTP, wired together")
+    demo = command("demo", help="start a sample API and the MCP server over HTTP, wired together")
     config_option(demo)
     demo.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000, help="MCP server port (default 8000)")
-    demo.add_argument("--api-port", type=int, default=8900, help="sample API port (default 8900)")
+    demo.add_argument("--port", type=port_number, default=8000, help="MCP server port (default 8000)")
+    demo.add_argument("--api-port", type=port_number, default=8900, help="sample API port (default 8900)")
     demo.add_argument(
         "--ui", action=argparse.BooleanOptionalAction, default=True, help="the web console at /ui (default: on)"
     )
     demo.set_defaults(handler=_demo)
-    add_hamsa_commands(commands, default_config=DEFAULT_CONFIG)
+    add_hamsa_commands(commands, default_config=DEFAULT_CONFIG, parents=[everywhere])
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    group = parser.add_argument_group("global options (before or after the command)")
+    for option, convert, choices, variable, default, described in (
+        ("--log-level", str.upper, LOG_LEVELS, "MCP_WEBTOOLS_LOG_LEVEL", "INFO", "default INFO"),
+        ("--log-format", str.lower, LOG_FORMATS, "MCP_WEBTOOLS_LOG_FORMAT", "text",
+         "text (readable) or json (one object per line); default text"),
+    ):  # fmt: skip
+        group.add_argument(
+            option,
+            type=convert,
+            choices=choices,
+            default=convert(os.environ.get(variable, default)) if defaults else argparse.SUPPRESS,
+            help=f"{described} (or ${variable})",
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -155,8 +169,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.ui and args.transport != "http":
         print("--ui needs --transport http (the console is a web page served next to /mcp)", file=sys.stderr)
         return 2
-    inherited = worker_socket()  # set when this process is one of `--workers N`
-    if args.workers > 1 and inherited is None:
+    sockets = worker_sockets()  # set when this process is one of `--workers N`
+    if args.workers > 1 and sockets is None:
         if args.transport != "http":
             print("--workers needs --transport http", file=sys.stderr)
             return 2
@@ -167,8 +181,11 @@ def _serve(args: argparse.Namespace) -> int:
         if args.tasks:
             print("--workers cannot be combined with --tasks (task handles live in one process)", file=sys.stderr)
             return 2
+        sockets = listen(args.host, args.port)  # first: a port in use is one line, before anything is logged
         load_toolset(config_paths(args), options=options)  # config errors print once, before any worker starts
-        return run_workers(args.workers, args.host, args.port, args.argv)
+        return run_workers(args.workers, sockets, args.argv)
+    if args.transport == "http" and sockets is None:
+        sockets = listen(args.host, args.port)  # as above
     paths = config_paths(args)
     webtools = open_webtools(paths, options=options)
     reloader = open_reloader(webtools, paths, options=options, watch=args.watch, interval=args.watch_interval)
@@ -189,7 +206,7 @@ def _serve(args: argparse.Namespace) -> int:
             functools.partial(
                 serve_http,
                 shutdown_grace_seconds=options.shutdown_grace_seconds,
-                sockets=[inherited] if inherited else None,
+                sockets=sockets,
                 reloader=reloader,
             ),
             webtools,

@@ -7,6 +7,7 @@ arguments into what `runtime` takes.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from ..egress import EgressPolicy
@@ -23,7 +24,9 @@ __all__ = [
     "egress_options",
     "http_options",
     "limit_options",
+    "non_negative_float",
     "non_negative_int",
+    "port_number",
     "positive_float",
     "positive_int",
     "server_options",
@@ -43,7 +46,7 @@ def config_option(parser: argparse.ArgumentParser) -> None:
 
 def http_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument("--port", type=port_number, default=8000, help="HTTP port (default 8000; 0: any free port)")
     parser.add_argument(
         "--auth-token",
         default=os.environ.get("MCP_WEBTOOLS_AUTH_TOKEN"),
@@ -83,7 +86,7 @@ def http_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shutdown-grace",
-        type=float,
+        type=non_negative_float,
         default=DEFAULT_SHUTDOWN_GRACE,
         metavar="SECONDS",
         help="on SIGTERM, how long in-flight calls may finish before they are cancelled "
@@ -184,24 +187,56 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
     )
 
 
+# Value types for numeric options: a number that makes no sense there (a negative grace, port
+# 99999) is a usage error (exit 2) naming the option, not a crash or a silent misbehaviour later.
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def port_number(text: str) -> int:
+    value = _int_at_least(text, 0)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port number from 0 to 65535, not {value}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
+    value = _finite_float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
     return value
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
+def non_negative_float(text: str) -> float:
+    value = _finite_float(text)
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
     return value
 
 

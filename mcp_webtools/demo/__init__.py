@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import anyio
 import uvicorn
 
 from ..serving.http_app import WILDCARD_HOSTS, HttpSettings, bind_host_allowance
+from ..serving.listening import listen
 from ..serving.runtime import open_reloader, open_webtools, start_http
 from .api import DEFAULT_DEMO_TOKEN, create_demo_api
 
@@ -19,10 +21,26 @@ __all__ = ["DEFAULT_API_PORT", "run_demo"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_API_PORT = 8900
+# The Inspector version the tests drive (tests/test_inspector.py, .ci/run): an unpinned `npx -y`
+# may run an old cached copy (one that refused --header).
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
 
 async def run_demo(config_paths: list[str], host: str, port: int, api_port: int, ui: bool = True) -> int:
-    """Serve until interrupted; 1 when a server cannot start (e.g. its port is taken)."""
+    """Serve until interrupted; 1 when a server cannot start.
+
+    Raises `ListenError` when a port is taken (a demo already running, say), before anything starts.
+    """
+    # Both ports first, so a taken one is a single line naming the option to change (listening.py).
+    api_sockets = listen("127.0.0.1", api_port, port_option="--api-port")
+    try:
+        mcp_sockets = listen(host, port)
+    except BaseException:
+        for sock in api_sockets:
+            sock.close()
+        raise
+    # The ports bound (port 0 picks a free one), for DEMO_API_URL and the instructions.
+    api_port, port = (sockets[0].getsockname()[1] for sockets in (api_sockets, mcp_sockets))
     # config/ points at `${DEMO_API_URL:-http://127.0.0.1:8900}`; only a non-default port needs the variable.
     if api_port != DEFAULT_API_PORT and "DEMO_API_URL" not in os.environ:
         os.environ["DEMO_API_URL"] = f"http://127.0.0.1:{api_port}"
@@ -35,18 +53,18 @@ async def run_demo(config_paths: list[str], host: str, port: int, api_port: int,
     mcp = start_http(webtools, host, port, settings, reloader=reloader)
     failed: list[str] = []
 
-    async def serve(server: uvicorn.Server, what: str) -> None:
+    async def serve(server: uvicorn.Server, sockets: list[socket.socket], what: str) -> None:
         try:
-            await server.serve()
+            await server.serve(sockets)
         except SystemExit:
-            # uvicorn exits at start-up when it cannot bind, after logging why. Without both
-            # halves the demo is useless, so stop the other one too instead of half-running.
+            # uvicorn exits at start-up when its app fails to start, after logging why. Without
+            # both halves the demo is useless, so stop the other one too instead of half-running.
             failed.append(what)
             api.should_exit = mcp.should_exit = True
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(serve, api, f"the sample API on port {api_port} (change it with --api-port)")
-        tg.start_soon(serve, mcp, f"the MCP server on port {port} (change it with --port)")
+        tg.start_soon(serve, api, api_sockets, "the sample API")
+        tg.start_soon(serve, mcp, mcp_sockets, "the MCP server")
         # uvicorn offers no start-up event, so watch its flag.
         while not (api.started and mcp.started) and not failed:
             await anyio.sleep(0.05)
@@ -83,8 +101,8 @@ mcp-webtools demo is running.
   tools      : {", ".join(tools)}   (edit the config: reloaded and announced to clients)
 
 Try it with the MCP Inspector (Node 22+):
-  npx -y @modelcontextprotocol/inspector --cli {url} --method tools/list
-  npx -y @modelcontextprotocol/inspector --cli {url} --method tools/call \\
+  npx -y {INSPECTOR} --cli {url} --method tools/list
+  npx -y {INSPECTOR} --cli {url} --method tools/call \\
       --tool-name get_order_status --tool-arg orderId=ORD-12345
 
 Or from the command line, without MCP:
@@ -94,6 +112,5 @@ Claude Desktop (claude_desktop_config.json), over stdio:
   {desktop}
 
 Press Ctrl+C to stop.""",
-        file=sys.stderr,
-        flush=True,
+        flush=True,  # stdout: what the user asked for; the log goes on stderr
     )

@@ -7,7 +7,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -30,15 +30,21 @@ EXIT_CODES: dict[type[HamsaError], int] = {
 }
 
 
-def add_hamsa_commands(commands: argparse._SubParsersAction, *, default_config: str) -> None:
-    group = commands.add_parser("hamsa", help="register this server in Hamsa, or import tools exported from it")
-    actions = group.add_subparsers(dest="hamsa_command", required=True, metavar="ACTION")
+def add_hamsa_commands(
+    commands: argparse._SubParsersAction, *, default_config: str, parents: Sequence[argparse.ArgumentParser] = ()
+) -> None:
+    """`parents`: options every command takes (the global ones), given to `hamsa` and to each action."""
+    group = commands.add_parser(
+        "hamsa", parents=parents, help="register this server in Hamsa, or import tools exported from it"
+    )
+    subparsers = group.add_subparsers(dest="hamsa_command", required=True, metavar="ACTION")
+    action = functools.partial(subparsers.add_parser, parents=parents)
     # allow_abbrev=False: `--token <value>` must not pass as `--token-env`; secrets never go on the command line.
-    payload = actions.add_parser("payload", allow_abbrev=False, help="print the body that registers the server")
+    payload = action("payload", allow_abbrev=False, help="print the body that registers the server")
     _mcp_tool_options(payload)
     payload.add_argument("--redact", action="store_true", help="print *** in place of the token")
     payload.set_defaults(handler=_hamsa_payload)
-    register = actions.add_parser("register", allow_abbrev=False, help="create the MCP web tool via the Hamsa API")
+    register = action("register", allow_abbrev=False, help="create the MCP web tool via the Hamsa API")
     _mcp_tool_options(register)
     register.add_argument(
         "--api-key-env", default=registration.DEFAULT_API_KEY_ENV, metavar="NAME", help="env var with the Hamsa API key"
@@ -46,7 +52,7 @@ def add_hamsa_commands(commands: argparse._SubParsersAction, *, default_config: 
     register.add_argument("--base-url", help=f"default ${registration.BASE_URL_ENV} or {registration.DEFAULT_BASE_URL}")
     register.add_argument("--api-timeout", type=float, default=30.0, metavar="SECONDS", help="default 30")
     register.set_defaults(handler=_hamsa_register)
-    importer = actions.add_parser("import", help="write config files from an exported Hamsa tool list")
+    importer = action("import", help="write config files from an exported Hamsa tool list")
     importer.add_argument("source", metavar="FILE", help="the export (JSON); - reads stdin")
     importer.add_argument("--out", default=default_config, metavar="DIR", help=f"default {default_config}/")
     importer.add_argument("--force", action="store_true", help="overwrite existing files")

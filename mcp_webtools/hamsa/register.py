@@ -43,6 +43,8 @@ DEFAULT_TIMEOUT_SECONDS = 30
 MAX_TIMEOUT_SECONDS = 3600
 MAX_API_MESSAGE_CHARS = 500
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# How variable names are written by convention; another unset name may be a secret given by mistake.
+CONVENTIONAL_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 # --- payload -------------------------------------------------------------------------------
@@ -110,10 +112,26 @@ def check_url(url: str, option: str) -> str:
 
 
 def read_secret(environ: Mapping[str, str], name: str, option: str) -> str:
+    """The value of the environment variable `name`. A `name` that may be a secret is never echoed.
+
+    `--token-env "$MCP_WEBTOOLS_AUTH_TOKEN"` passes the token itself: it is named back only when
+    it looks like an environment variable's name (capitals, digits, _) and is no variable's value.
+    """
     if not ENV_NAME.match(name):
         raise UsageError(f"{option} takes the NAME of an environment variable (letters, digits, _), not a value")
     value = environ.get(name, "")
     if not value.strip():
+        holders = sorted(var for var, held in environ.items() if held.strip() and held.strip() == name)
+        if holders:
+            raise UsageError(
+                f"{option} takes the NAME of an environment variable, not its value: "
+                f"pass {option} {holders[0]} (without the $)"
+            )
+        if not CONVENTIONAL_ENV_NAME.match(name):
+            raise UsageError(
+                f"{option} takes the NAME of an environment variable (capitals, digits, _), and no variable "
+                "of the name given is set (not shown here, in case it is a value)"
+            )
         raise UsageError(f"environment variable {name} ({option}) is not set or empty")
     if not value.isascii() or any(ch in value for ch in "\r\n\0"):
         raise UsageError(f"environment variable {name} ({option}) holds non-ASCII or CR/LF/NUL characters")

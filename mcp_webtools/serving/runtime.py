@@ -180,6 +180,8 @@ async def serve_stdio(webtools: WebTools, reloader: Reloader | None = None) -> N
         stdio_streams() as (read, write),  # the SDK transport without a thread per message
     ):
         _freeze_startup_objects()
+        # Started by hand, the server would otherwise sit silent; stdout belongs to the protocol.
+        logger.info("serving MCP over stdio: waiting for an MCP client on stdin (Ctrl+C stops)")
         await webtools.server.run(read, write, webtools.server.create_initialization_options())
 
 

@@ -1,9 +1,10 @@
 """Several worker processes answering HTTP on one listening socket (`serve --transport http --workers N`).
 
-The parent binds the socket once, then starts N copies of the very same command line
-(`python -m mcp_webtools serve ...`) that inherit it, as systemd socket activation does: each
-worker loads the config, builds its own `WebTools` and runs the usual `GracefulServer` on that
-socket, and the kernel hands each new connection to one of them. Re-running the command rather
+The parent binds the sockets once (listening.py: one per address `--host` resolves to), then
+starts N copies of the very same command line (`python -m mcp_webtools serve ...`) that inherit
+them, as systemd socket activation does: each worker loads the config, builds its own `WebTools`
+and runs the usual `GracefulServer` on those sockets, and the kernel hands each new connection to
+one of them. Re-running the command rather
 than pickling a server into `multiprocessing` children means every `serve` flag behaves in a
 worker exactly as it does in a single process.
 
@@ -29,13 +30,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["WORKER_FD_ENV", "bind_socket", "run_workers", "worker_socket"]
+__all__ = ["WORKER_FD_ENV", "run_workers", "worker_sockets"]
 
 logger = logging.getLogger("mcp_webtools.workers")
 
-# Set by the parent in each worker's environment: the file descriptor of the listening socket.
+# Set by the parent in each worker's environment: the file descriptors of the listening sockets, comma-separated.
 WORKER_FD_ENV = "MCP_WEBTOOLS_WORKER_FD"
-BACKLOG = 2048  # uvicorn's default
 # A worker that dies this soon after it started counts as failing to start; this many such
 # deaths in a row and the parent stops rather than restart it for ever.
 QUICK_DEATH_SECONDS = 10.0
@@ -45,28 +45,17 @@ STARTUP_FAILURE = 3  # uvicorn's exit status for "could not start"; restarting w
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket the workers can share (port 0: any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(BACKLOG)
-    sock.set_inheritable(True)
-    return sock
-
-
-def worker_socket() -> socket.socket | None:
-    """In a worker: the listening socket the supervisor passed down; elsewhere None.
+def worker_sockets() -> list[socket.socket] | None:
+    """In a worker: the listening sockets the supervisor passed down; elsewhere None.
 
     A worker also stops gracefully (as on SIGTERM) when its supervisor goes away, even killed
     outright: its stdin is a pipe only the supervisor holds open, so it reads end-of-file then.
     """
-    fd = os.environ.pop(WORKER_FD_ENV, None)
-    if not fd:
+    fds = os.environ.pop(WORKER_FD_ENV, None)
+    if not fds:
         return None
     threading.Thread(target=_stop_when_orphaned, name="supervisor-watch", daemon=True).start()
-    return socket.socket(fileno=int(fd))
+    return [socket.socket(fileno=int(fd)) for fd in fds.split(",")]
 
 
 def _stop_when_orphaned() -> None:
@@ -87,12 +76,12 @@ class Worker:
 
 
 class Supervisor:
-    """Keeps `count` workers running `command` on `sock` until told to stop."""
+    """Keeps `count` workers running `command` on `sockets` until told to stop."""
 
-    def __init__(self, count: int, command: Sequence[str], sock: socket.socket) -> None:
+    def __init__(self, count: int, command: Sequence[str], sockets: Sequence[socket.socket]) -> None:
         self.count = count
         self.command = list(command)
-        self.sock = sock
+        self.fds = tuple(sock.fileno() for sock in sockets)
         self.workers: dict[int, Worker] = {}
         # Signal handlers and waiter threads both report here; SimpleQueue.put is safe in a handler.
         self._events: queue.SimpleQueue[tuple[str, int, Worker | None]] = queue.SimpleQueue()
@@ -127,9 +116,9 @@ class Supervisor:
         return self._stop_signals > 0 or self._failed
 
     def _start(self, slot: int) -> None:
-        env = {**os.environ, WORKER_FD_ENV: str(self.sock.fileno())}
-        # stdin: a pipe held open for the worker's life; see `worker_socket`.
-        process = subprocess.Popen(self.command, env=env, pass_fds=(self.sock.fileno(),), stdin=subprocess.PIPE)
+        env = {**os.environ, WORKER_FD_ENV: ",".join(map(str, self.fds))}
+        # stdin: a pipe held open for the worker's life; see `worker_sockets`.
+        process = subprocess.Popen(self.command, env=env, pass_fds=self.fds, stdin=subprocess.PIPE)
         worker = Worker(slot, process, time.monotonic())
         self.workers[slot] = worker
         logger.info("worker %d started [pid %d]", slot, worker.pid)
@@ -203,17 +192,16 @@ def _describe(status: int) -> str:
     return f"exit status {status}"
 
 
-def run_workers(count: int, host: str, port: int, argv: Sequence[str]) -> int:
-    """Serve with `count` workers, each running `mcp-webtools <argv>` on one shared socket; the exit status."""
+def run_workers(count: int, sockets: Sequence[socket.socket], argv: Sequence[str]) -> int:
+    """Serve with `count` workers, each running `mcp-webtools <argv>` on `sockets` (see listening.py); the exit status.
+
+    The sockets are closed on return.
+    """
+    host, port = sockets[0].getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    logger.info("starting %d workers on http://%s:%d/mcp [supervisor pid %d]", count, shown, port, os.getpid())
     try:
-        sock = bind_socket(host, port)
-    except OSError as exc:
-        logger.error("cannot listen on %s port %d: %s", host, port, exc.strerror or exc)
-        return 1
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    logger.info("starting %d workers on http://%s:%d/mcp [supervisor pid %d]", count, shown, bound_port, os.getpid())
-    try:
-        return Supervisor(count, [sys.executable, "-m", "mcp_webtools", *argv], sock).run()
+        return Supervisor(count, [sys.executable, "-m", "mcp_webtools", *argv], sockets).run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -252,6 +253,56 @@ def test_call_usage_errors_exit_2(run_cli, tmp_path, monkeypatch, argv, message)
     assert message in err.splitlines()
 
 
+def test_global_options_go_before_or_after_the_command(monkeypatch):
+    monkeypatch.delenv("MCP_WEBTOOLS_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("MCP_WEBTOOLS_LOG_FORMAT", raising=False)
+
+    def logging_of(*argv: str) -> tuple[str, str]:
+        args = cli._parser().parse_args(argv)
+        return args.log_level, args.log_format
+
+    assert logging_of("serve", "--log-format", "json") == ("INFO", "json")
+    assert logging_of("validate", "--log-level", "debug") == ("DEBUG", "text")
+    assert logging_of("hamsa", "payload", "--url", "https://h/mcp", "--log-level", "ERROR") == ("ERROR", "text")
+    assert logging_of("hamsa", "--log-format", "json", "import", "export.json") == ("INFO", "json")
+    # A sub-command does not put back the default of an option given before it...
+    assert logging_of("--log-format", "json", "serve", "--log-level", "WARNING") == ("WARNING", "json")
+    assert logging_of("--log-level", "DEBUG", "call", "t", "--log-format", "json") == ("DEBUG", "json")
+    assert logging_of("--log-level", "DEBUG", "hamsa", "import", "-") == ("DEBUG", "text")
+    # ...and the one given last wins.
+    assert logging_of("--log-level", "DEBUG", "list", "--log-level", "ERROR") == ("ERROR", "text")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["serve"], ["validate"], ["list"], ["call"], ["demo"], ["hamsa"], ["hamsa", "payload"], ["hamsa", "register"],
+     ["hamsa", "import"]],
+)  # fmt: skip
+def test_every_command_help_lists_the_global_options(capsys, command):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    section = out.split("global options (before or after the command):\n", 1)[1]
+    assert section.startswith("  --log-level {DEBUG,INFO,WARNING,ERROR,CRITICAL}\n")
+    assert "  --log-format {text,json}\n" in section
+
+
+@pytest.mark.anyio
+async def test_log_options_after_serve_take_effect(tmp_path):
+    # The loader warns about an MCP-type entry (WARNING); "loaded N tool(s)" is INFO.
+    config = two_tools(tmp_path)
+    write_tools(tmp_path, {"type": "MCP", "name": "Remote Server", "description": "elsewhere"}, "remote.json")
+    argv = [sys.executable, "-m", "mcp_webtools", "--log-format", "json", "serve", "--config", str(tmp_path)]
+    code, out, err = await serve_stdio_until_eof([*argv, "--log-level", "WARNING"], {"API_KEY": API_KEY})
+    assert (code, out) == (0, "")
+    records = [json.loads(line) for line in err.splitlines()]
+    assert [(r["level"], r["message"]) for r in records] == [
+        ("WARNING", f"{config.parent / 'remote.json'}: tool 'Remote Server': skipped: has `type: \"MCP\"`; "
+         "only FUNCTION tools are served")
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -270,13 +321,46 @@ def test_bad_log_level_is_a_usage_error(monkeypatch, capsys, argv, message):
 # -- serve ----------------------------------------------------------------------------------------
 
 
+async def serve_stdio_until_eof(
+    argv: list[str], env: dict[str, str], until: str | None = None
+) -> tuple[int, str, str]:
+    """Run a stdio server, wait for `until` on its stderr (if given), then end its input:
+    (exit code, stdout, stderr)."""
+    process = await anyio.open_process(argv, cwd=REPO, env={**os.environ, **env})
+    err = b""
+    with anyio.fail_after(60):  # a wedged server fails the test instead of hanging it
+        async with process:
+            if until is not None:
+                while until.encode() not in err:
+                    err += await process.stderr.receive()
+            await process.stdin.aclose()
+            out = b"".join([chunk async for chunk in process.stdout])
+            err += b"".join([chunk async for chunk in process.stderr])
+            code = await process.wait()
+    return code, out.decode(), err.decode()
+
+
+@pytest.mark.anyio
+async def test_stdio_serve_says_on_stderr_that_it_waits_for_a_client(tmp_path):
+    config = two_tools(tmp_path)
+    argv = [sys.executable, "-m", "mcp_webtools", "serve", "--config", str(config)]
+    waiting = "serving MCP over stdio: waiting for an MCP client on stdin (Ctrl+C stops)"
+    # Said before any client speaks: the test sends nothing until it has seen the line.
+    code, out, err = await serve_stdio_until_eof(argv, {"API_KEY": API_KEY}, until=waiting)
+    assert (code, out) == (0, "")
+    assert sum(line.endswith(waiting) for line in err.splitlines()) == 1
+
+
 def test_serve_http_builds_settings_from_flags_and_env(run_cli, tmp_path, monkeypatch):
     seen: list[tuple] = []
+    bound = object()  # what `listen` returned, handed on to serve_http
 
     async def fake_serve_http(webtools, host, port, settings, **options) -> None:
+        assert options["sockets"] is bound
         seen.append((sorted(t.name for t in webtools.toolset), host, port, settings))
 
     monkeypatch.setattr(cli, "serve_http", fake_serve_http)
+    monkeypatch.setattr(cli, "listen", lambda host, port: bound)  # addresses this machine may not have
     monkeypatch.setenv("API_KEY", API_KEY)
     monkeypatch.setenv("MCP_WEBTOOLS_AUTH_TOKEN", "from-env-token")
     monkeypatch.setenv("MCP_WEBTOOLS_ALLOWED_HOSTS", "a.example, b.example")
@@ -364,3 +448,81 @@ def test_serve_help_states_the_defaults_the_code_uses(capsys, monkeypatch):
         "a 'busy, try again' tool error (default 9)",
     ):
         assert said in shown, said
+
+
+# -- start-up failures: one line saying what to change, no traceback ------------------------------
+
+HOST_HINT = "pick one of this machine's addresses with --host, e.g. 127.0.0.1 (0.0.0.0: every interface)"
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+@pytest.mark.anyio
+@pytest.mark.e2e
+@pytest.mark.parametrize("flags", [[], ["--workers", "2", "--stateless"]], ids=["one process", "workers"])
+async def test_a_port_in_use_is_one_line(tmp_path, taken_port, flags):
+    config = write_tools(tmp_path, hamsa_tool("Ping", f"{DEAD_URL}/ping"))
+    argv = ["serve", "--transport", "http", "--port", str(taken_port), *flags, "--config", str(config)]
+    assert await run_module(*argv) == (1, "", f"error: port {taken_port} is in use: pick another with --port\n")
+
+
+@pytest.mark.anyio
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        # Names the resolver refuses itself: no DNS query leaves the machine.
+        ("no-such-host!.invalid", "'no-such-host!.invalid' cannot be resolved (Name or service not known)"),
+        ("a..b", "'a..b' cannot be resolved (not a valid host name)"),
+        ("192.0.2.1", "'192.0.2.1' is not an address of this machine"),  # TEST-NET-1
+    ],
+)
+async def test_a_host_that_cannot_be_listened_on_is_one_line(tmp_path, host, problem):
+    config = write_tools(tmp_path, hamsa_tool("Ping", f"{DEAD_URL}/ping"))
+    for flags in ([], ["--workers", "2", "--stateless"]):
+        argv = ["serve", "--transport", "http", "--host", host, *flags, "--config", str(config)]
+        assert await run_module(*argv) == (1, "", f"error: --host {problem}: {HOST_HINT}\n")
+
+
+@pytest.mark.anyio
+@pytest.mark.e2e
+async def test_an_impossible_port_is_a_usage_error(tmp_path):
+    config = write_tools(tmp_path, hamsa_tool("Ping", f"{DEAD_URL}/ping"))
+    code, out, err = await run_module("serve", "--transport", "http", "--port", "99999", "--config", str(config))
+    assert (code, out) == (2, "")
+    assert err.startswith("usage: mcp-webtools serve ")
+    assert err.endswith("\nmcp-webtools serve: error: argument --port: must be a TCP port number from 0 to 65535, "
+                        "not 99999\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--shutdown-grace", "-1"], "argument --shutdown-grace: must be 0 or more, not -1"),
+        (["serve", "--shutdown-grace", "nan"], "argument --shutdown-grace: must be a finite number, not nan"),
+        (["serve", "--watch-interval", "0"], "argument --watch-interval: must be greater than 0, not 0"),
+        (["serve", "--watch-interval", "inf"], "argument --watch-interval: must be a finite number, not inf"),
+        (["serve", "--port", "-1"], "argument --port: must be at least 0, not -1"),
+        (["serve", "--port", "80.5"], "argument --port: must be a whole number, not '80.5'"),
+        (["serve", "--workers", "0"], "argument --workers: must be at least 1, not 0"),
+        (["serve", "--max-inbound-bytes", "-5"], "argument --max-inbound-bytes: must be at least 1, not -5"),
+        (["serve", "--max-response-bytes", "0"], "argument --max-response-bytes: must be at least 1, not 0"),
+        (["call", "t", "--max-request-bytes", "0"], "argument --max-request-bytes: must be at least 1, not 0"),
+        (["call", "t", "--max-concurrency", "0"], "argument --max-concurrency: must be at least 1, not 0"),
+        (["serve", "--max-queue", "-1"], "argument --max-queue: must be at least 0, not -1"),
+        (["demo", "--port", "65536"], "argument --port: must be a TCP port number from 0 to 65535, not 65536"),
+        (["demo", "--api-port", "-8900"], "argument --api-port: must be at least 0, not -8900"),
+    ],
+)
+def test_numbers_that_make_no_sense_are_refused(capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"mcp-webtools {argv[0]}: error: {message}"

@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -21,6 +22,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import REPO
 
+from mcp_webtools.demo import INSPECTOR
 from mcp_webtools.demo.api import CUSTOMERS, ORDERS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -37,11 +39,14 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def running_demo(log: Path, *flags: str) -> AsyncIterator[tuple[str, int]]:
-    """Start the demo on free ports, wait for /healthz, yield the MCP URL and API port, then terminate it."""
+    """Start the demo on free ports, wait for /healthz, yield the MCP URL and API port, then terminate it.
+
+    Its stderr (the log) goes to `log`, its stdout (the instructions) to `printed(log)`.
+    """
     port, api_port = free_port(), free_port()
     argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(port), "--api-port", str(api_port), *flags]
-    with log.open("wb") as stderr:
-        process = await anyio.open_process(argv, cwd=REPO, env=CLEAN_ENV, stdout=stderr, stderr=stderr)
+    with log.open("wb") as stderr, printed(log).open("wb") as stdout:
+        process = await anyio.open_process(argv, cwd=REPO, env=CLEAN_ENV, stdout=stdout, stderr=stderr)
         async with process:
             base = f"http://127.0.0.1:{port}"
             async with httpx2.AsyncClient(timeout=5) as http:
@@ -62,6 +67,10 @@ async def running_demo(log: Path, *flags: str) -> AsyncIterator[tuple[str, int]]
                 with anyio.fail_after(30):
                     # uvicorn shuts both servers down gracefully, then re-raises SIGTERM.
                     assert await process.wait() == -signal.SIGTERM, log.read_text()
+
+
+def printed(log: Path) -> Path:
+    return log.with_suffix(".out")
 
 
 def calls() -> list[tuple[str, dict, dict]]:
@@ -107,7 +116,7 @@ async def test_demo_serves_every_example_tool(tmp_path):
         async with http, Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
             order = await client.call_tool("get_order_status", {"orderId": "ORD-12345"})
         # The printed "without MCP" line works as printed (it names the non-default API port).
-        hint = next(line.strip() for line in log.read_text().splitlines() if "mcp-webtools call" in line)
+        hint = next(line.strip() for line in printed(log).read_text().splitlines() if "mcp-webtools call" in line)
         assert hint.startswith(f"DEMO_API_URL=http://127.0.0.1:{api_port} mcp-webtools call get_order_status ")
         env = {**CLEAN_ENV, "DEMO_API_URL": f"http://127.0.0.1:{api_port}"}
         argv = [sys.executable, "-m", "mcp_webtools", *shlex.split(hint)[2:]]
@@ -115,15 +124,18 @@ async def test_demo_serves_every_example_tool(tmp_path):
     assert missing.is_error is True
     assert "404" in missing.content[0].text and "no such order" in missing.content[0].text
     assert order.structured_content == {**ORDERS["ORD-12345"], "api_response_status": 200}
-    printed = log.read_text()
-    assert "mcp-webtools demo is running." in printed
-    assert f"MCP server : {url}" in printed
-    assert f"console    : {url.removesuffix('/mcp')}/ui " in printed  # the web console, on by default
-    assert "demo-secret-token" not in printed
-    assert "Traceback" not in printed and " ERROR " not in printed
+    # The instructions are what the user asked for: on stdout. The log is on stderr.
+    instructions, logged = printed(log).read_text(), log.read_text()
+    assert instructions.startswith("\nmcp-webtools demo is running.\n")
+    assert f"MCP server : {url}" in instructions
+    assert f"console    : {url.removesuffix('/mcp')}/ui " in instructions  # the web console, on by default
+    assert f"  npx -y {INSPECTOR} --cli {url} --method tools/list\n" in instructions
+    assert "mcp-webtools demo is running." not in logged and "serving MCP at" in logged
+    assert "demo-secret-token" not in instructions + logged
+    assert "Traceback" not in logged and " ERROR " not in logged
     assert cli.returncode == 0, cli.stderr.decode()
     assert json.loads(cli.stdout)["structuredContent"] == {**ORDERS["ORD-12345"], "api_response_status": 200}
-    desktop = json.loads(next(line for line in printed.splitlines() if line.startswith('  {"mcpServers"')))
+    desktop = json.loads(next(line for line in instructions.splitlines() if line.startswith('  {"mcpServers"')))
     assert desktop == {"mcpServers": {"webtools": {
         "command": sys.executable,
         "args": ["-m", "mcp_webtools", "serve", "--config", str(REPO / "config")],
@@ -146,15 +158,16 @@ async def test_demo_reloads_an_edited_config(tmp_path):
     assert "config reloaded (file change): 0 added, 3 removed" in (tmp_path / "demo.log").read_text()
 
 
-async def test_demo_exits_1_when_a_port_is_taken(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(free_port()), "--api-port", str(port)]
+async def test_a_second_demo_says_in_one_line_which_port_to_change(tmp_path):
+    async with running_demo(tmp_path / "demo.log") as (url, api_port):
+        port = urlsplit(url).port
+        demo = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(port)]
         with anyio.fail_after(60):
-            done = await anyio.run_process(argv, cwd=REPO, env=CLEAN_ENV, check=False)
-    assert done.returncode == 1
-    assert done.stdout == b""
-    message = f"mcp-webtools demo could not start the sample API on port {port} (change it with --api-port)."
-    assert message in done.stderr.decode().splitlines()
+            again = await anyio.run_process([*demo, "--api-port", str(api_port)], cwd=REPO, env=CLEAN_ENV, check=False)
+            other_api = await anyio.run_process([*demo, "--api-port", "0"], cwd=REPO, env=CLEAN_ENV, check=False)
+    assert (again.returncode, again.stdout, again.stderr.decode()) == (
+        1, b"", f"error: port {api_port} is in use: pick another with --api-port\n"
+    )  # fmt: skip
+    assert (other_api.returncode, other_api.stdout, other_api.stderr.decode()) == (
+        1, b"", f"error: port {port} is in use: pick another with --port\n"
+    )  # fmt: skip

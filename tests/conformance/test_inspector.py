@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ import anyio
 import pytest
 from support import REPO, SCANNER, Upstream, hamsa_tool, secret, serve_asgi, write_tools
 
+from mcp_webtools import demo
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
 
@@ -141,3 +144,41 @@ async def test_over_streamable_http_with_a_bearer_token(
         status, refused = await run_inspector([*inspector, f"{base}/mcp", "--method", "tools/list"], tmp_path)
         assert status != 0 and refused["error"]["code"] == "auth_required"
     assert [(r.method, r.raw_path) for r in upstream.requests] == [("GET", "/orders/42"), ("GET", "/broken")]
+
+
+def readme_tool_arg_example() -> str:
+    """The README's `--tool-arg` example for a string that looks like a number, as the shell passes it."""
+    readme = (REPO / "README.md").read_text()
+    example = re.search(r"`(--tool-arg '[^`]+')`", readme).group(1)
+    flag, value = shlex.split(example)
+    return value
+
+
+async def test_a_string_that_looks_like_a_number_as_the_readme_shows(
+    inspector: list[str], upstream: Upstream, tmp_path: Path
+) -> None:
+    user = {"type": "object", "properties": {"userId": {"type": "string"}}, "required": ["userId"]}
+    config = write_tools(tmp_path / "config", [hamsa_tool("Get User", f"{upstream.url}/users/:userId", params=user)])
+    server = ["--cwd", str(REPO), "--", sys.executable, "-m", "mcp_webtools", "serve", "--config", str(config)]
+    call = ["--method", "tools/call", "--tool-name", "get_user", "--tool-arg"]
+    argument = readme_tool_arg_example()
+    assert argument == 'userId="42"'
+
+    status, result = await run_inspector([*inspector, *call, argument, *server], tmp_path)
+    assert status == 0 and result["result"].get("isError") is not True, result
+    assert json.loads(only_text(result))["path"] == "/users/42"
+    # Unquoted, the Inspector sends the number 42: the schema refuses it and nothing is sent.
+    status, result = await run_inspector([*inspector, *call, "userId=42", *server], tmp_path)
+    assert status == ISSUES and result["result"]["isError"] is True
+    assert only_text(result).startswith("Invalid arguments for tool 'get_user'; nothing was sent:")
+    assert [(r.method, r.raw_path) for r in upstream.requests] == [("GET", "/users/42")]
+
+
+def test_the_readme_and_the_demo_pin_the_inspector_that_ci_installs() -> None:
+    # .ci/run installs the version the tests above drive; an unpinned `npx -y` may run any cached one.
+    pinned = re.findall(rf"{INSPECTOR}@[0-9][^ \n]*", (REPO / ".ci/run").read_text())
+    assert len(set(pinned)) == 1, pinned
+    readme = (REPO / "README.md").read_text()
+    npx = re.findall(rf"npx -y ({INSPECTOR}\S*)", readme)
+    assert npx and set(npx) == set(pinned), npx
+    assert demo.INSPECTOR == pinned[0]

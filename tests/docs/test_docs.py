@@ -42,7 +42,8 @@ def sphinx_build(source: Path, out: Path, capsys: pytest.CaptureFixture[str]) ->
     require_docs_extra()
     from sphinx.cmd.build import build_main
 
-    argv = ["--no-color", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html", "-d", str(out / ".doctrees"), str(source), str(out)]
+    argv = ["--no-color", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html", "-d", str(out / ".doctrees")]
+    argv += [str(source), str(out)]
     code = build_main(argv)
     return code, capsys.readouterr().err
 

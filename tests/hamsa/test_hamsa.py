@@ -164,6 +164,25 @@ def test_secret_values_are_refused_on_the_command_line_without_echo(capsys, argv
     assert TOKEN not in err and API_KEY not in err
 
 
+# A token shaped like a variable name (letters, digits, _): `--token-env "$VAR"` passes it as the name.
+NAME_SHAPED_TOKEN = secret("tok_live_5d4c3b2a1f0e")
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "holder"),
+    [(["payload"], "--token-env", "MCP_WEBTOOLS_AUTH_TOKEN"), (["register"], "--api-key-env", "HAMSA_API_KEY")],
+)
+def test_a_value_given_for_a_variable_name_is_not_echoed(run_cli, monkeypatch, command, option, holder):
+    monkeypatch.setenv(holder, NAME_SHAPED_TOKEN)
+    argv = ["hamsa", *command, "--url", "https://h/mcp", option, NAME_SHAPED_TOKEN]
+    expected = f"error: {option} takes the NAME of an environment variable, not its value: pass {option} {holder} "
+    assert run_cli(*argv) == (2, "", expected + "(without the $)\n")
+    # A value held by no variable (pasted by hand) is not echoed either: it is not a conventional name.
+    monkeypatch.delenv(holder)
+    expected = f"error: {option} takes the NAME of an environment variable (capitals, digits, _), and no variable of "
+    assert run_cli(*argv) == (2, "", expected + "the name given is set (not shown here, in case it is a value)\n")
+
+
 # -- register ----------------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ def test_backoff_jitter_is_spread_and_reproducible():
     assert [policy.backoff(2, random.Random(7)) for _ in range(3)] == [policy.backoff(2, random.Random(7))] * 3
 
 
-NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -333,7 +333,7 @@ async def test_the_key_header_is_configurable_and_an_operator_header_wins(upstre
 
 
 def http_date(seconds_from_now: int) -> str:
-    return format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now), usegmt=True)
+    return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
