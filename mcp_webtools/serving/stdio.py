@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import selectors
 import stat
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -77,7 +78,18 @@ def _loop_can_watch(file: BinaryIO) -> bool:
         mode = os.fstat(file.fileno()).st_mode
     except (OSError, RuntimeError, ValueError):
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return True
+    if not stat.S_ISCHR(mode):
+        return False
+    # A terminal can be watched; /dev/null and some other devices cannot (epoll refuses them with
+    # EPERM, which would surface as a traceback and a hang): ask the selector the loop uses.
+    with selectors.DefaultSelector() as selector:
+        try:
+            selector.register(file.fileno(), selectors.EVENT_READ | selectors.EVENT_WRITE)
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 @asynccontextmanager

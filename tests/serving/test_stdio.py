@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -188,3 +189,17 @@ def test_lines_that_are_no_message_are_answered_from_a_file_too(tmp_path: Path) 
     assert [answers[0]["id"], answers[-1]["id"]] == [1, 2]
     assert [tool["name"] for tool in answers[-1]["result"]["tools"]] == ["get_item"]
     assert len(warnings_of(log)) == len(BAD_MESSAGES) and "Traceback" not in log
+
+
+@pytest.mark.e2e
+def test_serving_stdio_from_dev_null_ends_cleanly_at_once(tmp_path):
+    """/dev/null is a character device epoll refuses: it is read on threads, and its EOF ends the server."""
+    config = write_tools(tmp_path, hamsa_tool("Ping", "http://127.0.0.1:9/ping"))
+    with open(os.devnull, "rb") as devnull:
+        done = subprocess.run(
+            [sys.executable, "-m", "mcp_webtools", "serve", "--no-watch", "--config", str(config)],
+            stdin=devnull, capture_output=True, timeout=60, cwd=REPO,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == b""
+    assert "Traceback" not in done.stderr.decode() and "ERROR" not in done.stderr.decode()
