@@ -360,3 +360,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("secrets scan", red=red, green=not red)
     for line in lines:
         terminalreporter.line(line, red=red and line.startswith(("secrets scan: FAILED", "  ")))
+
+
+@pytest.fixture
+def audit_log() -> Iterator[list[logging.LogRecord]]:
+    """The records logged on `mcp_webtools.audit` during the test."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    audit = logging.getLogger("mcp_webtools.audit")
+    level = audit.level
+    audit.setLevel(logging.INFO)
+    audit.addHandler(handler)
+    try:
+        yield records
+    finally:
+        audit.removeHandler(handler)
+        audit.setLevel(level)

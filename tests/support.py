@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -816,3 +817,44 @@ def _scanned(item: Any) -> Any:
         source = f"{'error' if 'error' in message else 'result'} of request {message.get('id')}"
     SCANNER.scan_json("mcp", source, message)
     return item
+
+
+# -- the demo as a user starts it ------------------------------------------------------------
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("DEMO_API_URL", "DEMO_API_TOKEN", "MCP_WEBTOOLS_CONFIG")}
+
+
+@asynccontextmanager
+async def running_demo(log: Path, *flags: str) -> AsyncIterator[tuple[str, int]]:
+    """Start the demo on free ports, wait for /healthz, yield the MCP URL and API port, then terminate it.
+
+    Its stderr (the log) goes to `log`, its stdout (the instructions) to `printed(log)`.
+    """
+    port, api_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(port), "--api-port", str(api_port), *flags]
+    with log.open("wb") as stderr, printed(log).open("wb") as stdout:
+        process = await anyio.open_process(argv, cwd=REPO, env=CLEAN_ENV, stdout=stdout, stderr=stderr)
+        async with process:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx2.AsyncClient(timeout=5) as http:
+                for _ in range(300):  # bounded: at most ~30 s on a loaded machine
+                    assert process.returncode is None, log.read_text()
+                    try:
+                        if (await http.get(f"{base}/healthz")).status_code == 200:
+                            break
+                    except httpx2.TransportError:
+                        pass
+                    await anyio.sleep(0.1)
+                else:
+                    pytest.fail(f"the demo never answered /healthz:\n{log.read_text()}")
+            try:
+                yield f"{base}/mcp", api_port
+            finally:
+                process.terminate()
+                with anyio.fail_after(30):
+                    # uvicorn shuts both servers down gracefully, then re-raises SIGTERM.
+                    assert await process.wait() == -signal.SIGTERM, log.read_text()
+
+
+def printed(log: Path) -> Path:
+    return log.with_suffix(".out")

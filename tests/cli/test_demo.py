@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shlex
 import shutil
-import signal
-import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
@@ -20,7 +14,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import REPO
+from support import CLEAN_ENV, REPO, printed, running_demo
 
 from mcp_webtools.demo import INSPECTOR
 from mcp_webtools.demo.api import CUSTOMERS, ORDERS
@@ -28,49 +22,8 @@ from mcp_webtools.demo.api import CUSTOMERS, ORDERS
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 # The demo must find config/ and its own defaults, whatever the caller's environment says.
-CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("DEMO_API_URL", "DEMO_API_TOKEN", "MCP_WEBTOOLS_CONFIG")}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@asynccontextmanager
-async def running_demo(log: Path, *flags: str) -> AsyncIterator[tuple[str, int]]:
-    """Start the demo on free ports, wait for /healthz, yield the MCP URL and API port, then terminate it.
-
-    Its stderr (the log) goes to `log`, its stdout (the instructions) to `printed(log)`.
-    """
-    port, api_port = free_port(), free_port()
-    argv = [sys.executable, "-m", "mcp_webtools", "demo", "--port", str(port), "--api-port", str(api_port), *flags]
-    with log.open("wb") as stderr, printed(log).open("wb") as stdout:
-        process = await anyio.open_process(argv, cwd=REPO, env=CLEAN_ENV, stdout=stdout, stderr=stderr)
-        async with process:
-            base = f"http://127.0.0.1:{port}"
-            async with httpx2.AsyncClient(timeout=5) as http:
-                for _ in range(300):  # bounded: at most ~30 s on a loaded machine
-                    assert process.returncode is None, log.read_text()
-                    try:
-                        if (await http.get(f"{base}/healthz")).status_code == 200:
-                            break
-                    except httpx2.TransportError:
-                        pass
-                    await anyio.sleep(0.1)
-                else:
-                    pytest.fail(f"the demo never answered /healthz:\n{log.read_text()}")
-            try:
-                yield f"{base}/mcp", api_port
-            finally:
-                process.terminate()
-                with anyio.fail_after(30):
-                    # uvicorn shuts both servers down gracefully, then re-raises SIGTERM.
-                    assert await process.wait() == -signal.SIGTERM, log.read_text()
-
-
-def printed(log: Path) -> Path:
-    return log.with_suffix(".out")
 
 
 def calls() -> list[tuple[str, dict, dict]]:

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -76,23 +76,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture
-def audit_log() -> Iterator[list[logging.LogRecord]]:
-    """The records logged on `mcp_webtools.observe.audit` during the test."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    audit = logging.getLogger("mcp_webtools.audit")
-    level = audit.level
-    audit.setLevel(logging.INFO)
-    audit.addHandler(handler)
-    try:
-        yield records
-    finally:
-        audit.removeHandler(handler)
-        audit.setLevel(level)
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:

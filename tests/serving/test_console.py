@@ -25,7 +25,6 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import Implementation
 from support import REPO, SCANNER, Reply, hamsa_tool, secret, serve_asgi, write_tools
-from test_observability import audit_log  # noqa: F401 - the fixture: the records logged on mcp_webtools.audit
 
 from mcp_webtools.cli import commands as cli
 from mcp_webtools.observe.metrics import DURATION_BUCKETS
@@ -433,6 +432,7 @@ async def test_health_counts_calls_errors_latency_and_calls_in_flight_from_the_m
     assert health["workers"] == 1
 
 
+@pytest.mark.e2e
 async def test_with_workers_each_page_says_whose_calls_it_shows(upstream, tmp_path):
     from support import http_server_process
 
@@ -447,5 +447,6 @@ async def test_with_workers_each_page_says_whose_calls_it_shows(upstream, tmp_pa
 
 
 def test_the_readme_names_the_console():
-    readme = (REPO / "README.md").read_text()
-    assert "## Web console" in readme and "serve --transport http --ui" in readme
+    readme, operations = (REPO / "README.md").read_text(), (REPO / "docs" / "operations.md").read_text()
+    assert "docs/operations.md#web-console" in readme and "http://127.0.0.1:8000/ui" in readme
+    assert "## Web console" in operations and "serve --transport http --ui" in operations

@@ -27,7 +27,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import Implementation
-from support import SCANNER, hamsa_tool, http_server_process, secret, write_tools
+from support import SCANNER, hamsa_tool, http_server_process, printed, running_demo, secret, write_tools
 
 from mcp_webtools.cli import commands as cli
 
@@ -151,6 +151,7 @@ async def labelled(page: Any) -> list[str]:
     )
 
 
+@pytest.mark.e2e
 async def test_console_in_a_browser(upstream, tmp_path, monkeypatch, capsys):
     playwright_or_skip()
     from playwright.async_api import expect
@@ -280,16 +281,16 @@ async def test_console_in_a_browser(upstream, tmp_path, monkeypatch, capsys):
     print(f"screenshots: {recorder.folder}")
 
 
+@pytest.mark.e2e
 async def test_the_demo_opens_the_door_to_the_console(tmp_path):
     playwright_or_skip()
     from playwright.async_api import expect
-    from test_demo import running_demo
 
     recorder = Recorder(tmp_path / "screenshots")
     log = tmp_path / "demo.log"
     async with browser_page(recorder) as page:
         async with running_demo(log) as (_, _api_port):
-            url = re.search(r"console\s+: (http://\S+/ui)", log.read_text()).group(1)
+            url = re.search(r"console\s+: (http://\S+/ui)", printed(log).read_text()).group(1)
             await page.goto(url)  # no token in the demo: straight in
             await page.get_by_role("link", name="Try", exact=True).click()
             await page.get_by_label("Tool", exact=True).select_option("get_order_status")
