@@ -840,7 +840,10 @@ async def running_demo(log: Path, *flags: str) -> AsyncIterator[tuple[str, int]]
                 for _ in range(300):  # bounded: at most ~30 s on a loaded machine
                     assert process.returncode is None, log.read_text()
                     try:
-                        if (await http.get(f"{base}/healthz")).status_code == 200:
+                        # Serving, and the instructions printed (they follow the first answer).
+                        if (await http.get(f"{base}/healthz")).status_code == 200 and (
+                            "Press Ctrl+C to stop." in printed(log).read_text()
+                        ):
                             break
                     except httpx2.TransportError:
                         pass
