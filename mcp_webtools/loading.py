@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressDenied, EgressPolicy
+from .readers import NormalisedEntry, ShapeError, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, secret_header_values
-from .shapes import NormalisedEntry, ShapeError, entries_in_document, normalise_entry, unwrapped
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -42,8 +42,6 @@ logger = logging.getLogger(__name__)
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 MAX_CONFIG_FILE_BYTES = 10 * 1024 * 1024
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# The canonical fields whose values may use `${NAME}`.
-ENV_FIELDS = ("url", "auth_token", "headers", "path_defaults")
 MAX_LABEL_CHARS = 60
 LOOPBACK_NAMES = frozenset({"localhost", "::1"})
 
