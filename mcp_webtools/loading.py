@@ -27,6 +27,7 @@ from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressDenied, EgressPolicy
 from .readers import NormalisedEntry, ShapeError, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, secret_header_values
+from .shaping.paths import format_path
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -383,20 +384,15 @@ def _validate(
             canonical = str(problem["loc"][0]) if problem["loc"] else "url"
             if canonical == "mcp_name" and fields.get("mcp_name") == "name" and "name" in bad:
                 continue  # the slug of a bad name is bad too; one error about `name` says it
-            user_field = fields.get(canonical, canonical) + _path_text(problem["loc"][1:])
+            user_field = format_path(problem["loc"][1:], under=fields.get(canonical, canonical))
             cause = (problem.get("ctx") or {}).get("error")
             if isinstance(cause, SchemaProblems):  # one error per problem, each at its place in the schema
                 for path, message in cause.problems:
-                    where = _join(location, user_field + _path_text(path))
+                    where = _join(location, format_path(path, under=user_field))
                     errors.append(ConfigError(file, f"is not valid JSON Schema: {message}", tool=label, field=where))
                 continue
             errors.append(ConfigError(file, _say(problem), tool=label, field=_join(location, user_field)))
         return None, errors
-
-
-def _path_text(path: Iterable[str | int]) -> str:
-    """`("properties", "id", "enum", 0)` -> `.properties.id.enum[0]`: a field path as errors write it."""
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
 
 
 def _secret_forms(value: str) -> set[str]:

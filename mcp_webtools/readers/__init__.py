@@ -23,7 +23,15 @@ from typing import Any, Protocol
 
 from ..hamsa.format import is_mcp_tool
 from . import envelope, guide, hamsa_api
-from .base import EXTENSION_FIELDS, NEITHER_SHAPE, NormalisedEntry, ShapeError, params_schema, path_defaults
+from .base import (
+    EXTENSION_FIELDS,
+    NEITHER_SHAPE,
+    NOT_AN_OBJECT,
+    NormalisedEntry,
+    ShapeError,
+    params_schema,
+    path_defaults,
+)
 
 __all__ = [
     "EXTENSION_FIELDS",
@@ -128,17 +136,15 @@ def normalise_entry(entry: Any) -> NormalisedEntry:
     """
     raw = unwrapped(entry)
     reader = entry.reader if isinstance(entry, Entry) else reader_for(raw)
-    if not isinstance(raw, dict):
-        raise ShapeError("", "a tool definition must be an object")
     # Decide on the type first: an MCP entry has its own shape and is never parsed as a web tool.
-    if is_mcp_tool(raw):
+    if isinstance(raw, dict) and is_mcp_tool(raw):
         return NormalisedEntry(
             {"name": raw.get("name")}, {}, shape="mcp", skip_reason='has `type: "MCP"`; only FUNCTION tools are served'
         )
     if reader is None:
-        raise ShapeError("", NEITHER_SHAPE)
+        raise ShapeError("", NEITHER_SHAPE if isinstance(raw, dict) else NOT_AN_OBJECT)
     normalised = reader.normalise(raw)
-    tool_type = raw.get("type", "FUNCTION")
+    tool_type = raw.get("type", "FUNCTION") if isinstance(raw, dict) else "FUNCTION"
     if not (isinstance(tool_type, str) and tool_type.upper() == "FUNCTION"):
         normalised.problems.append(("type", f'must be "FUNCTION" or "MCP", not {tool_type!r}'))
     headers = normalised.values.get("headers") or []

@@ -13,6 +13,7 @@ from ..hamsa.format import is_number
 __all__ = [
     "EXTENSION_FIELDS",
     "NEITHER_SHAPE",
+    "NOT_AN_OBJECT",
     "OUR_KEYS",
     "NormalisedEntry",
     "ShapeError",
@@ -41,6 +42,7 @@ EXTENSION_FIELDS = {
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})
+NOT_AN_OBJECT = "a tool definition must be an object"
 NEITHER_SHAPE = (
     "is neither the Hamsa API shape (with `toolSettings`) nor the guide shape (with `methodType` and `url`)"
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..hamsa.format import is_envelope
 from . import guide, hamsa_api
-from .base import NEITHER_SHAPE, NormalisedEntry, ShapeError
+from .base import NEITHER_SHAPE, NOT_AN_OBJECT, NormalisedEntry, ShapeError
 
 __all__ = ["READER", "EnvelopeReader"]
 
@@ -29,6 +29,8 @@ class EnvelopeReader:
         return [("data", data)]
 
     def normalise(self, entry: Any) -> NormalisedEntry:
+        if not isinstance(entry, dict):
+            raise ShapeError("", NOT_AN_OBJECT)
         if hamsa_api.READER.detect(entry):
             return hamsa_api.read(entry, timeout_in_ms=True)
         if guide.READER.detect(entry):
