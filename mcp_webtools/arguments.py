@@ -19,8 +19,9 @@ import jsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
 from .errors import ArgumentError
+from .shaping.paths import format_path
 
-__all__ = ["ArgumentValidator", "field_path", "fill_defaults", "nested_deeper_than"]
+__all__ = ["ArgumentValidator", "fill_defaults", "nested_deeper_than"]
 
 _FORMAT_CHECKER = FormatChecker()
 MAX_DEPTH = 64  # levels of nested objects/arrays in one call's arguments
@@ -98,7 +99,7 @@ class ArgumentValidator:
         # JSON has no NaN or Infinity, yet JSON-RPC parsers accept them; they slip past
         # minimum/maximum (comparisons with NaN are false) and crash jsonschema's multipleOf.
         # Refuse them before the schema sees them.
-        non_finite = [(field_path(path), "must be a finite number") for path in _non_finite(filled, [])]
+        non_finite = [(format_path(path), "must be a finite number") for path in _non_finite(filled, [])]
         if non_finite:
             raise ArgumentError(non_finite)
         if self._validator is None:
@@ -168,29 +169,21 @@ def _resolve_local(root: Mapping[str, Any], ref: str) -> Any:
     return node
 
 
-def field_path(path: Any) -> str:
-    """`["orders", 0, "id"]` -> `"orders[0].id"`."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     """One (field, message) per bad field; an error about several extra fields names each."""
     path = list(error.absolute_path)
     if error.validator == "required":
         missing = _missing_property(error)
         if missing is not None:
-            return [(field_path([*path, missing]), "is required")]
+            return [(format_path([*path, missing]), "is required")]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         extras = _extra_properties(error.schema, error.instance)
         if extras:
-            return [(field_path([*path, extra]), "is not an accepted parameter") for extra in extras]
+            return [(format_path([*path, extra]), "is not an accepted parameter") for extra in extras]
     message = error.message
     if len(message) > 300:
         message = message[:300] + "..."
-    return [(field_path(path) or "arguments", message)]
+    return [(format_path(path) or "arguments", message)]
 
 
 def _extra_properties(schema: Mapping[str, Any], instance: Mapping[str, Any]) -> list[str]:

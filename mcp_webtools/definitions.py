@@ -1,6 +1,6 @@
 """The one normalised tool model: `ToolDefinition`, and the rules every tool must meet.
 
-Whichever of the three input shapes a tool was written in (see `shapes.py`), it ends up here.
+Whichever format a tool was written in (see `readers/`), it ends up here.
 This module knows nothing of files, HTTP or MCP.
 """
 
@@ -36,11 +36,11 @@ __all__ = [
     "placeholders_in",
     "with_required_placeholders",
     "slugify",
+    "url_problems",
 ]
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_TIMEOUT_SECONDS = 3600.0
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MCP_NAME_RULE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 # RFC 9110 field-value: visible ASCII, with spaces and tabs only inside.
 _VISIBLE_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
@@ -157,22 +157,11 @@ class ToolDefinition(BaseModel):
     @field_validator("url")
     @classmethod
     def _absolute_http_url(cls, value: str) -> str:
-        # urlsplit silently drops CR, LF and tabs, so look before it does (never echo the URL:
-        # it may hold a `${SECRET}` value).
-        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-            raise ValueError("must not contain spaces or control characters (CR, LF, tab, ...)")
+        # Never echo the URL: it may hold a `${SECRET}` value.
+        problems = url_problems(value)
+        if problems:
+            raise ValueError(_URL_MESSAGES[problems[0]])
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
-        except ValueError:
-            raise ValueError("has an invalid port (it must be a number from 0 to 65535)") from None
-        if parts.fragment:
-            raise ValueError("must not contain a #fragment")
-        if "@" in parts.netloc:
-            # httpx would turn user:pass@ into its own Authorization header, silently replacing authToken.
-            raise ValueError("must not contain user:password@; put credentials in authToken or headers")
         if PLACEHOLDER.search(parts.netloc.rsplit("@", 1)[-1].split(":", 1)[0]) or "{" in parts.netloc:
             raise ValueError("placeholders are only allowed in the path; the host comes from config alone")
         return value
@@ -268,6 +257,41 @@ class ToolDefinition(BaseModel):
         return response_shaping(self.response_fields, self.flatten, self.max_result_bytes, self.output_schema)
 
 
+def url_problems(url: str) -> list[str]:
+    """What keeps `url` from being a plain absolute http(s) URL, as kinds (`control`, `not-absolute`,
+    `port`, `fragment`, `credentials`) in the order they are looked for; `[]` when nothing does.
+
+    One check for every URL we are given (a tool's `url`, `hamsa register --url`, an imported
+    `serverUrl`); each caller words the kinds for its reader. The URL itself is never quoted.
+    """
+    problems: list[str] = []
+    # urlsplit silently drops CR, LF and tabs, so look before it does.
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        problems.append("control")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append("not-absolute")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+    except ValueError:
+        problems.append("port")
+    if parts.fragment:
+        problems.append("fragment")
+    if "@" in parts.netloc:
+        problems.append("credentials")
+    return problems
+
+
+_URL_MESSAGES = {
+    "control": "must not contain spaces or control characters (CR, LF, tab, ...)",
+    "not-absolute": "must be an absolute http:// or https:// URL",
+    "port": "has an invalid port (it must be a number from 0 to 65535)",
+    "fragment": "must not contain a #fragment",
+    # httpx would turn user:pass@ into its own Authorization header, silently replacing authToken.
+    "credentials": "must not contain user:password@; put credentials in authToken or headers",
+}
+
+
 def placeholders_in(url: str) -> tuple[str, ...]:
     """The placeholder names in the path of `url`, in order, without repeats."""
     return tuple(placeholder_spellings(url))
@@ -314,5 +338,3 @@ def slugify(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
-
-# --- the three input shapes ------------------------------------------------------------------

@@ -20,6 +20,7 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 │       ├── UpstreamUnreachable     no connection (transient; it was not received)
 │       └── UpstreamConnectionLost  broken mid-exchange (transient; it may have been received)
 ├── OutputMismatch              the shaped answer does not match the tool's outputSchema
+├── ListenError                 a port or address cannot be listened on; the message names the option to change
 ├── Refusal                     an inbound message is no JSON-RPC request we handle; `.code`, `.message`, `.id`
 └── HamsaError                  a `hamsa` command failed; the message is the whole story for the user
     ├── UsageError              a bad option or a missing environment variable: nothing sent or written
@@ -55,6 +56,7 @@ __all__ = [
     "EgressDenied",
     "HamsaError",
     "InvalidArguments",
+    "ListenError",
     "OutputMismatch",
     "PathError",
     "RequestBuildError",
@@ -109,6 +111,10 @@ class SchemaProblems(DefinitionError, ValueError):
         self.problems = problems
         where = "; ".join(f"at {'/'.join(map(str, path))}: {text}" if path else text for path, text in problems)
         super().__init__(f"is not a valid JSON Schema: {where}")
+
+
+class ListenError(WebToolsError):
+    """A port or address that cannot be listened on; the message says which option to change."""
 
 
 class Refusal(WebToolsError):

@@ -26,8 +26,9 @@ from pydantic import ValidationError
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
+from .readers import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, configured_secrets
-from .shapes import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
+from .shaping.paths import format_path
 
 __all__ = [
     "CONFIG_SUFFIXES",
@@ -42,8 +43,6 @@ logger = logging.getLogger(__name__)
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 MAX_CONFIG_FILE_BYTES = 10 * 1024 * 1024
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# The canonical fields whose values may use `${NAME}`.
-ENV_FIELDS = ("url", "auth_token", "headers", "path_defaults")
 MAX_LABEL_CHARS = 60
 
 
@@ -371,20 +370,15 @@ def _validate(
             canonical = str(problem["loc"][0]) if problem["loc"] else "url"
             if canonical == "mcp_name" and fields.get("mcp_name") == "name" and "name" in bad:
                 continue  # the slug of a bad name is bad too; one error about `name` says it
-            user_field = fields.get(canonical, canonical) + _path_text(problem["loc"][1:])
+            user_field = format_path(problem["loc"][1:], under=fields.get(canonical, canonical))
             cause = (problem.get("ctx") or {}).get("error")
             if isinstance(cause, SchemaProblems):  # one error per problem, each at its place in the schema
                 for path, message in cause.problems:
-                    where = _join(location, user_field + _path_text(path))
+                    where = _join(location, format_path(path, under=user_field))
                     errors.append(ConfigProblem(file, f"is not valid JSON Schema: {message}", tool=label, field=where))
                 continue
             errors.append(ConfigProblem(file, _say(problem), tool=label, field=_join(location, user_field)))
         return None, errors
-
-
-def _path_text(path: Iterable[str | int]) -> str:
-    """`("properties", "id", "enum", 0)` -> `.properties.id.enum[0]`: a field path as errors write it."""
-    return "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
 
 
 def _secret_forms(value: str) -> set[str]:

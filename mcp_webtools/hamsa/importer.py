@@ -14,20 +14,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from ..definitions import MCP_NAME_RULE, slugify, with_required_placeholders
+from ..definitions import MCP_NAME_RULE, slugify, url_problems, with_required_placeholders
 from ..errors import ConfigErrors, HamsaError, ShapeError
 from ..loading import ENV_REFERENCE, load_definitions
+from ..readers import EXTENSION_FIELDS, entries_in_document, params_schema, path_defaults, unwrapped
 from ..redaction import Redactor, secret_header_values
-from ..shapes import (
-    EXTENSION_FIELDS,
-    HAMSA_RECORD_KEYS,
+from .format import (
+    AUTH_TYPES,
+    GUIDE_SETTINGS,
+    GUIDE_TIMEOUT_KEYS,
+    RECORD_KEYS,
     SETTINGS_KEYS,
-    entries_in_document,
-    params_schema,
-    path_defaults,
-    unwrapped,
+    TOOL_KEYS,
+    guide_auth_type,
+    is_mcp_tool,
+    is_number,
+    seconds_from_milliseconds,
 )
 
 __all__ = ["EnvVar", "ImportResult", "import_tools", "read_export"]
@@ -39,12 +43,8 @@ WHOLE_ENV_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$")
 AUTH_SCHEME = re.compile(r"^(Bearer|Token|Basic)(\s+)(\S.*)$", re.IGNORECASE | re.DOTALL)
 # A URL query parameter whose name contains one of these is taken for a credential.
 SECRET_QUERY_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "signature", "credential")
-TOOL_KEYS = ("type", "name", "mcpName", "description", "toolSettings", "async", "messages", "params", *EXTENSION_FIELDS)
-# The guide shape's keys that the API shape keeps in `toolSettings`, by their name there.
-GUIDE_SETTINGS = {
-    "url": "serverUrl", "methodType": "methodType", "headers": "httpHeaders", "pathParameters": "pathParameters",
-    "timeoutSeconds": "timeOut", "timeOut": "timeOut",
-}  # fmt: skip
+# What a written file keeps: Hamsa's keys and ours; the rest is reported as dropped.
+KEPT_KEYS = (*TOOL_KEYS, "mcpName", *EXTENSION_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -120,8 +120,7 @@ def import_tools(document: Any, out: Path, *, force: bool = False, source: str =
             continue
         name = entry.get("name")
         shown = name if isinstance(name, str) and name.strip() else f"unnamed entry {location}".strip()
-        tool_type = entry.get("type", "FUNCTION")
-        if isinstance(tool_type, str) and tool_type.upper() == "MCP":
+        if is_mcp_tool(entry):
             result.skipped.append(f"{shown!r}: an MCP-type tool is a server, not an HTTP tool to serve")
             continue
         slug = _unique_slug(entry, index, slugs)
@@ -165,12 +164,13 @@ def _api_body(entry: dict[str, Any], shown: str, result: ImportResult) -> dict[s
     """A tool of the guide's shape as the API body it means (what the written files hold); others as they are."""
     if "toolSettings" in entry or not ("url" in entry or "methodType" in entry):
         return entry
-    auth_type = entry.get("authType", "jwtAuth" if entry.get("authToken") else "none")
-    if auth_type not in ("jwtAuth", "none"):
+    auth_type = guide_auth_type(entry)
+    if auth_type not in AUTH_TYPES:
         raise HamsaError(f'authType must be "jwtAuth" or "none", not {auth_type!r}')
     settings = {GUIDE_SETTINGS[key]: value for key, value in entry.items() if key in GUIDE_SETTINGS}
-    if "timeoutSeconds" in entry:  # the loader reads it before `timeOut`
-        settings["timeOut"] = entry["timeoutSeconds"]
+    timeout = next((key for key in GUIDE_TIMEOUT_KEYS if key in entry), None)
+    if timeout is not None:  # the one the loader reads
+        settings["timeOut"] = entry[timeout]
     if entry.get("authToken"):
         if auth_type == "jwtAuth":
             settings["authToken"] = entry["authToken"]
@@ -209,7 +209,7 @@ def _tool_file(entry: dict[str, Any], shown: str, slug: str, env_names: set[str]
     written: dict[str, Any] = {}
     url = settings.get("serverUrl")
     if isinstance(url, str):
-        if "@" in urlsplit(url).netloc:
+        if "credentials" in url_problems(url):
             raise HamsaError("toolSettings.serverUrl holds user:password@; move it to authToken in Hamsa first")
         url = _url_without_secrets(url, lambda name, value: reference(name, value, f"serverUrl query `{name}`"))
     written["serverUrl"] = url
@@ -233,19 +233,19 @@ def _tool_file(entry: dict[str, Any], shown: str, slug: str, env_names: set[str]
     if settings.get("pathParameters") is not None:
         written["pathParameters"] = settings["pathParameters"]
 
-    present = {key: value for key, value in entry.items() if key in TOOL_KEYS and value is not None}
+    present = {key: value for key, value in entry.items() if key in KEPT_KEYS and value is not None}
     out: dict[str, Any] = {"type": present.get("type", "FUNCTION"), "name": present["name"]}
     if "mcpName" in present or slugify(present["name"]) != slug:
         out["mcpName"] = slug
     if "description" in present:
         out["description"] = present["description"]
     out["toolSettings"] = written
-    out.update((key, present[key]) for key in TOOL_KEYS if key in present and key not in out)
+    out.update((key, present[key]) for key in KEPT_KEYS if key in present and key not in out)
     if "params" in out:
         out["params"] = params_schema(out["params"])  # the API's bare property map, as a JSON Schema
         if isinstance(url, str):  # a placeholder without a default is required, and the file says so
             out["params"] = with_required_placeholders(out["params"], ENV_REFERENCE.sub("", url), _defaults(written))
-    result.dropped += [f"{shown!r}: field `{k}`" for k in entry if k not in TOOL_KEYS and k not in HAMSA_RECORD_KEYS]
+    result.dropped += [f"{shown!r}: field `{k}`" for k in entry if k not in KEPT_KEYS and k not in RECORD_KEYS]
     result.dropped += [f"{shown!r}: field `toolSettings.{k}`" for k in settings if k not in SETTINGS_KEYS]
     # A credential reused elsewhere (a URL path, a path default) would still reach the disk: refuse.
     # Short values are left out: a header like `X-Tenant: acme` may well also name the host.
@@ -264,10 +264,9 @@ def _defaults(settings: dict[str, Any]) -> dict[str, str]:
 
 def _seconds(milliseconds: Any) -> Any:
     """The export's `timeout` is in ms; config files take `timeOut` in seconds."""
-    if not isinstance(milliseconds, (int, float)) or isinstance(milliseconds, bool):
+    if not is_number(milliseconds):
         raise HamsaError("toolSettings.timeout must be a number (milliseconds)")
-    seconds = milliseconds / 1000
-    return int(seconds) if seconds == int(seconds) else seconds
+    return seconds_from_milliseconds(milliseconds)
 
 
 def _header_pairs(headers: Any) -> list[tuple[str, str]]:

@@ -18,10 +18,12 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .. import __version__
+from ..definitions import url_problems
 from ..egress import is_loopback_host
 from ..errors import ApiRefused, ApiUnavailable, UnusableAnswer, UsageError
 from ..redaction import MASK, Redactor
 from ..requests import authorization_value
+from .format import envelope_refused
 
 __all__ = [
     "ApiTarget",
@@ -93,22 +95,24 @@ def build_payload(spec: McpToolSpec, environ: Mapping[str, str], *, redact: bool
 
 def check_url(url: str, option: str) -> str:
     """An absolute https:// URL, or http:// to a loopback host; no credentials, query-safe. Never echoed."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise UsageError(f"{option} must not contain spaces or control characters")
+    problems = url_problems(url)
+    problem = next((kind for kind in _URL_MESSAGES if kind in problems), None)  # the first in our order
+    if problem is not None:
+        raise UsageError(f"{option} {_URL_MESSAGES[problem]}")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{option} must be an absolute https:// URL")
-    if "@" in parts.netloc:
-        raise UsageError(f"{option} must not contain user:password@")
-    if parts.fragment:
-        raise UsageError(f"{option} must not contain a #fragment")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
-    except ValueError:
-        raise UsageError(f"{option} has an invalid port") from None
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise UsageError(f"{option} must use https:// (plain http:// is allowed only to localhost/127.0.0.1/::1)")
     return url
+
+
+# `url_problems`' kinds said about a command-line option, in the order they are reported.
+_URL_MESSAGES = {
+    "control": "must not contain spaces or control characters",
+    "not-absolute": "must be an absolute https:// URL",
+    "credentials": "must not contain user:password@",
+    "fragment": "must not contain a #fragment",
+    "port": "has an invalid port",
+}
 
 
 def read_secret(environ: Mapping[str, str], name: str, option: str) -> str:
@@ -212,9 +216,7 @@ def _created(response: httpx2.Response, redact: Redactor, maybe: str) -> Created
         raise UnusableAnswer(f"the Hamsa API answered HTTP {status} with a body that is not JSON; {maybe}") from None
     data = envelope.get("data") if isinstance(envelope, dict) else None
     tool_id = data.get("id") if isinstance(data, dict) else None
-    # The API reference's own example of a successful create answers `"success": false,
-    # "message": "success"` with the full tool: trust `data.id` when the message says success.
-    if isinstance(envelope, dict) and envelope.get("success") is False and envelope.get("message") != "success":
+    if isinstance(envelope, dict) and envelope_refused(envelope):
         found = f" (the answer names tool id {tool_id})" if isinstance(tool_id, str) else ""
         raise UnusableAnswer(redact(f"the Hamsa API answered success: false{said}{found}; {maybe}"))
     if not isinstance(tool_id, str) or not tool_id:

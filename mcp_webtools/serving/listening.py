@@ -17,13 +17,11 @@ from __future__ import annotations
 import errno
 import socket
 
+from ..errors import ListenError
+
 __all__ = ["BACKLOG", "ListenError", "listen"]
 
 BACKLOG = 2048  # uvicorn's default
-
-
-class ListenError(Exception):
-    """A port or address that cannot be listened on; the message says which option to change."""
 
 
 def listen(host: str, port: int, *, port_option: str = "--port", host_option: str = "--host") -> list[socket.socket]:

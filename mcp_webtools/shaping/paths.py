@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 
 from ..errors import PathError
 
@@ -72,9 +73,13 @@ def parse_path(text: str) -> Path:
     return tuple(segments)
 
 
-def format_path(path: Path | list[Segment]) -> str:
-    """The inverse of `parse_path`; the root (an empty path) is `''`."""
-    out: list[str] = []
+def format_path(path: Iterable[Segment], under: str = "") -> str:
+    """The inverse of `parse_path`; the root (an empty path) is `''`.
+
+    The one way we write a path into JSON, also for the field an error names: `under` is the
+    field the path starts in (`format_path(["id", 0], under="params")` is `params.id[0]`).
+    """
+    out: list[str] = [under] if under else []
     for segment in path:
         if segment is None:
             out.append("[*]")

@@ -676,3 +676,43 @@ def test_import_unreadable_source_or_bad_out(run_cli, tmp_path, monkeypatch, arg
     Path("export.json").write_text(envelope(exported_tools()[2]))
     assert run_cli("hamsa", "import", *argv) == (1, "", f"error: {message}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json"]
+
+
+# --- one description of the Hamsa format, read alike by `validate` and `hamsa import` ------------
+
+
+def test_loader_and_importer_read_the_hamsa_format_alike(run_cli, tmp_path, caplog):
+    """Unknown keys, Hamsa's bookkeeping keys and the envelope's milliseconds mean the same to both."""
+    tool = {"id": "a1", "createdAt": "2025-01-01", "type": "FUNCTION", "name": "Slow Lookup", "retries": 2,
+            "toolSettings": {"serverUrl": "https://api.example.com/x", "methodType": "GET", "timeout": 2500,
+                             "retryCount": 3}}  # fmt: skip
+    export = tmp_path / "export.json"
+    export.write_text(envelope(tool))
+    with caplog.at_level(logging.WARNING, logger="mcp_webtools.loading"):
+        [definition] = load_definitions([export], environ={}).definitions
+    assert definition.timeout_seconds == 2.5
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{export}: tool 'Slow Lookup': field `data.retries`: is not a known field; ignored (did you mean `retry`?)",
+        f"{export}: tool 'Slow Lookup': field `data.toolSettings.retryCount`: is not a known field; ignored",
+    ]
+    code, out, _ = run_cli("hamsa", "import", str(export), "--out", str(tmp_path / "c"))
+    assert (code, out) == (0, f"wrote {tmp_path}/c/slow_lookup.json  (Slow Lookup)\n"
+                              "dropped 'Slow Lookup': field `retries`\n"
+                              "dropped 'Slow Lookup': field `toolSettings.retryCount`\n")  # fmt: skip
+    written = json.loads((tmp_path / "c" / "slow_lookup.json").read_text())
+    assert written["toolSettings"]["timeOut"] == 2.5
+    assert load_definitions([tmp_path / "c"], environ={}).definitions[0].timeout_seconds == 2.5
+
+
+def test_the_hamsa_format_has_one_home():
+    """The readers, the importer and registration take Hamsa's facts from hamsa/format.py, not copies."""
+    from mcp_webtools.hamsa import format, importer
+    from mcp_webtools.readers import envelope, guide, hamsa_api
+
+    assert importer.KEPT_KEYS[: len(format.TOOL_KEYS)] == format.TOOL_KEYS
+    assert hamsa_api.KNOWN_KEYS >= set(format.TOOL_KEYS) and guide.KNOWN_KEYS >= format.GUIDE_KEYS
+    assert envelope.is_envelope is format.is_envelope and hamsa.envelope_refused is format.envelope_refused
+    assert format.seconds_from_milliseconds(10000) == 10 and isinstance(format.seconds_from_milliseconds(10000), int)
+    assert format.seconds_from_milliseconds(2500) == 2.5
+    assert format.envelope_refused({"success": False, "message": "bad key"})
+    assert not format.envelope_refused({"success": False, "message": "success"})  # the API reference's example

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from mcp_webtools.arguments import ArgumentValidator, field_path
+from mcp_webtools.arguments import ArgumentValidator
 from mcp_webtools.errors import ArgumentError
+from mcp_webtools.shaping.paths import format_path
 
 ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -217,7 +218,7 @@ def test_long_messages_are_capped():
     [([], ""), (["a"], "a"), (["a", "b"], "a.b"), (["items", 1, "id"], "items[1].id"), (["m", 0, 2], "m[0][2]")],
 )
 def test_field_path(path, text):
-    assert field_path(path) == text
+    assert format_path(path) == text
 
 
 def test_defaults_are_filled_through_local_refs():
@@ -239,3 +240,12 @@ def test_a_recursive_ref_schema_fills_a_finite_instance():
         "properties": {"head": {"$ref": "#/$defs/node"}},
     }
     assert ArgumentValidator(schema).validate({"head": {"next": {}}}) == {"head": {"next": {"v": 1}, "v": 1}}
+
+
+def test_argument_paths_quote_keys_that_are_not_plain():
+    """The same path text as `responseFields` and config errors: `a.b` names two keys, `["a.b"]` one."""
+    validator = ArgumentValidator({"type": "object", "additionalProperties": False, "properties": {"x": {}}})
+    assert problems(validator, {"a.b": 1}) == [('["a.b"]', "is not an accepted parameter")]
+    customer = {"type": "object", "required": ["first name"]}
+    nested = ArgumentValidator({"type": "object", "properties": {"customer": customer}})
+    assert problems(nested, {"customer": {}}) == [('customer["first name"]', "is required")]

@@ -424,3 +424,13 @@ def test_limits_are_inclusive(tmp_path: Path) -> None:
     tool = {**BASE, "name": "n" * 250, "mcpName": "long", "description": "d" * 1000, "timeoutSeconds": 3600}
     definition = load_one(tmp_path, tool)
     assert (len(definition.name), len(definition.description), definition.timeout_seconds) == (250, 1000, 3600.0)
+
+
+def test_error_paths_are_written_like_response_paths(tmp_path: Path) -> None:
+    """One JSON-path formatter (shaping/paths.py): a key that is not plain is quoted, as in `responseFields`."""
+    schema = {"type": "object", "properties": {"first name": {"type": "text"}}}
+    not_a_type = f"{BAD_SCHEMA}'text' is not a JSON Schema type; the types are {TYPES}"
+    where = 'parameters.properties["first name"].type'
+    assert errors(tmp_path, {**BASE, "parameters": schema}) == [("T", where, not_a_type)]
+    messages = [{"type": "request-start", "content": "a"}, {"type": "request-complete", "content": 7}]
+    assert errors(tmp_path, {**BASE, "messages": messages}) == [("T", "messages[1].content", "must be a string")]

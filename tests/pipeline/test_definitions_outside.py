@@ -14,7 +14,8 @@ import pytest
 import yaml
 from support import ERAS, TRANSPORTS, Upstream, mcp_client, run_module
 
-pytestmark = pytest.mark.anyio
+# Most of these run `python -m mcp_webtools` as a user would: the module is end-to-end.
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 COMBOS = [(transport, era) for transport in TRANSPORTS for era in ERAS]
 BASE = "https://api.example.com"
