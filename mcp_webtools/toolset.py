@@ -1,8 +1,9 @@
 """An immutable snapshot of the loaded tools, with everything a call needs prepared once.
 
-`Toolset.from_definitions` compiles each tool's argument validator, request template and MCP
-listing entry, builds the `tools/list` result once, and gathers every secret into one
-`Redactor`. A reload builds a new `Toolset` and swaps one reference.
+`Toolset.from_definitions` compiles each tool's argument validator, request template, send policy
+(auth flow included), response shaping and MCP listing entry, builds the `tools/list` result once,
+and gathers every secret into one `Redactor`. A reload builds a new `Toolset` and swaps one
+reference.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 import mcp_types as types
 
 from .arguments import ArgumentValidator
+from .auth import BearerAuth
 from .definitions import ToolDefinition
-from .executor import SendPolicy
-from .redaction import Redactor, secret_header_values
+from .redaction import LearnedSecrets, Redactor, secret_header_values
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
+from .sending import SendPolicy
+from .shaping.projection import ResponseShaping
 from .voice import (
     DEFAULT_ASYNC_PROGRESS_SECONDS,
     DEFAULT_DELAYED_MESSAGE_SECONDS,
@@ -55,6 +58,7 @@ class PreparedTool:
     template: RequestTemplate
     listing: types.Tool
     send_policy: SendPolicy
+    shaping: ResponseShaping
     spoken: SpokenMessages = SpokenMessages()
 
     @property
@@ -90,10 +94,16 @@ class Toolset:
 
     @classmethod
     def from_definitions(
-        cls, definitions: Iterable[ToolDefinition], *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+        cls,
+        definitions: Iterable[ToolDefinition],
+        *,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        learned: LearnedSecrets | None = None,
     ) -> Toolset:
+        """`learned`: the secrets learned while running so far (`Redactor.learn`), to keep hiding
+        across a reload; a new, empty set by default."""
         definitions = list(definitions)
-        redactor = Redactor(_secrets(definitions))
+        redactor = Redactor(_secrets(definitions), learned if learned is not None else LearnedSecrets())
         return cls((_prepare(d, redactor, max_request_bytes) for d in definitions), redactor)
 
     @cached_property
@@ -157,6 +167,7 @@ def _secrets(definitions: list[ToolDefinition]) -> set[str]:
 
 def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:
     template = RequestTemplate.from_definition(definition, max_body_bytes=max_request_bytes)
+    shaping = definition.shaping  # compiled here once, not on every call
     pairs = [(m.type, m.content) for m in definition.messages]
     meta = {
         META_TOOL: redactor.redact_json(
@@ -173,7 +184,7 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
         description=redactor(definition.description) or None,
         # Published redacted (a secret may sit in a description or default); validation uses the original.
         input_schema=redactor.redact_json(definition.params),
-        output_schema=redactor.redact_json(definition.shaping.output_schema),
+        output_schema=redactor.redact_json(shaping.output_schema),
         annotations=annotations_for(definition.method),
         _meta=meta,
     )
@@ -187,7 +198,10 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
             retry=definition.retry,
             follow_redirects=definition.follow_redirects,
             max_response_bytes=definition.max_response_bytes,
+            auth=BearerAuth(definition.auth_token) if definition.auth_token else None,
+            url_template=redactor(definition.url_template),
         ),
+        shaping=shaping,
         # Spoken aloud and sent to the client, so redacted like everything else it is shown.
         spoken=SpokenMessages.from_pairs((kind, redactor(text)) for kind, text in pairs),
     )

@@ -181,11 +181,11 @@ async def test_every_schema_rule_is_enforced_before_sending(upstream: Upstream, 
     )
     async with webtools.executor.client:
         for name, (_, bad, problem, good) in RULES.items():
-            result = await webtools.call("rules", {"id": "1", name: bad})
+            result = await webtools.calls.call("rules", {"id": "1", name: bad})
             assert (result.is_error, text_of(result)) == (True, refused("rules", problem)), name
-            assert (await webtools.call("rules", {"id": "1", name: good})).is_error is False, name
+            assert (await webtools.calls.call("rules", {"id": "1", name: good})).is_error is False, name
         # The top-level rules, every problem at once.
-        result = await webtools.call("rules", {"surplus": 1, "integer": 1.5})
+        result = await webtools.calls.call("rules", {"surplus": 1, "integer": 1.5})
         problems = ("id: is required", "surplus: is not an accepted parameter", "integer: 1.5 is not of type 'integer'")
         assert text_of(result) == refused("rules", *problems)
     # Exactly the valid calls were sent, each with exactly its arguments as the body.

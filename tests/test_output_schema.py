@@ -11,10 +11,10 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from mcp_webtools.executor import UpstreamResponse
 from mcp_webtools.loading import ConfigErrors, load_definitions
 from mcp_webtools.redaction import Redactor
 from mcp_webtools.results import META_HTTP, response_result
+from mcp_webtools.sending import UpstreamResponse
 from mcp_webtools.shaping.projection import OutputMismatch, ResponseShaping, check_output_schema, response_shaping
 
 

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .. import __version__
+from ..auth import authorization_value
 from ..egress import LOOPBACK_NAMES
 from ..redaction import MASK, Redactor
-from ..requests import authorization_value
 
 __all__ = [
     "ApiRefused",

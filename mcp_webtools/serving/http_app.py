@@ -1,6 +1,6 @@
 """The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, probes, `/metrics`.
 
-Transports only carry bytes; tool logic lives in `server.WebTools`. DNS-rebinding protection is
+Transports only carry bytes; tool logic lives in `calls.ToolCalls`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
 an optional static bearer token guards every path but the probes `/healthz` and `/readyz` (and
 `/metrics` with `metrics_public`), and request bodies past
@@ -27,7 +27,8 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .server import CLIENT_GONE, HangUp, WebTools
+from .http_scope import CLIENT_GONE, HangUp
+from .server import WebTools
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -96,7 +97,7 @@ class StreamableHttpLifecycle:
     """What `/mcp` needs around the SDK's transport: hang-ups noticed, idle streams ended on shutdown.
 
     - POST: the `HangUp` put in the ASGI scope (`CLIENT_GONE`) cancels the call waiting to answer
-      on that POST when the client disconnects (see `WebTools._call_tool`).
+      on that POST when the client disconnects (see http_scope.py and `WebTools._call_tool`).
     - GET (the legacy standalone stream): ended as soon as the server starts shutting down. It
       only carries messages the server starts on its own, never a call's answer, so a graceful
       shutdown must not wait for the client to hang up (it never would). The response is
