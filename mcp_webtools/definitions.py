@@ -253,7 +253,10 @@ class ToolDefinition(BaseModel):
 
     @property
     def shaping(self) -> ResponseShaping:
-        """The compiled response shaping (cached per distinct settings, so this is cheap per call)."""
+        """The compiled response shaping, shared by tools with the same settings.
+
+        Compiled once per tool at load (`PreparedTool.shaping`); a call uses that, never this.
+        """
         return response_shaping(self.response_fields, self.flatten, self.max_result_bytes, self.output_schema)
 
 

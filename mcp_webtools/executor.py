@@ -1,4 +1,7 @@
-"""Sending a built request upstream and reading its answer, within limits.
+"""Sending a built request upstream and reading its answer, within limits: the one `Sender`.
+
+`Executor` implements `sending.Sender`, the seam every wrapper (auth, tracing) delegates to; it is
+the only implementation, the one that touches the network.
 
 One `httpx2.AsyncClient` (one connection pool) serves the whole process; `create_http_client`
 makes it with the settings a proxy for many callers needs, and with the egress policy checked on
@@ -19,7 +22,6 @@ import random
 import ssl
 import time
 import uuid
-from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urljoin, urlsplit
 
@@ -37,14 +39,12 @@ from .errors import (
     UpstreamUnreachable,
 )
 from .requests import OutboundRequest
-from .retries import IDEMPOTENT_METHODS, RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from .retries import IDEMPOTENT_METHODS, RETRYABLE_STATUSES, parse_retry_after
+from .sending import AttemptCount, SendPolicy, UpstreamResponse
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
-    "AttemptCount",
     "Executor",
-    "SendPolicy",
-    "UpstreamResponse",
     "create_http_client",
 ]
 
@@ -52,44 +52,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_LOCATION_SHOWN = 200  # characters of a redirect's Location quoted to the model
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamResponse:
-    status: int
-    reason: str
-    content_type: str
-    body: bytes
-    truncated: bool
-    elapsed_ms: float
-    attempts: int = 1
-    retry_after: float | None = None  # seconds, from a Retry-After header
-    note: str = ""  # something the model should know, e.g. a redirect that was not followed
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
-@dataclass(slots=True)
-class AttemptCount:
-    """How many attempts of one call have been sent so far.
-
-    Kept outside `Executor.send`, so that it can still be read when the call is cancelled while an
-    attempt is at the upstream (neither a response nor an `UpstreamError` then says how many).
-    """
-
-    sent: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SendPolicy:
-    """How one tool's requests are sent: prepared once per tool at load."""
-
-    timeout: float
-    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
-    follow_redirects: bool = False
-    max_response_bytes: int | None = None  # None: the executor's default
 
 
 def create_http_client(*, max_connections: int = 100, egress: EgressPolicy | None = None) -> httpx2.AsyncClient:
@@ -120,7 +82,7 @@ def create_http_client(*, max_connections: int = 100, egress: EgressPolicy | Non
 
 
 class Executor:
-    """Sends `OutboundRequest`s over the shared client.
+    """Sends `OutboundRequest`s over the shared client (a `sending.Sender`).
 
     `rng` draws the backoff jitter; pass a seeded or stub `random.Random` for reproducible waits.
     """
@@ -146,7 +108,9 @@ class Executor:
     ) -> UpstreamResponse:
         """Every attempt the policy allows before `deadline` (an `anyio.current_time()` value).
 
-        `count`, if given, counts each attempt as it starts.
+        `count`, if given, counts each attempt as it starts (added to what it holds already: a
+        wrapper may send more than once per call). `policy.auth` is not this method's business:
+        `auth.AuthenticatingSender` runs the flow around it.
         """
         count = count or AttemptCount()
         if deadline is None:
@@ -163,7 +127,7 @@ class Executor:
             if remaining <= 0:
                 raise _gave_up(UpstreamTimeout(_timed_out(policy.timeout)), request, attempt - 1)
             attempt_timeout = min(remaining, retry.attempt_timeout_seconds or remaining)
-            count.sent = attempt
+            count.sent += 1
             try:
                 response = await self._attempt(request, policy, attempt_timeout)
             except SendError as exc:

@@ -2,6 +2,11 @@
 
 Everything the server shows a person or a model (logs, error texts, dry-run output, tool
 listings) passes through a `Redactor` built from the loaded definitions.
+
+Secrets can also turn up while running (a token an auth flow fetched): `Redactor.learn` puts them
+in a `LearnedSecrets`, an append-only set shared by every redactor built from the same toolset and
+by the log filter (which combines those redactors). Each of them looks at the set when used, so a
+secret learned in the middle of a call is hidden in that call's result, audit record and log lines.
 """
 
 from __future__ import annotations
@@ -14,7 +19,15 @@ from urllib.parse import quote, quote_plus
 
 from .observe.logformat import record_fields
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "RedactingFilter", "configured_secrets", "secret_header_values"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "LearnedSecrets",
+    "Redactor",
+    "RedactingFilter",
+    "configured_secrets",
+    "secret_header_values",
+]
 
 MASK = "***"
 # Shorter values cannot be hidden without mangling ordinary text ("1", "on"); they are not
@@ -53,46 +66,78 @@ def configured_secrets(
         secrets.add(auth_token)
     secrets.update(secret_header_values(headers))
     return secrets
+class LearnedSecrets:
+    """Secrets discovered while running: append-only, shared by the redactors that were given it.
+
+    `variants` is replaced whole on each addition, never changed in place, so a redactor can tell
+    it has grown by identity alone (one comparison per use) and never sees half an update.
+    """
+
+    def __init__(self) -> None:
+        self.variants: frozenset[str] = frozenset()
+
+    def learn(self, *secrets: str) -> None:
+        fresh = _variants(secrets) - self.variants
+        if fresh:
+            self.variants = self.variants | fresh
 
 
 class Redactor:
-    """Replaces every known secret value, its lowercase form and their common encodings, with `***`."""
+    """Replaces every known secret value, its lowercase form and their common encodings, with `***`.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        variants: set[str] = set()
-        for secret in secrets:
-            if len(secret) < MIN_SECRET_LENGTH:
-                continue
-            forms = [secret]
-            credential = secret.partition(" ")[2]
-            if credential and len(credential) >= MIN_SECRET_LENGTH:
-                forms.append(credential)  # "Bearer abc..." echoed back without its scheme
-            # A host name from `${...}` comes back lowercased (URL parsers, DNS and TLS errors).
-            forms += [form.lower() for form in forms if form.lower() != form]
-            for form in forms:
-                variants.update(_encodings(form))
-        self._use(frozenset(v for v in variants if len(v) >= MIN_SECRET_LENGTH))
+    `learned`: a `LearnedSecrets` to hide as well, as it grows (see the module docstring).
+    """
 
-    def _use(self, variants: frozenset[str]) -> None:
+    def __init__(self, secrets: Iterable[str] = (), learned: LearnedSecrets | None = None) -> None:
+        self._own = _variants(secrets)
+        self._learned: tuple[LearnedSecrets, ...] = (learned,) if learned is not None else ()
+        self._compile()
+
+    @property
+    def learned(self) -> LearnedSecrets | None:
+        """The shared set `learn` adds to (None until there is one)."""
+        return self._learned[0] if self._learned else None
+
+    def learn(self, *secrets: str) -> None:
+        """Hide `secrets` from now on, here and in every redactor sharing this one's `LearnedSecrets`."""
+        if not self._learned:
+            self._learned = (LearnedSecrets(),)
+        self._learned[0].learn(*secrets)
+        self._compile()
+
+    def _compile(self) -> None:
+        self._seen = tuple(learned.variants for learned in self._learned)
+        variants = self._own.union(*self._seen)
         self._secrets = variants
         # Longest first: a regex alternation takes the first branch that matches, so a secret
         # that contains another is masked whole rather than leaving its tail visible.
         ordered = sorted(variants, key=lambda s: (-len(s), s))
         self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
+    def _current(self) -> re.Pattern[str] | None:
+        """The pattern, recompiled first if a shared `LearnedSecrets` has grown since."""
+        for learned, seen in zip(self._learned, self._seen, strict=True):
+            if learned.variants is not seen:
+                self._compile()
+                break
+        return self._pattern
+
     def __or__(self, other: Redactor) -> Redactor:
         """A redactor hiding the secrets of both (e.g. the tools' and the server's own token)."""
         combined = Redactor()
-        combined._use(self._secrets | other._secrets)
+        combined._own = self._own | other._own
+        combined._learned = (*self._learned, *(s for s in other._learned if s not in self._learned))
+        combined._compile()
         return combined
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return self._current() is not None
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None or not text:
+        pattern = self._current()
+        if pattern is None or not text:
             return text
-        return self._pattern.sub(MASK, text)
+        return pattern.sub(MASK, text)
 
     def redact_cut(self, text: str) -> str:
         """Redact text that was cut off: a secret's beginning left at the very end is masked too.
@@ -100,7 +145,7 @@ class Redactor:
         A body cut at a size cap can end in the middle of a secret, which no full match finds.
         """
         text = self(text)
-        if self._pattern is None or not text:
+        if self._current() is None or not text:
             return text
         longest = 0
         for secret in self._secrets:
@@ -116,7 +161,7 @@ class Redactor:
         A number whose digits are a secret becomes the string `***`: hiding it matters more
         than keeping its type.
         """
-        if self._pattern is None:
+        if self._current() is None:
             return value
         if isinstance(value, str):
             return self(value)
@@ -129,6 +174,23 @@ class Redactor:
             redacted = self(text)
             return value if redacted == text else redacted
         return value
+
+
+def _variants(secrets: Iterable[str]) -> frozenset[str]:
+    """Every form of `secrets` to hide (see `_encodings`); values too short to hide are skipped."""
+    variants: set[str] = set()
+    for secret in secrets:
+        if len(secret) < MIN_SECRET_LENGTH:
+            continue
+        forms = [secret]
+        credential = secret.partition(" ")[2]
+        if credential and len(credential) >= MIN_SECRET_LENGTH:
+            forms.append(credential)  # "Bearer abc..." echoed back without its scheme
+        # A host name from `${...}` comes back lowercased (URL parsers, DNS and TLS errors).
+        forms += [form.lower() for form in forms if form.lower() != form]
+        for form in forms:
+            variants.update(_encodings(form))
+    return frozenset(v for v in variants if len(v) >= MIN_SECRET_LENGTH)
 
 
 def _encodings(secret: str) -> set[str]:
@@ -147,12 +209,22 @@ def _encodings(secret: str) -> set[str]:
 class RedactingFilter(logging.Filter):
     """A logging filter that redacts secrets from every record's final message and structured fields.
 
-    The redactor is looked up on each record, so a reload can swap it without touching handlers.
+    The redactor is looked up on each record, so `add` and `hide` take effect at once without
+    touching handlers. What it is given stays hidden: a reload adds the new toolset's redactor
+    and keeps the old one's, since calls still running on the old toolset may log its secrets.
     """
 
     def __init__(self, redactor: Redactor | None = None) -> None:
         super().__init__()
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor if redactor is not None else Redactor()
+
+    def add(self, redactor: Redactor) -> None:
+        """Hide what `redactor` hides as well (a toolset's secrets, and those it learns later)."""
+        self.redactor = self.redactor | redactor
+
+    def hide(self, *secrets: str | None) -> None:
+        """Hide these values as well (the server's own, e.g. the inbound token); None is skipped."""
+        self.add(Redactor(secret for secret in secrets if secret))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.redactor:

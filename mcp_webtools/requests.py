@@ -1,9 +1,12 @@
 """Turning a tool and its validated arguments into the exact HTTP request to send.
 
 `RequestTemplate.from_definition` does the per-tool work once at load (URL split into origin,
-path pieces and fixed query; static headers including auth). `build_request` then only fills in
-values. Argument values are confined to their place: a path value is percent-encoded as exactly
-one segment, and nothing an argument holds can change the scheme, host or port.
+path pieces and fixed query; static headers). `build_request` then only fills in values. Upstream
+auth is not baked in here: the tool's auth flow (auth.py) adds its header to each call's request
+on its way out, through `OutboundRequest.with_header`.
+
+Argument values are confined to their place: a path value is percent-encoded as exactly one
+segment, and nothing an argument holds can change the scheme, host or port.
 
 Encoding is not enough on its own: a reverse proxy in front of the upstream (nginx with
 `proxy_pass http://backend/public/;`, for one) decodes `..%2Fadmin` and resolves the `..`, so the
@@ -14,6 +17,7 @@ that NFKC turns into `.`, `/` or `\\`) is refused instead.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import unicodedata
@@ -40,8 +44,6 @@ DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 MAX_URL_CHARS = 65536
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 USER_AGENT = f"mcp-webtools/{__version__}"
-# A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
-_HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\s+\S")
 # Segment separators for servers on the way: '/', and '\\' for those that read it as one (IIS, Tomcat).
 _SEPARATORS = re.compile(r"[/\\]")
 # Overlong UTF-8 (C0 AE for '.'): refused by strict decoders, read as the character by lenient ones.
@@ -57,6 +59,19 @@ class OutboundRequest:
     url: str
     headers: tuple[tuple[str, str], ...]
     body: bytes | None = None
+    # How many of `headers`, at the front, are our own defaults (User-Agent, Accept, Content-Type).
+    defaults: int = 0
+
+    def with_header(self, name: str, value: str) -> OutboundRequest:
+        """This request with `name: value` instead of any header of that name (in any case).
+
+        It goes right after our default headers, before the configured ones: where the
+        `authToken` header has always been sent.
+        """
+        lower = name.lower()
+        own = [(n, v) for n, v in self.headers[: self.defaults] if n.lower() != lower]
+        configured = [(n, v) for n, v in self.headers[self.defaults :] if n.lower() != lower]
+        return dataclasses.replace(self, headers=(*own, (name, value), *configured), defaults=len(own))
 
     def as_text(self) -> str:
         """The request as an HTTP/1.1 message, for dry runs (redact before showing)."""
@@ -83,6 +98,7 @@ class RequestTemplate:
     headers: tuple[tuple[str, str], ...]
     path_defaults: Mapping[str, str]
     max_body_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    default_headers: int = 0  # how many of `headers`, at the front, are ours (see `OutboundRequest.defaults`)
 
     @classmethod
     def from_definition(
@@ -96,14 +112,16 @@ class RequestTemplate:
             pieces.append((match.group(1) or match.group(2),))
             position = match.end()
         pieces.append(parts.path[position:])
+        default_headers, configured = _static_headers(definition)
         return cls(
             method=definition.method,
             origin=f"{parts.scheme}://{parts.netloc}",
             path_pieces=tuple(p for p in pieces if p != ""),
             fixed_query=parts.query,
-            headers=_static_headers(definition),
+            headers=default_headers + configured,
             path_defaults=dict(definition.path_defaults),
             max_body_bytes=definition.max_request_bytes or max_body_bytes,
+            default_headers=len(default_headers),
         )
 
     @property
@@ -158,27 +176,19 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
         raise RequestBuildError(
             culprit, f"makes the URL {len(url)} characters long (encoded); at most {MAX_URL_CHARS} fit in a URL"
         )
-    return OutboundRequest(method=template.method, url=url, headers=template.headers, body=body)
+    return OutboundRequest(
+        method=template.method, url=url, headers=template.headers, body=body, defaults=template.default_headers
+    )
 
 
-def authorization_value(token: str) -> str:
-    """`"sk_123"` -> `"Bearer sk_123"`; a token with a scheme (`"Token sk_123"`) is kept as is."""
-    return token if _HAS_SCHEME.match(token) else f"Bearer {token}"
-
-
-def _static_headers(definition: ToolDefinition) -> tuple[tuple[str, str], ...]:
-    configured = list(definition.headers)
-    if definition.auth_token:
-        # `authToken` is the explicit auth setting: it wins over a configured Authorization header.
-        configured = [(name, value) for name, value in configured if name.lower() != "authorization"]
+def _static_headers(definition: ToolDefinition) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """Our default headers that the config does not replace, and the configured headers."""
+    configured = definition.headers
     names = {name.lower() for name, _ in configured}
     defaults = [("User-Agent", USER_AGENT), ("Accept", "application/json")]
     if definition.method in BODY_METHODS:
         defaults.append(("Content-Type", "application/json"))
-    headers = [(name, value) for name, value in defaults if name.lower() not in names]
-    if definition.auth_token:
-        headers.append(("Authorization", authorization_value(definition.auth_token)))
-    return tuple(headers + configured)
+    return tuple((name, value) for name, value in defaults if name.lower() not in names), configured
 
 
 def _path_value(name: str, value: Any) -> str:

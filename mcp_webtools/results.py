@@ -20,8 +20,9 @@ import mcp_types as types
 
 from .arguments import nested_deeper_than
 from .errors import OutputMismatch
-from .executor import UpstreamResponse
+from .outcomes import Outcome
 from .redaction import Redactor
+from .sending import UpstreamResponse
 from .shaping.projection import NO_BODY, ResponseShaping, response_shaping
 
 __all__ = [
@@ -108,13 +109,13 @@ def response_result(
     return _shaped(shaping, redactor(text) if text else NO_BODY, response, redactor, meta)
 
 
-def answer_outcome(response: UpstreamResponse, result: types.CallToolResult) -> str:
-    """The audit outcome (`audit.OUTCOMES`) of a call the upstream answered, as `response_result` gave it."""
+def answer_outcome(response: UpstreamResponse, result: types.CallToolResult) -> Outcome:
+    """The outcome of a call the upstream answered, as `response_result` gave it."""
     if not response.ok:
-        return "http_error"
+        return Outcome.HTTP_ERROR
     if response.truncated:
-        return "truncated"
-    return "invalid_response" if result.is_error else "ok"
+        return Outcome.TRUNCATED
+    return Outcome.INVALID_RESPONSE if result.is_error else Outcome.OK
 
 
 def error_result(message: str, redactor: Redactor, **meta: Any) -> types.CallToolResult:

@@ -1,8 +1,9 @@
 """An immutable snapshot of the loaded tools, with everything a call needs prepared once.
 
-`Toolset.from_definitions` compiles each tool's argument validator, request template and MCP
-listing entry, builds the `tools/list` result once, and gathers every secret into one
-`Redactor`. A reload builds a new `Toolset` and swaps one reference.
+`Toolset.from_definitions` compiles each tool's argument validator, request template, send policy
+(auth flow included), response shaping and MCP listing entry, builds the `tools/list` result once,
+and gathers every secret into one `Redactor`. A reload builds a new `Toolset` and swaps one
+reference.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 import mcp_types as types
 
 from .arguments import ArgumentValidator
+from .auth import BearerAuth
 from .definitions import ToolDefinition
-from .executor import SendPolicy
 from .loading import ConfigProblem
-from .redaction import Redactor, configured_secrets
+from .redaction import LearnedSecrets, Redactor, configured_secrets
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
+from .sending import SendPolicy
+from .shaping.projection import ResponseShaping
 from .voice import (
     DEFAULT_ASYNC_PROGRESS_SECONDS,
     DEFAULT_DELAYED_MESSAGE_SECONDS,
@@ -56,6 +59,7 @@ class PreparedTool:
     template: RequestTemplate
     listing: types.Tool
     send_policy: SendPolicy
+    shaping: ResponseShaping
     spoken: SpokenMessages = SpokenMessages()
 
     @property
@@ -110,10 +114,14 @@ class Toolset:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         files: Iterable[str] = (),
         warnings: Iterable[ConfigProblem] = (),
+        learned: LearnedSecrets | None = None,
     ) -> Toolset:
+        """`learned`: the secrets learned while running so far (`Redactor.learn`), to keep hiding
+        across a reload; a new, empty set by default."""
         definitions = list(definitions)
         redactor = Redactor(
-            secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)
+            (secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)),
+            learned if learned is not None else LearnedSecrets(),
         )
         tools = (_prepare(d, redactor, max_request_bytes) for d in definitions)
         return cls(tools, redactor, files=files, warnings=warnings)
@@ -169,6 +177,7 @@ def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -
 
 def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:
     template = RequestTemplate.from_definition(definition, max_body_bytes=max_request_bytes)
+    shaping = definition.shaping  # compiled here once, not on every call
     pairs = [(m.type, m.content) for m in definition.messages]
     meta = {
         META_TOOL: redactor.redact_json(
@@ -186,7 +195,7 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
         # Published redacted (a secret may sit in a description or default); validation uses the original.
         # Path placeholders without a default are published as required: a call cannot go without them.
         input_schema=redactor.redact_json(definition.input_schema),
-        output_schema=redactor.redact_json(definition.shaping.output_schema),
+        output_schema=redactor.redact_json(shaping.output_schema),
         annotations=annotations_for(definition.method),
         _meta=meta,
     )
@@ -200,7 +209,10 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
             retry=definition.retry,
             follow_redirects=definition.follow_redirects,
             max_response_bytes=definition.max_response_bytes,
+            auth=BearerAuth(definition.auth_token) if definition.auth_token else None,
+            url_template=redactor(definition.url_template),
         ),
+        shaping=shaping,
         # Spoken aloud and sent to the client, so redacted like everything else it is shown.
         spoken=SpokenMessages.from_pairs((kind, redactor(text)) for kind, text in pairs),
     )

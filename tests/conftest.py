@@ -40,9 +40,16 @@ import mcp.client.client
 import mcp.client.session
 import pytest
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
-from support import REPO, SCANNER, HoldingUpstream, RecordingReadStream, Upstream, register_config_secrets, serve_asgi
-
-from mcp_webtools.serving import runtime
+from support import (
+    LOG_FILTER,
+    REPO,
+    SCANNER,
+    HoldingUpstream,
+    RecordingReadStream,
+    Upstream,
+    register_config_secrets,
+    serve_asgi,
+)
 
 
 @pytest.fixture
@@ -180,9 +187,9 @@ class _ScanningLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             shown = copy.copy(record)  # the filter rewrites the record; other handlers get it as it was
-            # The filter the server installs on its stderr handler, with the redactor of the
-            # toolset loaded last (as in a server process, which loads one).
-            runtime._redacting_filter.filter(shown)
+            # The filter `serve` puts on its stderr handler: the one the in-process servers of
+            # these tests are given (support.LOG_FILTER), with the secrets of each toolset they load.
+            LOG_FILTER.filter(shown)
             if shown.exc_info and not shown.exc_text:
                 shown.exc_text = logging.Formatter().formatException(shown.exc_info)
             # Not the time, level and logger name a formatter adds: no secret comes from there.

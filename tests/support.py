@@ -44,6 +44,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_webtools.redaction import RedactingFilter
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
 
@@ -53,6 +54,9 @@ REPO = Path(__file__).resolve().parent.parent
 TRANSPORTS = ("stdio", "http")
 HOLD_BOUND = 30  # seconds: how long `HoldingUpstream` waits for a request to arrive or finish
 ERAS = ("legacy", "auto")  # "auto" lands on 2026-07-28 against our server
+# The log redaction of the servers run in this process, as `serve` has one per process
+# (`runtime.configure_logging`); conftest scans every log record as this filter leaves it.
+LOG_FILTER = RedactingFilter()
 
 
 @dataclass
@@ -365,7 +369,7 @@ async def mcp_client(
             yield client
         return
 
-    webtools = open_webtools([str(config)], environ=environ)
+    webtools = open_webtools([str(config)], environ=environ, log_filter=LOG_FILTER)
     app = build_http_app(webtools, HttpSettings(auth_token=auth_token))
     headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
     async with serve_asgi(app) as base:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import anyio
 
 from .. import __version__
+from ..calls import PreparedCall
 from ..errors import ConfigErrors
 from ..hamsa.cli import add_hamsa_commands
 from ..observe.logformat import LOG_FORMATS
@@ -22,14 +23,12 @@ from ..serving.listening import ListenError, listen
 from ..serving.reload import DEFAULT_WATCH_INTERVAL
 from ..serving.runtime import (
     configure_logging,
-    hide_in_logs,
     load_toolset,
     open_reloader,
     open_webtools,
     serve_http,
     serve_stdio,
 )
-from ..serving.server import PreparedCall
 from ..serving.workers import run_workers, worker_sockets
 from .options import (
     DEFAULT_CONFIG,
@@ -55,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"MCP_WEBTOOLS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {args.log_level!r}")
     if args.log_format not in LOG_FORMATS:
         parser.error(f"MCP_WEBTOOLS_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {args.log_format!r}")
-    configure_logging(args.log_level, args.log_format)
+    # What every log line hides: told the server's own secrets and each toolset's as they load.
+    args.log_filter = configure_logging(args.log_level, args.log_format)
     configure_tracing()
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what `serve --workers N` runs in each worker
     try:
@@ -164,7 +164,7 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    hide_in_logs(getattr(args, "auth_token", None))
+    args.log_filter.hide(getattr(args, "auth_token", None))
     options = server_options(args)
     if args.ui and args.transport != "http":
         print("--ui needs --transport http (the console is a web page served next to /mcp)", file=sys.stderr)
@@ -182,13 +182,16 @@ def _serve(args: argparse.Namespace) -> int:
             print("--workers cannot be combined with --tasks (task handles live in one process)", file=sys.stderr)
             return 2
         sockets = listen(args.host, args.port)  # first: a port in use is one line, before anything is logged
-        load_toolset(config_paths(args), options=options)  # config errors print once, before any worker starts
+        # Config errors print once, before any worker starts.
+        load_toolset(config_paths(args), options=options, log_filter=args.log_filter)
         return run_workers(args.workers, sockets, args.argv)
     if args.transport == "http" and sockets is None:
         sockets = listen(args.host, args.port)  # as above
     paths = config_paths(args)
-    webtools = open_webtools(paths, options=options)
-    reloader = open_reloader(webtools, paths, options=options, watch=args.watch, interval=args.watch_interval)
+    webtools = open_webtools(paths, options=options, log_filter=args.log_filter)
+    reloader = open_reloader(
+        webtools, paths, options=options, watch=args.watch, interval=args.watch_interval, log_filter=args.log_filter
+    )
     if args.transport == "stdio":
         anyio.run(serve_stdio, webtools, reloader)
     else:
@@ -218,7 +221,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    toolset, loaded = load_toolset(config_paths(args), options=server_options(args))
+    toolset, loaded = load_toolset(config_paths(args), options=server_options(args), log_filter=args.log_filter)
     for tool in toolset:
         d = tool.definition
         print(f"ok  {d.mcp_name}  {d.method} {d.url_template}  ({d.source})")
@@ -230,7 +233,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    toolset, _ = load_toolset(config_paths(args), options=server_options(args))
+    toolset, _ = load_toolset(config_paths(args), options=server_options(args), log_filter=args.log_filter)
     rows = [(t.name, t.definition.method, t.definition.url_template) for t in toolset]
     width = max(len(name) for name, _, _ in rows)
     for name, method, url in rows:
@@ -248,14 +251,14 @@ def _call(args: argparse.Namespace) -> int:
         # A usage mistake, like bad JSON: say so plainly instead of printing a tool-error result.
         print(f"--args must be a JSON object, not {_json_type(arguments)}: {args.args}", file=sys.stderr)
         return 2
-    webtools = open_webtools(config_paths(args), options=server_options(args))
+    webtools = open_webtools(config_paths(args), options=server_options(args), log_filter=args.log_filter)
     if webtools.toolset.get(args.tool) is None:
         known = ", ".join(t.name for t in webtools.toolset)
         print(f"unknown tool {args.tool!r}; known tools: {known}", file=sys.stderr)
         return 2
 
     if args.dry_run:
-        prepared = webtools.prepare(args.tool, arguments)
+        prepared = webtools.calls.prepare(args.tool, arguments)
         if not isinstance(prepared, PreparedCall):
             _print_result(prepared)
             return 1
@@ -264,7 +267,7 @@ def _call(args: argparse.Namespace) -> int:
 
     async def run() -> object:
         async with webtools.executor.client:
-            return await webtools.call(args.tool, arguments)
+            return await webtools.calls.call(args.tool, arguments)
 
     result = anyio.run(run)
     _print_result(result)
@@ -288,7 +291,7 @@ def _print_result(result: object) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    return anyio.run(run_demo, config_paths(args), args.host, args.port, args.api_port, args.ui)
+    return anyio.run(run_demo, config_paths(args), args.host, args.port, args.api_port, args.ui, args.log_filter)
 
 
 if __name__ == "__main__":  # pragma: no cover

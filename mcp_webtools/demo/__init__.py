@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import uvicorn
 
+from ..redaction import RedactingFilter
 from ..serving.http_app import WILDCARD_HOSTS, HttpSettings, bind_host_allowance
 from ..serving.listening import listen
 from ..serving.runtime import open_reloader, open_webtools, start_http
@@ -26,10 +27,18 @@ DEFAULT_API_PORT = 8900
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 
 
-async def run_demo(config_paths: list[str], host: str, port: int, api_port: int, ui: bool = True) -> int:
+async def run_demo(
+    config_paths: list[str],
+    host: str,
+    port: int,
+    api_port: int,
+    ui: bool = True,
+    log_filter: RedactingFilter | None = None,
+) -> int:
     """Serve until interrupted; 1 when a server cannot start.
 
     Raises `ListenError` when a port is taken (a demo already running, say), before anything starts.
+    `log_filter`: the log redaction to tell the tools' secrets (`runtime.configure_logging`).
     """
     # Both ports first, so a taken one is a single line naming the option to change (listening.py).
     api_sockets = listen("127.0.0.1", api_port, port_option="--api-port")
@@ -45,10 +54,10 @@ async def run_demo(config_paths: list[str], host: str, port: int, api_port: int,
     if api_port != DEFAULT_API_PORT and "DEMO_API_URL" not in os.environ:
         os.environ["DEMO_API_URL"] = f"http://127.0.0.1:{api_port}"
     token = os.environ.get("DEMO_API_TOKEN", DEFAULT_DEMO_TOKEN)
-    webtools = open_webtools(config_paths)
+    webtools = open_webtools(config_paths, log_filter=log_filter)
     api = uvicorn.Server(uvicorn.Config(create_demo_api(token), host="127.0.0.1", port=api_port, log_config=None))
     # Edits to the config are picked up as with `serve` (README, "Hot reload").
-    reloader = open_reloader(webtools, config_paths)
+    reloader = open_reloader(webtools, config_paths, log_filter=log_filter)
     settings = HttpSettings(allowed_hosts=bind_host_allowance(host), ui=ui)
     mcp = start_http(webtools, host, port, settings, reloader=reloader)
     failed: list[str] = []

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 import httpx2
 
 from .. import __version__
+from ..auth import authorization_value
 from ..definitions import url_problems
 from ..egress import is_loopback_host
 from ..errors import ApiRefused, ApiUnavailable, UnusableAnswer, UsageError
 from ..redaction import MASK, Redactor
-from ..requests import authorization_value
 from .format import envelope_refused
 
 __all__ = [

@@ -2,10 +2,10 @@
 
 Each `Metrics` has its own `CollectorRegistry` (not prometheus-client's global one), so several
 servers in one process (tests, the demo) never share or clash over counters. The per-call
-metrics are fed from the same `audit.CallRecord` as the audit log (`Metrics.observe_call`).
+metrics are fed from the same `outcomes.CallRecord` as the audit log (`Metrics.observe_call`).
 
 Label values are bounded: `tool` is always a configured tool name (a call naming an unknown tool
-is refused before any record exists), `outcome` one of `audit.OUTCOMES`, `status_class` one of
+is refused before any record exists), `outcome` one of `outcomes.Outcome`, `status_class` one of
 1xx..5xx, `result` ok/error, `reason` one of `UNAUTHORIZED_REASONS`.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .audit import CallRecord
+from ..outcomes import CallRecord
 
 __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "UNAUTHORIZED_REASONS", "Metrics"]
 
@@ -99,7 +99,7 @@ class Metrics:
         self._call_children: dict[tuple[str, str, str | None], tuple[Any, Any, Any]] = {}
 
     def observe_call(self, record: CallRecord) -> None:
-        """Count one finished call (an `audit.CallObserver`)."""
+        """Count one finished call (a `CallObserver`)."""
         status = record.status
         status_class = f"{status // 100}xx" if status is not None and 100 <= status <= 599 else None
         key = (record.tool, record.outcome, status_class)

@@ -3,8 +3,8 @@
 The MCP SDK already opens one SERVER span per request (`tools/call <tool>`, in
 `mcp.server._otel`), continuing the `traceparent` a client put in the request's `_meta`. We
 build on it rather than open a second one: `annotate_call` adds the call's audit fields to that
-span, and `traced_send` opens a CLIENT span around the upstream request (all its attempts) as
-its child.
+span (an observer of every finished call), and `TracingSender`, a wrapper in the sender chain
+(sending.py), opens a CLIENT span around the upstream exchange (all its attempts) as its child.
 
 Off and free when absent: without `opentelemetry` importable every function here is a no-op,
 and without a configured SDK the spans are the API's non-recording ones (nothing is recorded
@@ -17,27 +17,27 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SendError
-from ..executor import UpstreamResponse
-from ..redaction import Redactor
-from .audit import CallRecord
+from ..outcomes import CallRecord
+from ..requests import OutboundRequest
+from ..sending import AttemptCount, Sender, SendPolicy, UpstreamResponse
 
 try:
     from opentelemetry import trace
 except ImportError:  # pragma: no cover - opentelemetry-api comes with mcp; kept optional all the same
     trace = None  # type: ignore[assignment]
 
-__all__ = ["annotate_call", "configure_tracing", "traced_send"]
+__all__ = ["TracingSender", "annotate_call", "configure_tracing"]
 
 logger = logging.getLogger("mcp_webtools.telemetry")
 SERVICE_NAME = "mcp-webtools"
 
 
 def annotate_call(record: CallRecord) -> None:
-    """Add the call's audit fields (already redacted) to the current tool-call span (an `audit.CallObserver`)."""
+    """Add the call's audit fields (already redacted) to the current tool-call span (a `CallObserver`)."""
     if trace is None:
         return
     span = trace.get_current_span()
@@ -46,36 +46,46 @@ def annotate_call(record: CallRecord) -> None:
     span.set_attributes(_record_attributes(record))
 
 
-async def traced_send(
-    send: Awaitable[UpstreamResponse], method: str, url_template: str, redactor: Redactor
-) -> UpstreamResponse:
-    """Await `send` (an `Executor.send`) in a CLIENT span, a child of the tool-call span.
+class TracingSender:
+    """A `Sender` that puts the upstream exchange in a CLIENT span, a child of the tool-call span.
 
-    One span for the whole upstream exchange, every attempt included (`http.request.resend_count`
-    says how many more there were). It carries the URL template, never the resolved URL, which
-    may hold secrets.
+    One span for the whole exchange, every attempt included (`http.request.resend_count` says how
+    many more there were). It carries the URL template (`SendPolicy.url_template`, secrets masked
+    at load), never the resolved URL, which may hold secrets.
     """
-    # The fast path, taken on every call when no SDK is set up: under a span that records nothing
-    # (the API's no-op span, or one sampled out), a child would record nothing either.
-    if trace is None or not trace.get_current_span().is_recording():
-        return await send
-    template = redactor(url_template)
-    with _tracer().start_as_current_span(
-        f"{method} {template}",
-        kind=trace.SpanKind.CLIENT,
-        attributes={"http.request.method": method, "url.template": template},
-        # An exception's text is for the model and the audit log (shaped and redacted there);
-        # the span gets only its type.
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        try:
-            response = await send
-        except SendError as exc:
-            _finish(span, status=None, attempts=exc.attempts, error=exc)
-            raise
-        _finish(span, status=response.status, attempts=response.attempts)
-        return response
+
+    def __init__(self, inner: Sender) -> None:
+        self.inner = inner
+
+    async def send(
+        self,
+        request: OutboundRequest,
+        policy: SendPolicy,
+        *,
+        deadline: float,
+        count: AttemptCount | None = None,
+    ) -> UpstreamResponse:
+        # The fast path, taken on every call when no SDK is set up: under a span that records
+        # nothing (the API's no-op span, or one sampled out), a child would record nothing either.
+        if trace is None or not trace.get_current_span().is_recording():
+            return await self.inner.send(request, policy, deadline=deadline, count=count)
+        method, template = request.method, policy.url_template
+        with _tracer().start_as_current_span(
+            f"{method} {template}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"http.request.method": method, "url.template": template},
+            # An exception's text is for the model and the audit log (shaped and redacted there);
+            # the span gets only its type.
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                response = await self.inner.send(request, policy, deadline=deadline, count=count)
+            except SendError as exc:
+                _finish(span, status=None, attempts=exc.attempts, error=exc)
+                raise
+            _finish(span, status=response.status, attempts=response.attempts)
+            return response
 
 
 def _tracer() -> Any:

@@ -1,6 +1,6 @@
 """The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, probes, `/metrics`.
 
-Transports only carry bytes; tool logic lives in `server.WebTools`. DNS-rebinding protection is
+Transports only carry bytes; tool logic lives in `calls.ToolCalls`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
 an optional static bearer token guards every path but the probes `/healthz` and `/readyz` (and
 `/metrics` with `metrics_public`, and the web console's data-free page), request bodies past
@@ -41,10 +41,11 @@ from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
 from .console import Console
+from .http_scope import CLIENT_GONE, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
-from .server import CLIENT_GONE, HangUp, WebTools
+from .server import WebTools
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -132,7 +133,7 @@ class StreamableHttpLifecycle:
     """What `/mcp` needs around the SDK's transport: hang-ups noticed, idle streams ended on shutdown.
 
     - POST: the `HangUp` put in the ASGI scope (`CLIENT_GONE`) cancels the call waiting to answer
-      on that POST when the client disconnects (see `WebTools._call_tool`).
+      on that POST when the client disconnects (see http_scope.py and `WebTools._call_tool`).
     - GET (the legacy standalone stream): ended as soon as the server starts shutting down. It
       only carries messages the server starts on its own, never a call's answer, so a graceful
       shutdown must not wait for the client to hang up (it never would). The response is

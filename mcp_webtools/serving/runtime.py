@@ -1,7 +1,14 @@
 """Assembling the service and running it on a transport.
 
-`open_webtools` goes config paths -> definitions -> `Toolset` -> `WebTools` (with one shared
-HTTP client); `serve_stdio` and `serve_http` run it. The CLI and the demo call these.
+`open_webtools` goes config paths -> definitions -> `Toolset` -> `WebTools`, and composes what a
+call goes through: the sender chain around the executor (one shared HTTP client; see sending.py)
+and the observers of every finished call. `serve_stdio` and `serve_http` run it. The CLI and the
+demo call these.
+
+Logging is the process's, so its redaction is made where the process is assembled (the CLI's
+`main`): `configure_logging` returns the `RedactingFilter` it put on the stderr handler, and the
+CLI hands it to `open_webtools`, `open_reloader` and `load_toolset`, which tell it each toolset's
+secrets. Without one (an embedding application, the tests) nothing here touches logging.
 """
 
 from __future__ import annotations
@@ -17,12 +24,17 @@ from dataclasses import dataclass, field
 import uvicorn
 from sse_starlette.sse import AppStatus
 
+from ..auth import AuthenticatingSender
+from ..calls import ToolCalls
 from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
 from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, CallLimits
 from ..loading import LoadResult, load_definitions
+from ..observe.audit import log_call
 from ..observe.logformat import formatter_for
-from ..redaction import RedactingFilter, Redactor
+from ..observe.metrics import Metrics
+from ..observe.telemetry import TracingSender, annotate_call
+from ..redaction import LearnedSecrets, RedactingFilter
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..toolset import Toolset
 from .http_app import HttpSettings, build_http_app
@@ -33,7 +45,6 @@ from .tasks import TaskStore
 
 __all__ = [
     "DEFAULT_SHUTDOWN_GRACE",
-    "hide_in_logs",
     "ServerOptions",
     "configure_logging",
     "env_list",
@@ -51,25 +62,19 @@ __all__ = [
 logger = logging.getLogger("mcp_webtools")
 # Under Docker's default 10 s stop timeout, so the cancelled calls still get their answers.
 DEFAULT_SHUTDOWN_GRACE = 8.0
-_redacting_filter = RedactingFilter()
-_server_secrets = Redactor()  # the server's own secrets (the inbound HTTP token), not the tools'
 
 
-def hide_in_logs(*secrets: str | None) -> None:
-    """Add the server's own secrets (e.g. the inbound token) to what every log line hides."""
-    global _server_secrets
-    _server_secrets = _server_secrets | Redactor(s for s in secrets if s)
-    _redacting_filter.redactor = _redacting_filter.redactor | _server_secrets
-
-
-def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+def configure_logging(level: str = "INFO", log_format: str = "text") -> RedactingFilter:
     """Log to stderr (stdout belongs to the stdio transport), every line through the redactor.
 
     `log_format` is "text" (readable lines) or "json" (one JSON object per line, see logformat.py).
+    Returns the handler's `RedactingFilter`: give it the server's own secrets (`hide`, e.g. the
+    inbound token) and pass it to `open_webtools`, which gives it the toolset's.
     """
+    log_filter = RedactingFilter()
     handler = logging.StreamHandler()
     handler.setFormatter(formatter_for(log_format))
-    handler.addFilter(_redacting_filter)
+    handler.addFilter(log_filter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # A handler that fails to write would print the raw record (secrets included) via
@@ -79,6 +84,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx2", "httpcore2", "mcp", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    return log_filter
 
 
 @dataclass(frozen=True)
@@ -96,17 +102,18 @@ class ServerOptions:
 
 
 def load_toolset(
-    paths: Iterable[str], environ: Mapping[str, str] | None = None, options: ServerOptions | None = None
+    paths: Iterable[str],
+    environ: Mapping[str, str] | None = None,
+    options: ServerOptions | None = None,
+    *,
+    log_filter: RedactingFilter | None = None,
+    learned: LearnedSecrets | None = None,
 ) -> tuple[Toolset, LoadResult]:
-    """Raises `ConfigErrors` listing every problem."""
-    toolset, loaded = _build_toolset(paths, environ, options)
-    _redacting_filter.redactor = toolset.redactor | _server_secrets
-    return toolset, loaded
+    """Raises `ConfigErrors` listing every problem.
 
-
-def _build_toolset(
-    paths: Iterable[str], environ: Mapping[str, str] | None, options: ServerOptions | None
-) -> tuple[Toolset, LoadResult]:
+    `log_filter` (see `configure_logging`) hides the toolset's secrets from then on; `learned`:
+    the secrets learned at run time so far, to keep hiding (a reload passes the current toolset's).
+    """
     options = options or ServerOptions()
     loaded = load_definitions(paths, environ, egress=options.egress)
     toolset = Toolset.from_definitions(
@@ -114,7 +121,11 @@ def _build_toolset(
         max_request_bytes=options.max_request_bytes,
         files=[str(file) for file in loaded.files],
         warnings=loaded.warnings,
+        learned=learned,
     )
+    if log_filter is not None:
+        # Added to, not replaced: calls still running on an old toolset may log its secrets.
+        log_filter.add(toolset.redactor)
     return toolset, loaded
 
 
@@ -126,14 +137,15 @@ def open_reloader(
     options: ServerOptions | None = None,
     watch: bool = True,
     interval: float = DEFAULT_WATCH_INTERVAL,
+    log_filter: RedactingFilter | None = None,
 ) -> Reloader:
     """Hot reload for `webtools`, loading `paths` exactly as `open_webtools` did (see reload.py)."""
     paths = list(paths)
 
     def load() -> Toolset:
-        toolset, _ = _build_toolset(paths, environ, options)
-        # Added to, not replaced: calls still running on the old toolset may log its secrets.
-        _redacting_filter.redactor = _redacting_filter.redactor | toolset.redactor
+        # Secrets learned at run time stay hidden in the new toolset's redactor too.
+        learned = webtools.toolset.redactor.learned
+        toolset, _ = load_toolset(paths, environ, options, log_filter=log_filter, learned=learned)
         return toolset
 
     # Every outcome (swapped in, unchanged, or rejected) feeds the reload metrics.
@@ -146,15 +158,22 @@ def open_webtools(
     *,
     environ: Mapping[str, str] | None = None,
     options: ServerOptions | None = None,
+    log_filter: RedactingFilter | None = None,
 ) -> WebTools:
+    """The service for the config at `paths` (raises `ConfigErrors`); `log_filter`: see `configure_logging`."""
     options = options or ServerOptions()
-    toolset, loaded = load_toolset(paths, environ, options)
+    toolset, loaded = load_toolset(paths, environ, options, log_filter=log_filter)
     logger.info("loaded %d tool(s) from %d file(s)", len(toolset), len(loaded.files))
     # The pool is sized to the concurrency cap: every admitted call can have its own connection.
     client = create_http_client(max_connections=options.max_concurrency, egress=options.egress)
     executor = Executor(client, max_response_bytes=options.max_response_bytes)
+    # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
+    sender = TracingSender(AuthenticatingSender(executor))
     limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
-    return WebTools(toolset, executor, limits, TaskStore() if options.tasks else None)
+    metrics = Metrics(in_flight=lambda: len(calls.in_flight), tools_loaded=lambda: len(calls.toolset))
+    # Every finished call's record goes to these: the audit log, the metrics, the trace span.
+    calls = ToolCalls(toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call])
+    return WebTools(calls, executor, metrics, TaskStore() if options.tasks else None)
 
 
 @contextlib.asynccontextmanager

@@ -6,12 +6,12 @@ the task is `completed` and carries the ordinary `CallToolResult`.
 
 Task ids are random (`secrets.token_urlsafe`), expire `ttl_seconds` after creation (a call still
 running then is cancelled), and are bound to the caller that started them: another caller asking
-for the id gets the same error as for an id that never existed.
+for the id gets the same error as for an id that never existed (the caller's key comes from the
+HTTP layer: `http_scope.caller_key`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,20 +25,11 @@ import mcp_types as types
 from anyio.abc import TaskGroup
 from mcp.shared.exceptions import MCPError
 
-__all__ = ["EXTENSION", "TaskStore", "caller_key"]
+__all__ = ["EXTENSION", "TaskStore"]
 
 EXTENSION = "io.modelcontextprotocol/tasks"
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_POLL_INTERVAL_MS = 1000
-
-
-def caller_key(http_scope: dict | None) -> str:
-    """Who started a task: a hash of the inbound `Authorization` header over HTTP (never the
-    token itself), or "stdio" (one client per process, so the process is the connection)."""
-    if http_scope is None:
-        return "stdio"
-    headers = dict(http_scope.get("headers") or [])
-    return "http:" + hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
 
 
 @dataclass
@@ -114,7 +105,7 @@ class TaskStore:
             except MCPError as exc:
                 task.status, task.status_message = "failed", exc.error.message
             except Exception:
-                # `work` (WebTools.call) turns our own bugs into tool errors; this is a last resort.
+                # `work` (ToolCalls.call) turns our own bugs into tool errors; this is a last resort.
                 task.status, task.status_message = "failed", "the call failed unexpectedly"
             task.updated_at = _now()
         if task.scope.cancelled_caught:

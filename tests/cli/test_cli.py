@@ -188,6 +188,7 @@ async def test_call_prints_the_mcp_result_as_json(upstream: Upstream, tmp_path):
 
 
 @pytest.mark.anyio
+@pytest.mark.e2e
 async def test_call_prints_an_answer_nested_too_deeply_for_structured_content(upstream: Upstream, tmp_path):
     """Such an answer once made `call` crash with a traceback ("Maximum serialization depth exceeded")."""
     deep = "[" * 600 + "]" * 600
@@ -289,6 +290,7 @@ def test_every_command_help_lists_the_global_options(capsys, command):
 
 
 @pytest.mark.anyio
+@pytest.mark.e2e
 async def test_log_options_after_serve_take_effect(tmp_path):
     # The loader warns about an MCP-type entry (WARNING); "loaded N tool(s)" is INFO.
     config = two_tools(tmp_path)
@@ -341,6 +343,7 @@ async def serve_stdio_until_eof(
 
 
 @pytest.mark.anyio
+@pytest.mark.e2e
 async def test_stdio_serve_says_on_stderr_that_it_waits_for_a_client(tmp_path):
     config = two_tools(tmp_path)
     argv = [sys.executable, "-m", "mcp_webtools", "serve", "--config", str(config)]

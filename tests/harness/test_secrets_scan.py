@@ -15,6 +15,7 @@ import anyio
 import pytest
 from support import (
     ERAS,
+    LOG_FILTER,
     REPO,
     SCANNER,
     SECRET_MARK,
@@ -186,7 +187,7 @@ async def test_every_message_a_client_receives_is_scanned(upstream: Upstream, tm
 async def test_log_records_are_scanned_as_the_servers_filter_leaves_them(tmp_path):
     hidden = "hidden-token-3c4d"
     config = write_tools(tmp_path, hamsa_tool("Logged", "https://api.example/x", authToken=hidden))
-    load_toolset([str(config)])  # installs its redactor in the server's logging filter, as `serve` does
+    load_toolset([str(config)], log_filter=LOG_FILTER)  # gives its redactor to the logging filter, as `serve` does
     planted = f"log{SECRET_MARK}1"
     logger = logging.getLogger("mcp_webtools.planted")
     with SCANNER.diverted() as leaks:

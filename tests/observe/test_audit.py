@@ -25,8 +25,9 @@ from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from support import ERAS, REPO, SCANNER, Reply, hamsa_tool, register_config_secrets, secret, serve_asgi, write_tools
 
-from mcp_webtools.observe.audit import OUTCOMES, CallRecord, log_call
+from mcp_webtools.observe.audit import log_call
 from mcp_webtools.observe.logformat import JsonLinesFormatter
+from mcp_webtools.outcomes import OUTCOMES, CallRecord
 from mcp_webtools.redaction import RedactingFilter, Redactor
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools

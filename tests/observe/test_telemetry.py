@@ -25,10 +25,11 @@ from mcp.client.streamable_http import streamable_http_client
 from opentelemetry import trace
 from support import REPO, SCANNER, Reply, ServerProcess, hamsa_tool, register_config_secrets, secret, write_tools
 
-from mcp_webtools.executor import UpstreamResponse
 from mcp_webtools.observe import telemetry
-from mcp_webtools.observe.audit import CallRecord
+from mcp_webtools.outcomes import CallRecord
 from mcp_webtools.redaction import Redactor
+from mcp_webtools.requests import OutboundRequest
+from mcp_webtools.sending import SendPolicy, UpstreamResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -157,14 +158,18 @@ async def test_tracing_is_off_without_configuration_and_free_without_opentelemet
 
     response = UpstreamResponse(200, "OK", "text/plain", b"hi", False, 1.0)
 
-    async def send() -> UpstreamResponse:
-        return response
+    class Answering:  # the next sender in the chain
+        async def send(self, request, policy, *, deadline, count=None) -> UpstreamResponse:
+            return response
 
+    traced = telemetry.TracingSender(Answering())
+    request = OutboundRequest("GET", "https://x.example/", ())
+    policy = SendPolicy(timeout=1.0, url_template=Redactor([KEY])(f"https://x.example/{KEY}"))
     # Unconfigured: the API's non-recording spans, nothing to record.
-    assert await telemetry.traced_send(send(), "GET", f"https://x.example/{KEY}", Redactor([KEY])) is response
+    assert await traced.send(request, policy, deadline=anyio.current_time() + 1) is response
     telemetry.annotate_call(CallRecord("t", "GET", "https://x.example", "ok"))
     # opentelemetry not importable at all: the same calls, no spans, no errors.
     monkeypatch.setattr(telemetry, "trace", None)
     assert telemetry.configure_tracing({"OTEL_TRACES_EXPORTER": "console"}) is False
-    assert await telemetry.traced_send(send(), "GET", "https://x.example", Redactor()) is response
+    assert await traced.send(request, policy, deadline=anyio.current_time() + 1) is response
     telemetry.annotate_call(CallRecord("t", "GET", "https://x.example", "ok"))

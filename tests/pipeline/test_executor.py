@@ -406,10 +406,10 @@ async def test_an_internal_failure_is_a_redacted_tool_error(upstream, tmp_path, 
     """A bug of ours while shaping a result: in the handshake era the SDK would send the
     exception's text, secret and all, as the JSON-RPC error; the client must get a tool error."""
 
-    def broken(response: Any, redactor: Any) -> types.CallToolResult:
+    def broken(response: Any, redactor: Any, shaping: Any = None) -> types.CallToolResult:
         raise RuntimeError(f"could not map the answer to Bearer {TOKEN}")
 
-    monkeypatch.setattr("mcp_webtools.serving.server.response_result", broken)  # in-process: HTTP transport
+    monkeypatch.setattr("mcp_webtools.calls.response_result", broken)  # in-process: HTTP transport
     config = write_tools(tmp_path, hamsa_tool("Login", f"{upstream.url}/login", authToken=TOKEN))
     async with mcp_client("http", "legacy", config) as client:
         result = await client.call_tool("login", {})

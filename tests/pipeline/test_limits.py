@@ -297,7 +297,7 @@ class Calls:
 async def test_past_the_global_cap_and_queue_calls_are_busy_at_once(upstream, gate, tmp_path, era):
     config = tools(tmp_path, upstream.url)
     async with limited_client(config, era, max_concurrency=2, max_queue=1) as (client, webtools):
-        limiter = webtools.limits.global_limiter
+        limiter = webtools.calls.limits.global_limiter
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as tg:
                 calls = Calls(client, tg)
@@ -326,7 +326,7 @@ async def test_past_the_global_cap_and_queue_calls_are_busy_at_once(upstream, ga
 async def test_a_tools_own_cap_and_the_global_cap_together(upstream, gate, tmp_path, era):
     config = tools(tmp_path, upstream.url)
     async with limited_client(config, era, max_concurrency=2, max_queue=1) as (client, webtools):
-        tool_limiter = webtools.limits.tool_limiter("capped", 1)
+        tool_limiter = webtools.calls.limits.tool_limiter("capped", 1)
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as tg:
                 calls = Calls(client, tg)
@@ -338,7 +338,7 @@ async def test_a_tools_own_cap_and_the_global_cap_together(upstream, gate, tmp_p
                 calls.start("slow", 10)  # ... without taking the global slot this call needs
                 await until(lambda: gate.holding == 2)
                 calls.start("slow", 11)
-                await until(lambda: webtools.limits.global_limiter.waiting == 1)
+                await until(lambda: webtools.calls.limits.global_limiter.waiting == 1)
                 server_busy = await client.call_tool("slow", {"n": 12})
                 gate.release(1, 2, 10, 11)
     assert capped_busy.content[0].text == (
@@ -365,7 +365,7 @@ async def test_time_in_the_queue_counts_against_the_tools_timeout(upstream, gate
                 calls.start("slow", 1)
                 await until(lambda: gate.holding == 1)
                 timed_out = await client.call_tool("queued", {"n": 2})
-                assert webtools.limits.global_limiter.waiting == 0  # it left the queue when it gave up
+                assert webtools.calls.limits.global_limiter.waiting == 0  # it left the queue when it gave up
                 gate.release(1)
     assert timed_out.is_error is True and timed_out.content[0].text == (
         "Calling 'queued' failed: timed out after 1 s waiting for a free slot (busy, try again shortly)."

@@ -10,10 +10,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx2
 import pytest
 
+from mcp_webtools.auth import BearerAuth
+from mcp_webtools.calls import PreparedCall
 from mcp_webtools.definitions import ToolDefinition
 from mcp_webtools.errors import RequestBuildError
 from mcp_webtools.loading import load_definitions
-from mcp_webtools.requests import USER_AGENT, RequestTemplate, build_request
+from mcp_webtools.requests import USER_AGENT, OutboundRequest, RequestTemplate, build_request
+from mcp_webtools.toolset import Toolset
 
 BASE = "https://api.example.com:8443"
 ANY_PROPS = {"type": "object", "properties": {"id": {}, "part": {}, "q": {}}}
@@ -226,13 +229,20 @@ def test_configured_content_type_and_accept_replace_the_defaults():
     ],
 )
 def test_auth_token_becomes_the_authorization_header(token, header):
-    request = build_request(template(f"{BASE}/items", auth_token=token), {})
+    request = BearerAuth(token).preview(build_request(template(f"{BASE}/items", auth_token=token), {}))
     assert headers_of(request)["Authorization"] == header
 
 
-def test_auth_token_wins_over_a_configured_authorization_header():
-    headers = (("authorization", "Token from-headers"), ("X-Api-Key", "key-1"))
+@pytest.mark.parametrize(
+    "headers",
+    [
+        (("authorization", "Token from-headers"), ("X-Api-Key", "key-1")),
+        (("X-Api-Key", "key-1"), ("Authorization", "Token from-headers")),  # wherever it was configured
+    ],
+)
+def test_auth_token_wins_over_a_configured_authorization_header(headers):
     request = build_request(template(f"{BASE}/items", auth_token="sk_tok", headers=headers), {})
+    request = BearerAuth("sk_tok").preview(request)  # as the call sends it: auth.py applies the token
     assert request.headers == (
         ("User-Agent", USER_AGENT),
         ("Accept", "application/json"),
@@ -246,7 +256,8 @@ def test_configured_authorization_header_is_kept_without_auth_token():
     assert headers_of(request)["Authorization"] == "Token abc"
 
 
-def guide_tool(tmp_path: Path, **fields: Any) -> RequestTemplate:
+def guide_request(tmp_path: Path, **fields: Any) -> OutboundRequest:
+    """The request a guide-shaped tool sends for a call without arguments, auth applied as a call applies it."""
     tool = {
         "name": "Guide Tool",
         "description": "d",
@@ -257,18 +268,20 @@ def guide_tool(tmp_path: Path, **fields: Any) -> RequestTemplate:
     }
     path = tmp_path / "tool.json"
     path.write_text(json.dumps(tool))
-    [definition] = load_definitions([path], environ={}).definitions
-    return RequestTemplate.from_definition(definition)
+    (tool,) = Toolset.from_definitions(load_definitions([path], environ={}).definitions)
+    return PreparedCall(tool, build_request(tool.template, {})).preview()
 
 
 def test_guide_auth_type_none_sends_no_authorization(tmp_path):
-    tpl = guide_tool(tmp_path, authType="none", authToken="sk_ignored_token")
-    assert "authorization" not in {name.lower() for name, _ in build_request(tpl, {}).headers}
+    request = guide_request(tmp_path, authType="none", authToken="sk_ignored_token")
+    assert "authorization" not in {name.lower() for name, _ in request.headers}
 
 
 def test_guide_jwt_auth_and_headers(tmp_path):
-    tpl = guide_tool(tmp_path, authType="jwtAuth", authToken="jwt-abc", headers=[{"name": "X-Team", "value": "7"}])
-    assert build_request(tpl, {}).headers == (
+    request = guide_request(
+        tmp_path, authType="jwtAuth", authToken="jwt-abc", headers=[{"name": "X-Team", "value": "7"}]
+    )
+    assert request.headers == (
         ("User-Agent", USER_AGENT),
         ("Accept", "application/json"),
         ("Content-Type", "application/json"),
@@ -294,7 +307,7 @@ def test_non_finite_numbers_are_refused_naming_the_argument(url, method, argumen
 
 def test_as_text_for_dry_runs():
     tpl = template("https://api.example.com/orders/:id?v=1", "POST", auth_token="sk_abc")
-    request = build_request(tpl, {"id": "a/b", "note": "hé"})
+    request = BearerAuth("sk_abc").preview(build_request(tpl, {"id": "a/b", "note": "hé"}))
     assert request.as_text() == (
         "POST /orders/a%2Fb?v=1 HTTP/1.1\n"
         "Host: api.example.com\n"

@@ -9,9 +9,9 @@ from typing import Any
 import mcp_types as types
 import pytest
 
-from mcp_webtools.executor import UpstreamResponse
 from mcp_webtools.redaction import Redactor
 from mcp_webtools.results import ERROR_BODY_LIMIT, META_HTTP, error_result, response_result
+from mcp_webtools.sending import UpstreamResponse
 
 SECRET = "sk_live_abc/123 é"
 REDACTOR = Redactor([SECRET, "Token tok_9876"])

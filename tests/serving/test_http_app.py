@@ -306,6 +306,7 @@ def counted(metrics_text: str, name: str) -> dict[str, float]:
     }
 
 
+@pytest.mark.e2e
 async def test_refused_requests_are_logged_with_client_and_reason_capped_and_counted(upstream, tmp_path, monkeypatch):
     monkeypatch.setenv("MCP_WEBTOOLS_AUTH_TOKEN", LOGIN_TOKEN)
     authorized = {"Authorization": f"Bearer {LOGIN_TOKEN}"}

@@ -15,10 +15,10 @@ import pytest
 from mcp import Client
 from support import Recorded, Reply, hamsa_tool, write_tools
 
-from mcp_webtools.serving import runtime
+from mcp_webtools.calls import PreparedCall
+from mcp_webtools.redaction import RedactingFilter
 from mcp_webtools.serving.reload import Reloader, ReloadOutcome
 from mcp_webtools.serving.runtime import open_reloader, open_webtools
-from mcp_webtools.serving.server import PreparedCall
 
 pytestmark = pytest.mark.anyio
 
@@ -29,9 +29,9 @@ def tool(name: str, path: str = "/x", **settings: object) -> dict:
     return hamsa_tool(name, f"{URL}{path}", "GET", **settings)
 
 
-def reloader_for(*paths: Path, **kwargs: object) -> Reloader:
-    webtools = open_webtools([str(p) for p in paths])
-    return open_reloader(webtools, [str(p) for p in paths], **kwargs)  # type: ignore[arg-type]
+def reloader_for(*paths: Path, log_filter: RedactingFilter | None = None, **kwargs: object) -> Reloader:
+    webtools = open_webtools([str(p) for p in paths], log_filter=log_filter)
+    return open_reloader(webtools, [str(p) for p in paths], log_filter=log_filter, **kwargs)  # type: ignore[arg-type]
 
 
 def names(reloader: Reloader) -> list[str]:
@@ -140,7 +140,7 @@ async def test_an_invalid_set_keeps_the_last_good_one_and_is_reported_once(tmp_p
 async def test_a_change_clients_cannot_see_swaps_without_announcing(tmp_path):
     config = write_tools(tmp_path, [tool("Alpha", "/v1")])
     reloader = reloader_for(config)
-    before = reloader.webtools.prepare("alpha", {})
+    before = reloader.webtools.calls.prepare("alpha", {})
     write_tools(tmp_path, [tool("Alpha", "/v2")])
 
     outcome = await reloader.reload()
@@ -148,7 +148,7 @@ async def test_a_change_clients_cannot_see_swaps_without_announcing(tmp_path):
     assert outcome.describe() == (
         "config reloaded (request): 0 added, 0 removed, 1 changed (alpha); 1 tool(s) now, tools/list unchanged"
     )
-    after = reloader.webtools.prepare("alpha", {})
+    after = reloader.webtools.calls.prepare("alpha", {})
     assert isinstance(before, PreparedCall) and isinstance(after, PreparedCall)
     assert (before.request.url, after.request.url) == (f"{URL}/v1", f"{URL}/v2")
 
@@ -173,12 +173,13 @@ async def test_reload_callbacks_see_every_outcome_and_one_failing_does_not_stop_
 async def test_the_log_filter_hides_the_old_secrets_and_the_new(tmp_path):
     old, new = "tok-old-never-shown-111", "tok-new-never-shown-222"
     config = write_tools(tmp_path, [tool("Alpha", authToken=old)])
-    reloader = reloader_for(config)
+    log_filter = RedactingFilter()  # as `configure_logging` makes it for `serve`
+    reloader = reloader_for(config, log_filter=log_filter)
     write_tools(tmp_path, [tool("Alpha", authToken=new)])
     assert (await reloader.reload()).changed == ("alpha",)
 
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "sent %s then %s", (old, new), None)
-    runtime._redacting_filter.filter(record)
+    log_filter.filter(record)
     assert record.getMessage() == "sent *** then ***"
 
 
@@ -203,7 +204,7 @@ async def test_a_raised_concurrency_cap_admits_the_queued_call_at_once(upstream,
     finished: list[bool] = []
 
     async def call() -> None:
-        finished.append(bool((await webtools.call("slow", {})).is_error))
+        finished.append(bool((await webtools.calls.call("slow", {})).is_error))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(call)
@@ -211,7 +212,7 @@ async def test_a_raised_concurrency_cap_admits_the_queued_call_at_once(upstream,
             while len(arrived) < 1:
                 await anyio.sleep(0.005)
         tg.start_soon(call)  # queued behind the first: the cap is 1
-        limiter = webtools.limits.tool_limiter("slow", 1)
+        limiter = webtools.calls.limits.tool_limiter("slow", 1)
         with anyio.fail_after(30):
             while limiter.waiting < 1:
                 await anyio.sleep(0.005)
@@ -230,12 +231,12 @@ async def test_a_call_prepared_before_a_reload_keeps_the_new_cap(upstream, tmp_p
     config = write_tools(tmp_path, [{**hamsa_tool("Slow", f"{upstream.url}/slow"), "maxConcurrency": 1}])
     reloader = reloader_for(config)
     webtools = reloader.webtools
-    prepared = webtools.prepare("slow", {})
+    prepared = webtools.calls.prepare("slow", {})
     write_tools(tmp_path, [{**hamsa_tool("Slow", f"{upstream.url}/slow"), "maxConcurrency": 2}])
     assert (await reloader.reload()).changed == ("slow",)
     assert isinstance(prepared, PreparedCall)
-    assert (await webtools.execute(prepared)).is_error is False
-    assert webtools.limits._per_tool["slow"].limit == 2  # not set back to the cap it was prepared under
+    assert (await webtools.calls.execute(prepared)).is_error is False
+    assert webtools.calls.limits._per_tool["slow"].limit == 2  # not set back to the cap it was prepared under
 
 
 @pytest.mark.parametrize("era", ["legacy", "auto"])

@@ -18,9 +18,11 @@ TOOL_SECRET = "sk_live_tool_secret_never-shown-55"
 
 
 def test_the_inbound_token_is_hidden_in_logs_and_reprs(caplog: pytest.LogCaptureFixture) -> None:
-    runtime.hide_in_logs(INBOUND)
+    log_filter = runtime.configure_logging()  # as `serve` sets logging up, then hides its own token
+    log_filter.hide(INBOUND)
+    assert log_filter in logging.getLogger().handlers[0].filters
     record = logging.LogRecord("mcp_webtools", logging.INFO, __file__, 1, "token=%s", (INBOUND,), None)
-    assert runtime._redacting_filter.filter(record) and record.getMessage() == "token=***"
+    assert log_filter.filter(record) and record.getMessage() == "token=***"
     assert INBOUND not in repr(HttpSettings(auth_token=INBOUND))
 
 

@@ -156,6 +156,7 @@ def warnings_of(log: str) -> list[str]:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("era", ["legacy", "modern"])
+@pytest.mark.e2e
 async def test_every_line_that_is_no_message_is_answered_and_the_server_keeps_serving(
     upstream: Upstream, tmp_path: Path, era: str
 ) -> None:
@@ -176,6 +177,7 @@ async def test_every_line_that_is_no_message_is_answered_and_the_server_keeps_se
     assert "Traceback" not in client.server.log and " ERROR " not in client.server.log
 
 
+@pytest.mark.e2e
 def test_lines_that_are_no_message_are_answered_from_a_file_too(tmp_path: Path) -> None:
     """Input from a regular file is read through threads, not the event loop: the same answers."""
     config = write_tools(tmp_path, [hamsa_tool("Get Item", "http://127.0.0.1:9/item")])

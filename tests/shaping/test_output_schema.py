@@ -12,10 +12,10 @@ import mcp_types as types
 import pytest
 
 from mcp_webtools.errors import ConfigErrors, OutputMismatch
-from mcp_webtools.executor import UpstreamResponse
 from mcp_webtools.loading import load_definitions
 from mcp_webtools.redaction import Redactor
 from mcp_webtools.results import META_HTTP, response_result
+from mcp_webtools.sending import UpstreamResponse
 from mcp_webtools.shaping.projection import ResponseShaping, check_output_schema, response_shaping
 
 

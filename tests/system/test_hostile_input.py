@@ -199,11 +199,11 @@ async def test_every_schema_rule_is_enforced_before_sending(upstream: Upstream, 
     )
     async with webtools.executor.client:
         for name, (_, bad, problem, good) in RULES.items():
-            result = await webtools.call("rules", {"id": "1", name: bad})
+            result = await webtools.calls.call("rules", {"id": "1", name: bad})
             assert (result.is_error, text_of(result)) == (True, refused("rules", problem)), name
-            assert (await webtools.call("rules", {"id": "1", name: good})).is_error is False, name
+            assert (await webtools.calls.call("rules", {"id": "1", name: good})).is_error is False, name
         # The top-level rules, every problem at once.
-        result = await webtools.call("rules", {"surplus": 1, "integer": 1.5})
+        result = await webtools.calls.call("rules", {"surplus": 1, "integer": 1.5})
         problems = ("id: is required", "surplus: is not an accepted parameter", "integer: 1.5 is not of type 'integer'")
         assert text_of(result) == refused("rules", *problems)
     # Exactly the valid calls were sent, each with exactly its arguments as the body.
@@ -266,6 +266,7 @@ DOT_SEGMENT_VALUES = [
 ]
 
 
+@pytest.mark.e2e
 async def test_dot_segments_never_reach_the_backend_behind_a_decoding_proxy(upstream: Upstream, tmp_path):
     """nginx decodes `..%2Fadmin` and resolves the `..` before proxying to its backend: the tool's
     `/api/items/:itemId` then reached `/public/admin`. Every dot-segment value is refused now."""
@@ -585,6 +586,7 @@ async def post_cut_short(base: str, path: str, body: bytes, declared: int) -> by
                 return received
 
 
+@pytest.mark.e2e
 async def test_a_body_shorter_than_its_content_length_is_one_warning_line_not_a_traceback(upstream: Upstream, tmp_path):
     config = write_tools(tmp_path, [hamsa_tool("Echo", f"{upstream.url}/echo", "POST", ECHO_PARAMS)])
     async with http_server_process(config) as server:

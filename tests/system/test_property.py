@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis): random arguments, random JSON-RPC, random config files.
 
-1. Any arguments through `WebTools.prepare`: a tool error, or a request that keeps the configured
+1. Any arguments through `ToolCalls.prepare`: a tool error, or a request that keeps the configured
    scheme, host, port and path shape, one segment per placeholder, and only the documented headers.
 2. Any bytes posted to the live Streamable HTTP endpoint, in both protocol eras: never a 5xx, a
    traceback or an internal error, the server keeps answering, and the upstream only ever sees
@@ -31,11 +31,12 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from support import Recorded, Upstream, hamsa_tool, serve_asgi, write_tools
 
+from mcp_webtools.calls import PreparedCall
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import MAX_CONFIG_FILE_BYTES, load_definitions
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
-from mcp_webtools.serving.server import PreparedCall, WebTools
+from mcp_webtools.serving.server import WebTools
 
 BOUNDED = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 USER_AGENT = "mcp-webtools/0.1.0"
@@ -58,7 +59,7 @@ json_values = st.recursive(
 )
 
 
-# -- 1. random arguments through WebTools.prepare ------------------------------------------------------------
+# -- 1. random arguments through ToolCalls.prepare ------------------------------------------------------------
 
 ORDERS_URL = "https://api.example.com:8443/v1/orders/:orderId/items/{itemId}?fixed=1&x=%20"
 TOOLS = [
@@ -166,14 +167,14 @@ def segment_text(value: Any) -> str:
 def test_prepare_refuses_or_builds_only_the_documented_request(webtools: WebTools, call: tuple[str, dict[str, Any]]):
     name, arguments = call
     tool = webtools.toolset.get(name)
-    prepared = webtools.prepare(name, arguments)
+    prepared = webtools.calls.prepare(name, arguments)
     event(f"{name}: {'refused' if isinstance(prepared, types.CallToolResult) else 'built'}")
     if isinstance(prepared, types.CallToolResult):
         assert prepared.is_error is True
         assert prepared.content[0].text.startswith(f"Invalid arguments for tool {name!r}; nothing was sent:\n- ")
         return
     assert isinstance(prepared, PreparedCall)
-    request, configured = prepared.request, urlsplit(tool.definition.url)
+    request, configured = prepared.preview(), urlsplit(tool.definition.url)  # as it goes out, auth applied
     sent = urlsplit(request.url)
     # Scheme, host and port are the configured ones, as urlsplit and the HTTP client both read them.
     assert (sent.scheme, sent.hostname, sent.port) == (configured.scheme, configured.hostname, configured.port)

@@ -227,7 +227,7 @@ async def test_hundreds_of_concurrent_calls_with_faults(tmp_path):
         baseline = resident_bytes()
         check_round(await run_round(clients, upstream), upstream)
         after = resident_bytes()
-        assert webtools.limits.in_flight == 0 and len(webtools.in_flight) == 0
+        assert webtools.calls.limits.in_flight == 0 and len(webtools.in_flight) == 0
 
     mib = [f"{value / 2**20:.1f} MiB" for value in (before, baseline, after)]
     print(f"\nRSS: {mib[0]} before, {mib[1]} after the first round, {mib[2]} after the second")

@@ -67,7 +67,7 @@ class Console:
         self.started = self.loaded_at = time.time()
         self.last_reload: dict[str, Any] | None = None
         self.recent = RecentCalls(self.redactor)
-        webtools.observers.append(self.recent.observe)
+        webtools.calls.observers.append(self.recent.observe)
         self.health = HealthSampler(webtools.metrics)
         if reloader is not None:
             reloader.on_reload.append(self._reloaded)

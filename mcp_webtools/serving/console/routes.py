@@ -36,9 +36,10 @@ from starlette.types import Receive, Scope, Send
 
 from ... import __version__
 from ...arguments import ArgumentError
+from ...calls import build_call, problems_of
 from ...requests import RequestBuildError
 from ..reload import REQUEST
-from ..server import CALLER, build_call, problems_of
+from ..server import CALLER
 from .views import ENDPOINTS, config_view, reload_view
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def console_routes(console: Console) -> list[Route]:
             CALLER.set(caller)
             await write({"type": "started", "tool": tool.name, "request_id": request_id, "pid": os.getpid()})
             try:
-                result = await webtools.call(tool.name, arguments, progress, request_id=request_id)
+                result = await webtools.calls.call(tool.name, arguments, progress, request_id=request_id)
             except MCPError as exc:  # the tool went away in a reload since the page looked it up
                 await write({"type": "error", "message": exc.error.message, "ms": ms()})
                 return

@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ...auth import authorization_value
 from ...loading import ConfigProblem
 from ...redaction import MASK, NON_SECRET_HEADERS
-from ...requests import BODY_METHODS, authorization_value
+from ...requests import BODY_METHODS, OutboundRequest
 from ...toolset import PreparedTool, Toolset
 from ..reload import Reloader, ReloadOutcome
 
@@ -37,7 +38,7 @@ def tool_view(tool: PreparedTool, listed: dict[str, Any]) -> dict[str, Any]:
             "url": definition.url_template or definition.url,
             "arguments": _argument_places(tool),
             "auth": _auth(tool),
-            "headers": [[name, _shown_header(name, value)] for name, value in template.headers],
+            "headers": [[name, _shown_header(name, value)] for name, value in _sent_headers(tool)],
             "timeoutSeconds": definition.timeout_seconds,
             "retry": definition.retry.model_dump(by_alias=True),
             "maxAttempts": definition.retry.max_attempts(definition.method),
@@ -135,3 +136,11 @@ def config_view(
         "last_reload": last_reload,
         "now": round(time.time(), 3),
     }
+
+
+def _sent_headers(tool: PreparedTool) -> tuple[tuple[str, str], ...]:
+    """The headers every call of `tool` sends, its auth flow's included (as `call --dry-run` shows them)."""
+    template = tool.template
+    request = OutboundRequest(tool.definition.method, "", template.headers, defaults=template.default_headers)
+    auth = tool.send_policy.auth
+    return (auth.preview(request) if auth is not None else request).headers

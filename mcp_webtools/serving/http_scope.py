@@ -1,0 +1,72 @@
+"""What the HTTP request behind an MCP request says: the HTTP layer's notions, for the server to ask.
+
+`http_app` puts a `HangUp` in the ASGI scope of each POST to `/mcp` (under `CLIENT_GONE`) and calls
+it when the client disconnects; `server.WebTools` asks `hang_up_of(ctx)` whether a call's answer has
+a POST to watch, and `caller_key(ctx)` who is calling (to bind task handles to their caller). Over
+stdio there is no HTTP request: nothing to watch, and the caller is the process's one client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+from mcp.server import ServerRequestContext
+
+__all__ = ["CLIENT_GONE", "HangUp", "caller_key", "hang_up_of"]
+
+# ASGI scope key: the `HangUp` of a POST that may carry a call's answer.
+CLIENT_GONE = "mcp_webtools.client_gone"
+
+
+class HangUp:
+    """Cancels the calls awaiting their answer on one HTTP request once its client disconnects.
+
+    `http_app` puts one in the request's ASGI scope (under `CLIENT_GONE`) and calls it on the
+    disconnect.
+    """
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._scopes: set[anyio.CancelScope] = set()
+
+    def __call__(self) -> None:
+        self.happened = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    @contextmanager
+    def cancels(self) -> Iterator[anyio.CancelScope]:
+        scope = anyio.CancelScope()
+        if self.happened:
+            scope.cancel()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._scopes.discard(scope)
+
+
+def hang_up_of(ctx: ServerRequestContext) -> HangUp | None:
+    """The `HangUp` of the POST this request came on, if it came on one."""
+    scope = _http_scope(ctx)
+    hang_up = scope.get(CLIENT_GONE) if scope is not None else None
+    return hang_up if isinstance(hang_up, HangUp) else None
+
+
+def caller_key(ctx: ServerRequestContext) -> str:
+    """Who is calling: a hash of the inbound `Authorization` header over HTTP (never the token
+    itself), or "stdio" (one client per process, so the process is the connection)."""
+    scope = _http_scope(ctx)
+    if scope is None:
+        return "stdio"
+    headers = dict(scope.get("headers") or [])
+    return "http:" + hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
+
+
+def _http_scope(ctx: ServerRequestContext) -> dict | None:
+    scope = getattr(ctx.request, "scope", None)
+    return scope if isinstance(scope, dict) else None
