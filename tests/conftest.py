@@ -24,7 +24,7 @@ import copy
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -35,6 +35,9 @@ from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from support import REPO, SCANNER, HoldingUpstream, RecordingReadStream, Upstream, register_config_secrets, serve_asgi
 
 from mcp_webtools.serving import runtime
+
+if TYPE_CHECKING:
+    from oauth_server import OAuthServer
 
 
 @pytest.fixture
@@ -60,6 +63,16 @@ async def upstream() -> AsyncIterator[Upstream]:
     async with serve_asgi(app) as url:
         app.url = url
         yield app
+
+
+@pytest.fixture
+async def oauth_server() -> AsyncIterator[OAuthServer]:
+    """A real OAuth2 authorization server on 127.0.0.1 (oauth_server.py); skips without Node (fails in CI)."""
+    # Imported here: the inner sessions of test_secrets.py run with a copy of conftest.py and support.py alone.
+    from oauth_server import start_oauth_server
+
+    async with start_oauth_server() as server:
+        yield server
 
 
 # --- the secrets scan ----------------------------------------------------------------------------
