@@ -122,19 +122,19 @@ class ToolDefinition(BaseModel):
     is_async: bool = Field(default=False, strict=True)
     timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     messages: tuple[Message, ...] = ()
-    # Extensions of ours, the same in every shape (see the README's "Reliability settings").
+    # Extensions of ours, the same in every shape (see docs/configuration.md, "Reliability settings").
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000, strict=True)
     follow_redirects: bool = Field(default=False, strict=True)
     allow_http: bool = Field(default=False, strict=True)
     max_request_bytes: int | None = Field(default=None, ge=1, strict=True)
     max_response_bytes: int | None = Field(default=None, ge=1, strict=True)
-    # Response shaping (see shaping/projection.py and the README's "Responses an LLM can use").
+    # Response shaping (see shaping/projection.py and docs/configuration.md, "Responses an LLM can use").
     response_fields: tuple[ResponsePath, ...] = ()
     flatten: bool = Field(default=False, strict=True)
     max_result_bytes: int | None = Field(default=None, ge=MIN_MAX_RESULT_BYTES, strict=True)
     output_schema: dict[str, Any] | None = None
-    # Progress while a call runs (see voice.py and the README's "Async tools and spoken messages").
+    # Progress while a call runs (see voice.py and docs/hamsa-and-voice.md, "Async tools and spoken messages").
     progress_interval_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     delayed_message_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     source: str = ""

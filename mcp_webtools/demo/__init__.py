@@ -56,7 +56,7 @@ async def run_demo(
     token = os.environ.get("DEMO_API_TOKEN", DEFAULT_DEMO_TOKEN)
     webtools = open_webtools(config_paths, log_filter=log_filter)
     api = uvicorn.Server(uvicorn.Config(create_demo_api(token), host="127.0.0.1", port=api_port, log_config=None))
-    # Edits to the config are picked up as with `serve` (README, "Hot reload").
+    # Edits to the config are picked up as with `serve` (docs/operations.md, "Hot reload").
     reloader = open_reloader(webtools, config_paths, log_filter=log_filter)
     settings = HttpSettings(allowed_hosts=bind_host_allowance(host), ui=ui)
     mcp = start_http(webtools, host, port, settings, reloader=reloader)

@@ -37,7 +37,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.calls = Counter(
             "mcp_webtools_tool_calls",
-            "Tool calls by tool and outcome (see the README for the outcomes).",
+            "Tool calls by tool and outcome (the outcomes: docs/operations.md, Observability).",
             ["tool", "outcome"],
             registry=self.registry,
         )

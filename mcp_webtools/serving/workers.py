@@ -13,7 +13,7 @@ a second Ctrl-C does one server) and SIGHUP, waits for every worker to drain, re
 that dies on its own, and gives up (exit 1) when workers keep dying right after they start.
 
 Everything a worker holds is its own: legacy sessions, task handles, metrics, reloads. See the
-README, "Running past one machine".
+docs/operations.md, "Running past one machine".
 """
 
 from __future__ import annotations

