@@ -17,8 +17,6 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
-from .observe.logformat import record_fields
-
 __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
@@ -26,6 +24,7 @@ __all__ = [
     "Redactor",
     "RedactingFilter",
     "configured_secrets",
+    "record_fields",
     "secret_header_values",
 ]
 
@@ -204,6 +203,20 @@ def _encodings(secret: str) -> set[str]:
         json.dumps(secret)[1:-1],  # inside a JSON string, non-ASCII as \uXXXX
         json.dumps(secret).replace("/", "\\/")[1:-1],  # inside a JSON string, "/" escaped as "\/"
     }
+
+
+# What every LogRecord has; anything else on a record came in through `extra=`.
+# uvicorn's `color_message` repeats the message with terminal colours: noise in a log pipeline.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, object]:
+    """The structured fields a record carries (what was passed as `extra=`)."""
+    return {key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES}
 
 
 class RedactingFilter(logging.Filter):

@@ -12,19 +12,12 @@ import json
 import logging
 from datetime import UTC, datetime
 
-__all__ = ["LOG_FORMATS", "JsonLinesFormatter", "formatter_for", "record_fields"]
+from ..redaction import record_fields
+
+__all__ = ["LOG_FORMATS", "JsonLinesFormatter", "formatter_for"]
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-# What every LogRecord has; anything else on a record came in through `extra=`.
-# uvicorn's `color_message` repeats the message with terminal colours: noise in a log pipeline.
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message",
-    "asctime",
-    "color_message",
-}
-
 
 class JsonLinesFormatter(logging.Formatter):
     """One JSON object per record, on one line."""
@@ -45,11 +38,6 @@ class JsonLinesFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = record.stack_info
         return json.dumps(entry, ensure_ascii=False, default=str)
-
-
-def record_fields(record: logging.LogRecord) -> dict[str, object]:
-    """The structured fields a record carries (what was passed as `extra=`)."""
-    return {key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES}
 
 
 def formatter_for(log_format: str) -> logging.Formatter:
