@@ -22,7 +22,8 @@ import pytest
 from oauth_server import OAuthServer, TokenRequest, start_oauth_server
 from support import SCANNER, find_node_package, secret
 
-pytestmark = pytest.mark.anyio
+# Every test here runs the Node authorization server: end-to-end.
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 CLIENT = "orders-client"
 API = "https://api.example.com"
