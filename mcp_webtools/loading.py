@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from .auth import auth_block_problems, auth_block_secrets
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
@@ -341,6 +342,14 @@ def _validate(
         values["url"] = substitute(values["url"], fields["url"])
     if isinstance(values.get("auth_token"), str):
         values["auth_token"] = substitute(values["auth_token"], fields["auth_token"])
+    if "auth" in values:
+        _check_auth(
+            values,
+            fields,
+            substitute,
+            secrets,
+            lambda f, m: errors.append(ConfigProblem(file, m, tool=label, field=_join(location, f))),
+        )
     values["headers"] = [
         (name, substitute(value, f"{fields['headers']}.{name}")) for name, value in values.get("headers", [])
     ]
@@ -379,6 +388,25 @@ def _validate(
                 continue
             errors.append(ConfigProblem(file, _say(problem), tool=label, field=_join(location, user_field)))
         return None, errors
+
+
+def _check_auth(
+    values: dict[str, Any], fields: dict[str, str], substitute: Any, secrets: set[str], report: Any
+) -> None:
+    """The `auth` block: `${...}` filled in, checked (`report(field, message)`), its values made secrets."""
+    block, where = values["auth"], fields["auth"]
+    if isinstance(block, dict):
+        block = values["auth"] = {
+            key: substitute(value, f"{where}.{key}") if isinstance(value, str) else value
+            for key, value in block.items()
+        }
+    if values.get("auth_token"):
+        report(where, f"and `{fields['auth_token']}` are both given; keep one (authToken is auth type bearer)")
+    problems = auth_block_problems(block)
+    for field_path, message in problems:
+        report(f"{where}.{field_path}" if field_path else where, message)
+    if not problems:
+        secrets.update(auth_block_secrets(block))
 
 
 def _secret_forms(value: str) -> set[str]:
