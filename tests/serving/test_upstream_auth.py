@@ -8,14 +8,18 @@ suite's secret scan, so a result, error, log line or span showing one fails the 
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client
 from support import ERAS, TRANSPORTS, Upstream, mcp_client, secret, text_of, write_tools
 
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
+from mcp_webtools.redaction import RedactingFilter
+from mcp_webtools.serving.runtime import open_reloader, open_webtools
 from mcp_webtools.toolset import Toolset
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +142,49 @@ def test_an_unset_variable_in_the_auth_block_names_its_field(tmp_path: Path):
         f"{config}: tool 'Bad Auth': field `auth.token`: environment variable NOT_SET_ANYWHERE is not set",
         f"{config}: tool 'Bad Auth': field `auth.token`: is required for auth type bearer, as a non-empty string",
     ]
+
+
+# --- `${file:/path}` secrets -----------------------------------------------------------------------
+
+
+def test_a_secret_file_fills_the_auth_block_and_is_a_secret(tmp_path: Path):
+    path = tmp_path / "crm_token"
+    path.write_text(secret("file-token-value-0001") + "\n")
+    auth = {"type": "bearer", "token": f"${{file:{path}}}"}
+    config = write_tools(tmp_path, guide_tool("File Tool", "https://api.example.com/x", auth))
+    [definition] = load_definitions([config], environ={}).definitions
+    assert definition.auth == {"type": "bearer", "token": "file-token-value-0001"}  # one trailing newline stripped
+    assert "file-token-value-0001" in definition.secrets
+
+
+def test_a_missing_secret_file_is_a_config_error_naming_tool_and_path(tmp_path: Path):
+    missing = tmp_path / "no_such_secret"
+    assert problems_of(tmp_path, {"type": "bearer", "token": f"${{file:{missing}}}"}) == [
+        f"{tmp_path / 'tools.json'}: tool 'Bad Auth': field `auth.token`: secret file {missing} cannot be read "
+        "(No such file or directory); check the path",
+        f"{tmp_path / 'tools.json'}: tool 'Bad Auth': field `auth.token`: is required for auth type bearer, "
+        "as a non-empty string",
+    ]
+
+
+async def test_a_rotated_secret_file_is_used_after_a_reload_and_the_old_value_stays_masked(
+    tmp_path: Path, upstream: Upstream
+):
+    old, new = secret("rotated-old-secret-1111"), secret("rotated-new-secret-2222")
+    path = tmp_path / "secrets" / "token"
+    path.parent.mkdir()
+    path.write_text(old + "\n")
+    auth = {"type": "bearer", "token": f"${{file:{path}}}"}
+    config = write_tools(tmp_path / "config", guide_tool("Rotating", f"{upstream.url}/r", auth))
+    log_filter = RedactingFilter()
+    webtools = open_webtools([str(config)], log_filter=log_filter)
+    reloader = open_reloader(webtools, [str(config)], log_filter=log_filter)
+    async with Client(webtools.server) as client:
+        assert (await client.call_tool("rotating", {})).is_error is False
+        path.write_text(new + "\n")
+        assert (await reloader.reload()).changed == ("rotating",)
+        assert (await client.call_tool("rotating", {})).is_error is False
+    assert [seen.headers["authorization"] for seen in upstream.requests] == [f"Bearer {old}", f"Bearer {new}"]
+    record = logging.LogRecord("mcp_webtools", logging.WARNING, __file__, 1, "saw %s and %s", (old, new), None)
+    log_filter.filter(record)
+    assert record.getMessage() == "saw *** and ***"
