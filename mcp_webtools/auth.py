@@ -22,6 +22,7 @@ from collections.abc import Generator, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from .redaction import MASK
 from .requests import OutboundRequest
 from .sending import AttemptCount, Sender, SendPolicy, UpstreamResponse
 
@@ -67,6 +68,10 @@ class Auth:
         """
         return next(self.auth_flow(request))
 
+    def describe(self) -> str:
+        """The auth type and where the credential goes, never a value (`validate`, `list`)."""
+        return type(self).__name__
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"  # a flow holds credentials: never in a repr or log
 
@@ -80,6 +85,9 @@ class BearerAuth(Auth):
     def __init__(self, token: str) -> None:
         self._header = authorization_value(token)  # once per tool, not per call
 
+    def describe(self) -> str:
+        return f"bearer, Authorization: {self._header.split(' ', 1)[0]} {MASK}"
+
     def auth_flow(self, request: OutboundRequest) -> AuthFlow:
         yield request.with_header("Authorization", self._header)
 
@@ -89,6 +97,9 @@ class BasicAuth(Auth):
 
     def __init__(self, username: str, password: str) -> None:
         self._header = basic_value(username, password)
+
+    def describe(self) -> str:
+        return f"basic, Authorization: Basic {MASK}"
 
     def auth_flow(self, request: OutboundRequest) -> AuthFlow:
         yield request.with_header("Authorization", self._header)
@@ -103,6 +114,9 @@ class ApiKeyAuth(Auth):
 
     def __init__(self, where: str, name: str, value: str) -> None:
         self._where, self._name, self._value = where, name, value
+
+    def describe(self) -> str:
+        return f"apiKey, {self._name}: {MASK}" if self._where == "header" else f"apiKey, ?{self._name}={MASK}"
 
     def auth_flow(self, request: OutboundRequest) -> AuthFlow:
         if self._where == "header":
@@ -157,10 +171,11 @@ def auth_block_problems(block: Any) -> list[tuple[str, str]]:
 
 
 def auth_block_secrets(block: Mapping[str, Any]) -> set[str]:
-    """Every value of a valid `auth` block to hide, and the header value made from it."""
+    """Every value of a valid `auth` block to hide, and the credential of the header value made from it."""
     secrets = {value for key, value in block.items() if key not in _NOT_SECRET and isinstance(value, str)}
     if block.get("type") == "basic":
-        secrets.add(basic_value(block["username"], block["password"]))
+        # The encoded credential: hiding it hides the whole `Basic ...` value, and a dry run still says `Basic ***`.
+        secrets.add(basic_value(block["username"], block["password"]).removeprefix("Basic "))
     return secrets
 
 

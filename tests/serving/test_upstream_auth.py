@@ -188,3 +188,4 @@ async def test_a_rotated_secret_file_is_used_after_a_reload_and_the_old_value_st
     record = logging.LogRecord("mcp_webtools", logging.WARNING, __file__, 1, "saw %s and %s", (old, new), None)
     log_filter.filter(record)
     assert record.getMessage() == "saw *** and ***"
+
