@@ -14,15 +14,31 @@ log filter hide it, so the call's result, its audit record, log lines and spans 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
+from typing import Any
+from urllib.parse import quote
 
+from .redaction import MASK
 from .requests import OutboundRequest
 from .sending import AttemptCount, Sender, SendPolicy, UpstreamResponse
 
-__all__ = ["Auth", "AuthFlow", "AuthenticatingSender", "BearerAuth", "authorization_value"]
+__all__ = [
+    "AUTH_TYPES",
+    "ApiKeyAuth",
+    "Auth",
+    "AuthFlow",
+    "AuthenticatingSender",
+    "BasicAuth",
+    "BearerAuth",
+    "auth_block_problems",
+    "auth_block_secrets",
+    "auth_from_block",
+    "authorization_value",
+]
 
 AuthFlow = Generator[OutboundRequest, UpstreamResponse, None]
 # A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
@@ -52,6 +68,10 @@ class Auth:
         """
         return next(self.auth_flow(request))
 
+    def describe(self) -> str:
+        """The auth type and where the credential goes, never a value (`validate`, `list`)."""
+        return type(self).__name__
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"  # a flow holds credentials: never in a repr or log
 
@@ -65,8 +85,110 @@ class BearerAuth(Auth):
     def __init__(self, token: str) -> None:
         self._header = authorization_value(token)  # once per tool, not per call
 
+    def describe(self) -> str:
+        return f"bearer, Authorization: {self._header.split(' ', 1)[0]} {MASK}"
+
     def auth_flow(self, request: OutboundRequest) -> AuthFlow:
         yield request.with_header("Authorization", self._header)
+
+
+class BasicAuth(Auth):
+    """`{type: basic, username, password}`: `Authorization: Basic base64(username:password)` (RFC 7617)."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self._header = basic_value(username, password)
+
+    def describe(self) -> str:
+        return f"basic, Authorization: Basic {MASK}"
+
+    def auth_flow(self, request: OutboundRequest) -> AuthFlow:
+        yield request.with_header("Authorization", self._header)
+
+
+class ApiKeyAuth(Auth):
+    """`{type: apiKey, in: header|query, name, value}`.
+
+    In the query, the key is added here, at send time: the tool's URL (and so the audit
+    `url_template` and spans) never holds it.
+    """
+
+    def __init__(self, where: str, name: str, value: str) -> None:
+        self._where, self._name, self._value = where, name, value
+
+    def describe(self) -> str:
+        return f"apiKey, {self._name}: {MASK}" if self._where == "header" else f"apiKey, ?{self._name}={MASK}"
+
+    def auth_flow(self, request: OutboundRequest) -> AuthFlow:
+        if self._where == "header":
+            yield request.with_header(self._name, self._value)
+            return
+        pair = f"{quote(self._name, safe='')}={quote(self._value, safe='')}"
+        url, hash_, fragment = request.url.partition("#")
+        separator = "&" if "?" in url else "?"
+        yield dataclasses.replace(request, url=f"{url}{separator}{pair}{hash_}{fragment}")
+
+
+def basic_value(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+# The `auth` block: each type and the string fields it needs (every one of them a secret but `name`).
+AUTH_TYPES: dict[str, tuple[str, ...]] = {
+    "bearer": ("token",),
+    "basic": ("username", "password"),
+    "apiKey": ("in", "name", "value"),
+    "none": (),
+}
+API_KEY_PLACES = ("header", "query")
+_NOT_SECRET = frozenset({"type", "in", "name"})
+
+
+def auth_block_problems(block: Any) -> list[tuple[str, str]]:
+    """`(field under auth, message)` for each thing wrong with an `auth` block; none when it is usable.
+
+    Messages say what is allowed and never quote a value.
+    """
+    if not isinstance(block, Mapping):
+        return [("", "must be an object with `type`: one of " + ", ".join(AUTH_TYPES))]
+    kind = block.get("type")
+    if kind not in AUTH_TYPES:
+        return [("type", "must be one of " + ", ".join(AUTH_TYPES))]
+    needed = AUTH_TYPES[kind]
+    problems = [
+        (key, f"is not a field of auth type {kind}; it takes " + (", ".join(needed) or "no other fields"))
+        for key in block
+        if key != "type" and key not in needed
+    ]
+    for key in needed:
+        value = block.get(key)
+        if not isinstance(value, str) or not value:
+            problems.append((key, f"is required for auth type {kind}, as a non-empty string"))
+        elif any(ch in value for ch in "\r\n\0") or not value.isascii():
+            problems.append((key, "must be printable ASCII (it goes into an HTTP header or URL)"))
+    if kind == "apiKey" and isinstance(block.get("in"), str) and block["in"] not in API_KEY_PLACES:
+        problems.append(("in", "must be header or query (a key in a cookie is not supported)"))
+    return problems
+
+
+def auth_block_secrets(block: Mapping[str, Any]) -> set[str]:
+    """Every value of a valid `auth` block to hide, and the credential of the header value made from it."""
+    secrets = {value for key, value in block.items() if key not in _NOT_SECRET and isinstance(value, str)}
+    if block.get("type") == "basic":
+        # The encoded credential: hiding it hides the whole `Basic ...` value, and a dry run still says `Basic ***`.
+        secrets.add(basic_value(block["username"], block["password"]).removeprefix("Basic "))
+    return secrets
+
+
+def auth_from_block(block: Mapping[str, Any]) -> Auth | None:
+    """The flow for a valid `auth` block (`auth_block_problems` found nothing); None for `type: none`."""
+    kind = block["type"]
+    if kind == "bearer":
+        return BearerAuth(block["token"])
+    if kind == "basic":
+        return BasicAuth(block["username"], block["password"])
+    if kind == "apiKey":
+        return ApiKeyAuth(block["in"], block["name"], block["value"])
+    return None
 
 
 class AuthenticatingSender:

@@ -115,6 +115,7 @@ class ToolDefinition(BaseModel):
     url: str
     url_template: str = ""  # the URL as written, before `${ENV}` substitution: safe to show
     auth_token: str | None = None
+    auth: dict[str, Any] | None = None  # the `auth` block, `${...}` filled in, checked by auth.auth_block_problems
     headers: tuple[tuple[str, str], ...] = ()
     path_defaults: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any]

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from .auth import auth_block_problems, auth_block_secrets
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 MAX_CONFIG_FILE_BYTES = 10 * 1024 * 1024
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# `${file:/run/secrets/x}`, the way Kubernetes and Docker mount secrets; one pass with `${NAME}`, so a
+# value read from a file or the environment is never itself searched for references.
+REFERENCE = re.compile(r"\$\{(?:file:(?!-)([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}")
+MAX_SECRET_FILE_BYTES = 64 * 1024
 MAX_LABEL_CHARS = 60
 
 
@@ -320,20 +325,22 @@ def _validate(
 
     def substitute(text: str, field_path: str) -> str:
         def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in environ:
-                secrets.update(_secret_forms(environ[name]))
-                return environ[name]
-            if default is not None:
+            secret_file, name, default = match.groups()
+            if secret_file is not None:
+                value, problem = _read_secret_file(secret_file)
+            elif name in environ:
+                value, problem = environ[name], None
+            elif default is not None:
                 return default
-            errors.append(
-                ConfigProblem(
-                    file, f"environment variable {name} is not set", tool=label, field=_join(location, field_path)
-                )
-            )
-            return ""
+            else:
+                value, problem = "", f"environment variable {name} is not set"
+            if problem is not None:
+                errors.append(ConfigProblem(file, problem, tool=label, field=_join(location, field_path)))
+                return ""
+            secrets.update(_secret_forms(value))
+            return value
 
-        return ENV_REFERENCE.sub(replace, text)
+        return REFERENCE.sub(replace, text)
 
     fields = normalised.fields
     if isinstance(values.get("url"), str):
@@ -341,6 +348,14 @@ def _validate(
         values["url"] = substitute(values["url"], fields["url"])
     if isinstance(values.get("auth_token"), str):
         values["auth_token"] = substitute(values["auth_token"], fields["auth_token"])
+    if "auth" in values:
+        _check_auth(
+            values,
+            fields,
+            substitute,
+            secrets,
+            lambda f, m: errors.append(ConfigProblem(file, m, tool=label, field=_join(location, f))),
+        )
     values["headers"] = [
         (name, substitute(value, f"{fields['headers']}.{name}")) for name, value in values.get("headers", [])
     ]
@@ -379,6 +394,44 @@ def _validate(
                 continue
             errors.append(ConfigProblem(file, _say(problem), tool=label, field=_join(location, user_field)))
         return None, errors
+
+
+def _check_auth(
+    values: dict[str, Any], fields: dict[str, str], substitute: Any, secrets: set[str], report: Any
+) -> None:
+    """The `auth` block: `${...}` filled in, checked (`report(field, message)`), its values made secrets."""
+    block, where = values["auth"], fields["auth"]
+    if isinstance(block, dict):
+        block = values["auth"] = {
+            key: substitute(value, f"{where}.{key}") if isinstance(value, str) else value
+            for key, value in block.items()
+        }
+    if values.get("auth_token"):
+        report(where, f"and `{fields['auth_token']}` are both given; keep one (authToken is auth type bearer)")
+    problems = auth_block_problems(block)
+    for field_path, message in problems:
+        report(f"{where}.{field_path}" if field_path else where, message)
+    if not problems:
+        secrets.update(auth_block_secrets(block))
+
+
+def _read_secret_file(path: str) -> tuple[str, str | None]:
+    """A `${file:...}` secret (one trailing newline stripped), or why it cannot be read (never its content).
+
+    Read at every load, so a reload picks up a rotated secret.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        return "", f"secret file {path} cannot be read ({exc.strerror or type(exc).__name__}); check the path"
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        return "", f"secret file {path} is larger than {MAX_SECRET_FILE_BYTES} bytes; is it the right file?"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "", f"secret file {path} is not UTF-8 text"
+    return text.removesuffix("\n").removesuffix("\r") if text.endswith("\n") else text, None
 
 
 def _secret_forms(value: str) -> set[str]:

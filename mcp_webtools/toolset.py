@@ -17,7 +17,7 @@ from typing import Any
 import mcp_types as types
 
 from .arguments import ArgumentValidator
-from .auth import BearerAuth
+from .auth import BearerAuth, auth_from_block
 from .definitions import ToolDefinition
 from .loading import ConfigProblem
 from .redaction import LearnedSecrets, Redactor, configured_secrets
@@ -209,7 +209,13 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
             retry=definition.retry,
             follow_redirects=definition.follow_redirects,
             max_response_bytes=definition.max_response_bytes,
-            auth=BearerAuth(definition.auth_token) if definition.auth_token else None,
+            auth=(
+                auth_from_block(definition.auth)
+                if definition.auth is not None
+                else BearerAuth(definition.auth_token)
+                if definition.auth_token
+                else None
+            ),
             url_template=redactor(definition.url_template),
         ),
         shaping=shaping,

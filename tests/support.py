@@ -726,11 +726,12 @@ def secret(value: str) -> str:
 
 
 def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set[str]:
-    """What a config document makes secret, as docs/configuration.md defines it: every `authToken` and every
-    non-protocol header value (as the server will read them, `${...}` filled in from `environ`,
-    default: the process environment), and the value of every `${NAME}` it references that
-    `environ` sets. `${...}` text itself is not a secret, nor is the default of a
-    `${NAME:-default}` outside those fields, nor a value too short for the server to hide.
+    """What a config document makes secret, as docs/configuration.md defines it: every `authToken`, every
+    value of an `auth` block but its `type`, `in` and `name`, and every non-protocol header value (as the
+    server will read them, `${...}` filled in from `environ`, default: the process environment), and
+    the value of every `${NAME}` it references that `environ` sets. `${...}` text itself is not a
+    secret, nor is the default of a `${NAME:-default}` outside those fields, nor a value too short
+    for the server to hide.
     """
     environ = os.environ if environ is None else environ
     values: list[object] = []  # authToken and non-protocol header values
@@ -747,6 +748,10 @@ def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set
         values += [h.get("value") for h in headers if str(h.get("name", "")).lower() not in PROTOCOL_HEADERS]
         substituted += [place.get("serverUrl" if hamsa else "url"), place.get("authToken"), place.get("pathParameters")]
         substituted += [h.get("value") for h in headers]
+        auth = entry.get("auth")  # ours, top level in every shape: every value but type, in and name
+        auth_values = [v for k, v in auth.items() if k not in ("type", "in", "name")] if isinstance(auth, dict) else []
+        values += auth_values
+        substituted += auth_values
     found = {filled for v in values if isinstance(v, str) and (filled := _substituted(v, environ)) is not None}
     names = {m.group(1) for text in _strings(substituted) for m in _ENV_REFERENCE.finditer(text)}
     found |= {environ[name] for name in names if name in environ}

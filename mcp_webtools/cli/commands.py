@@ -30,6 +30,7 @@ from ..serving.runtime import (
     serve_stdio,
 )
 from ..serving.workers import run_workers, worker_sockets
+from ..toolset import PreparedTool
 from .options import (
     DEFAULT_CONFIG,
     config_option,
@@ -224,7 +225,7 @@ def _validate(args: argparse.Namespace) -> int:
     toolset, loaded = load_toolset(config_paths(args), options=server_options(args), log_filter=args.log_filter)
     for tool in toolset:
         d = tool.definition
-        print(f"ok  {d.mcp_name}  {d.method} {d.url_template}  ({d.source})")
+        print(f"ok  {d.mcp_name}  {d.method} {d.url_template}  ({d.source}){_auth_note(tool)}")
     # Warnings were logged once already (stderr), as for every command that loads the config.
     for note in loaded.notes:
         print(f"note: {note}")
@@ -234,11 +235,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     toolset, _ = load_toolset(config_paths(args), options=server_options(args), log_filter=args.log_filter)
-    rows = [(t.name, t.definition.method, t.definition.url_template) for t in toolset]
+    rows = [(t.name, t.definition.method, t.definition.url_template + _auth_note(t)) for t in toolset]
     width = max(len(name) for name, _, _ in rows)
     for name, method, url in rows:
         print(f"{name:<{width}}  {method:<6}  {url}")
     return 0
+
+
+def _auth_note(tool: PreparedTool) -> str:
+    """`  auth: basic, Authorization: Basic ***`: the tool's auth type and where it goes, never a value."""
+    auth = tool.send_policy.auth
+    return f"  auth: {auth.describe()}" if auth is not None else ""
 
 
 def _call(args: argparse.Namespace) -> int:

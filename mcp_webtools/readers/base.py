@@ -40,6 +40,7 @@ EXTENSION_FIELDS = {
     "outputSchema": "output_schema",
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
+    "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})

@@ -96,15 +96,16 @@ def test_validate_repo_config(run_cli, monkeypatch):
     monkeypatch.delenv("MCP_WEBTOOLS_CONFIG", raising=False)
     code, out, _ = run_cli("validate")
     base = "${DEMO_API_URL:-http://127.0.0.1:8900}"
+    bearer = "  auth: bearer, Authorization: Bearer ***"  # the type and where it goes, never the value
     assert code == 0
     assert out.splitlines() == [
-        f"ok  cancel_appointment  DELETE {base}/appointments/:appointmentId  (config/scheduler.json)",
-        f"ok  check_availability  GET {base}/slots/available  (config/scheduler.json)",
-        f"ok  create_appointment  POST {base}/appointments  (config/scheduler.json)",
-        f"ok  create_support_ticket  POST {base}/tickets  (config/helpdesk.yaml)",
-        f"ok  get_order_status  GET {base}/orders/:orderId  (config/orders.yaml)",
-        f"ok  lookup_customer_by_phone  POST {base}/customers/lookup  (config/lookup_customer.json)",
-        f"ok  update_customer_preferences  PATCH {base}/customers/:customerId  (config/helpdesk.yaml)",
+        f"ok  cancel_appointment  DELETE {base}/appointments/:appointmentId  (config/scheduler.json){bearer}",
+        f"ok  check_availability  GET {base}/slots/available  (config/scheduler.json){bearer}",
+        f"ok  create_appointment  POST {base}/appointments  (config/scheduler.json){bearer}",
+        f"ok  create_support_ticket  POST {base}/tickets  (config/helpdesk.yaml){bearer}",
+        f"ok  get_order_status  GET {base}/orders/:orderId  (config/orders.yaml){bearer}",
+        f"ok  lookup_customer_by_phone  POST {base}/customers/lookup  (config/lookup_customer.json){bearer}",
+        f"ok  update_customer_preferences  PATCH {base}/customers/:customerId  (config/helpdesk.yaml){bearer}",
         "7 tool(s) valid in 4 file(s)",
     ]
 
@@ -124,7 +125,7 @@ def test_list_prints_names_methods_and_url_templates(run_cli, tmp_path, monkeypa
     code, out, _ = run_cli("list", str(two_tools(tmp_path, "${API_BASE:-https://api.example.test}")))
     assert code == 0
     assert out == (
-        "create_item  POST    ${API_BASE:-https://api.example.test}/items/:id\n"
+        "create_item  POST    ${API_BASE:-https://api.example.test}/items/:id  auth: bearer, Authorization: Token ***\n"
         "get_broken   GET     ${API_BASE:-https://api.example.test}/broken\n"
     )
 
@@ -136,7 +137,7 @@ def test_config_comes_from_env_when_no_path_is_given(run_cli, tmp_path, monkeypa
     second = write_tools(tmp_path / "two", hamsa_tool("Ping", f"{DEAD_URL}/ping"))
     monkeypatch.setenv("MCP_WEBTOOLS_CONFIG", f"{first.parent}{os.pathsep}{second}")
     assert run_cli("list")[:2] == (0, (
-        f"create_item  POST    {DEAD_URL}/items/:id\n"
+        f"create_item  POST    {DEAD_URL}/items/:id  auth: bearer, Authorization: Token ***\n"
         f"get_broken   GET     {DEAD_URL}/broken\n"
         f"ping         GET     {DEAD_URL}/ping\n"
     ))  # fmt: skip
@@ -529,3 +530,27 @@ def test_numbers_that_make_no_sense_are_refused(capsys, argv, message):
         cli.main(argv)
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"mcp-webtools {argv[0]}: error: {message}"
+
+
+def test_validate_list_and_dry_run_show_where_each_auth_credential_goes(run_cli, tmp_path, monkeypatch):
+    from serving.test_upstream_auth import ENV, auth_tools
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    config = write_tools(tmp_path, auth_tools("https://api.example.com"))
+    code, out, err = run_cli("validate", str(config))
+    assert code == 0, err
+    assert [line.split(f"({config})")[1] for line in out.splitlines()[:-1]] == [
+        "  auth: basic, Authorization: Basic ***",
+        "  auth: bearer, Authorization: Bearer ***",
+        "  auth: apiKey, X-Api-Key: ***",
+        "",  # type: none
+        "  auth: apiKey, ?api_key=***",
+    ]
+    code, out, err = run_cli("list", str(config))
+    assert code == 0, err
+    assert "query_key_tool   GET     https://api.example.com/qkey?fixed=1  auth: apiKey, ?api_key=***" in out
+    code, out, err = run_cli("call", "query_key_tool", "--args", "{}", "--config", str(config), "--dry-run")
+    assert (code, out.splitlines()[0]) == (0, "GET /qkey?fixed=1&api_key=*** HTTP/1.1"), err
+    code, out, err = run_cli("call", "basic_tool", "--args", "{}", "--config", str(config), "--dry-run")
+    assert code == 0 and "Authorization: Basic ***" in out.splitlines(), (out, err)
