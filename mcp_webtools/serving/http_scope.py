@@ -4,6 +4,9 @@
 it when the client disconnects; `server.WebTools` asks `hang_up_of(ctx)` whether a call's answer has
 a POST to watch, and `caller_key(ctx)` who is calling (to bind task handles to their caller). Over
 stdio there is no HTTP request: nothing to watch, and the caller is the process's one client.
+
+Whoever authenticates an HTTP request (a configured client's token, an OAuth access token) says who
+the caller is by putting a `Caller` in the ASGI scope under `AUTHENTICATED`; `caller_of(ctx)` reads it.
 """
 
 from __future__ import annotations
@@ -11,14 +14,26 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import anyio
 from mcp.server import ServerRequestContext
 
-__all__ = ["CLIENT_GONE", "HangUp", "caller_key", "hang_up_of"]
+__all__ = ["AUTHENTICATED", "CLIENT_GONE", "Caller", "HangUp", "caller_key", "caller_of", "hang_up_of"]
 
 # ASGI scope key: the `HangUp` of a POST that may carry a call's answer.
 CLIENT_GONE = "mcp_webtools.client_gone"
+# ASGI scope key: the `Caller` the HTTP layer authenticated for this request.
+AUTHENTICATED = "mcp_webtools.caller"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as the HTTP layer established it. Never holds a credential."""
+
+    id: str  # a configured client's id, or an OAuth token's client id / subject
+    scopes: frozenset[str] | None = None  # the scopes an OAuth token grants; None when not OAuth
+    endpoint: str | None = None  # the endpoint the request came to, when endpoints are configured
 
 
 class HangUp:
@@ -57,12 +72,23 @@ def hang_up_of(ctx: ServerRequestContext) -> HangUp | None:
     return hang_up if isinstance(hang_up, HangUp) else None
 
 
+def caller_of(ctx: ServerRequestContext) -> Caller | None:
+    """The authenticated caller of this request; None over stdio or when nobody authenticated it."""
+    scope = _http_scope(ctx)
+    caller = scope.get(AUTHENTICATED) if scope is not None else None
+    return caller if isinstance(caller, Caller) else None
+
+
 def caller_key(ctx: ServerRequestContext) -> str:
-    """Who is calling: a hash of the inbound `Authorization` header over HTTP (never the token
-    itself), or "stdio" (one client per process, so the process is the connection)."""
+    """Who is calling: the authenticated caller's id, else a hash of the inbound `Authorization`
+    header over HTTP (never the token itself), or "stdio" (one client per process, so the process
+    is the connection)."""
     scope = _http_scope(ctx)
     if scope is None:
         return "stdio"
+    caller = scope.get(AUTHENTICATED)
+    if isinstance(caller, Caller):
+        return "caller:" + caller.id
     headers = dict(scope.get("headers") or [])
     return "http:" + hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
 
