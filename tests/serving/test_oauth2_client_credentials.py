@@ -26,13 +26,17 @@ from mcp import Client
 from support import ERAS, TRANSPORTS, Recorded, Reply, Upstream, mcp_client, register_config_secrets, secret, text_of
 from support import write_tools as write_config
 
+from mcp_webtools.auth import AuthenticatingSender
+from mcp_webtools.calls import ToolCalls
 from mcp_webtools.cli import commands as cli
 from mcp_webtools.egress import EgressPolicy
 from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.executor import Executor, create_http_client
 from mcp_webtools.loading import load_definitions
 from mcp_webtools.outcomes import CallRecord
 from mcp_webtools.serving.runtime import ServerOptions, open_reloader, open_webtools
 from mcp_webtools.serving.server import WebTools
+from mcp_webtools.toolset import Toolset
 
 pytestmark = pytest.mark.anyio
 
@@ -461,3 +465,22 @@ async def test_validate_list_and_dry_run_say_where_the_token_goes_and_fetch_noth
     assert cli.main(["call", "orders", "--args", "{}", "--config", config, "--dry-run"]) == 0
     assert f"Authorization: {PREVIEW}" in capsys.readouterr().out.splitlines()
     assert await oauth_server.token_requests() == [] and upstream.requests == []
+
+
+async def test_the_token_request_goes_through_the_egress_policy_at_connect_time(tmp_path, upstream):
+    # Loaded under the default policy, sent under one refusing loopback: the guard at connect time
+    # stops the token request itself, as it would stop the call's own request.
+    config = write_tools(tmp_path, [oauth_tool("Orders", f"{upstream.url}/orders", f"{upstream.url}/token")])
+    toolset = Toolset.from_definitions(load_definitions([config], environ=ENV).definitions)
+    executor = Executor(create_http_client(egress=EgressPolicy(deny_private=True)))
+    records: list[CallRecord] = []
+    async with executor.client:
+        calls = ToolCalls(toolset, AuthenticatingSender(executor), observers=[records.append])
+        result = await calls.call("orders", {})
+    host = upstream.url.removeprefix("http://").partition(":")[0]
+    assert text_of(result) == (
+        f"Calling 'orders' failed: the OAuth2 token endpoint {upstream.url}/token gave no answer: the egress policy "
+        f"refused the connection: host '{host}' resolves to {host}, which is a private, loopback or reserved "
+        "address (refused by --deny-private)."
+    )
+    assert upstream.requests == [] and [record.outcome for record in records] == ["auth_error"]
