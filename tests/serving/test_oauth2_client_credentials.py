@@ -157,6 +157,25 @@ async def test_tools_of_one_client_share_one_token_from_the_authorization_server
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize(("transport", "era"), COMBOS)
+async def test_a_refused_client_is_the_calls_error_on_every_transport(
+    tmp_path: Path, upstream: Upstream, oauth_server, transport: str, era: str
+):
+    await oauth_server.require_client(CLIENT_ID, secret("the-secret-the-server-expects-0990"))
+    config = write_tools(tmp_path, orders_tools(upstream, oauth_server.token_url))
+    async with mcp_client(transport, era, config, env=ENV) as client:
+        result = await client.call_tool("orders", {})
+    assert result.is_error is True
+    assert text_of(result) == (
+        f"Calling 'orders' failed: the OAuth2 token endpoint {oauth_server.token_url} answered HTTP 401 with error "
+        "invalid_client (the test asked for invalid_client); check the tool's auth.clientId, auth.clientSecret and "
+        "auth.clientAuth."
+    )
+    [token_request] = await oauth_server.token_requests()
+    assert (token_request.status, upstream.requests) == (401, [])
+
+
+@pytest.mark.e2e
 async def test_client_auth_body_sends_the_client_credentials_in_the_form(tmp_path, upstream, oauth_server):
     await oauth_server.require_client(CLIENT_ID, ENV["CLIENT_SECRET"])
     config = write_tools(
