@@ -10,6 +10,12 @@ under the call's policy, deadline and attempt count, like the call's own.
 obtains a secret while running (a token fetched at run time) hands it to the toolset's
 `Redactor.learn` before it uses it: from then on the redactors built from that toolset and the
 log filter hide it, so the call's result, its audit record, log lines and spans never show it.
+
+A flow that must wait on something shared (another call's token fetch) is async, as httpx has
+`Auth.async_auth_flow`: `AuthenticatingSender` drives `async_auth_flow`, which by default runs
+the plain `auth_flow`. It may yield a `SideRequest`: a request that is not the call's own (the
+token endpoint's), sent the same way but not counted in the call's `attempts`; a send error on it
+is thrown into the flow, which says what it means for the call.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ import base64
 import dataclasses
 import re
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from .errors import SendError, TokenEndpointError
+from .oauth2 import CLIENT_AUTH_METHODS, ClientCredentials, TokenCache, read_token, token_endpoint_failure
 from .redaction import MASK
 from .requests import OutboundRequest
 from .sending import AttemptCount, Sender, SendPolicy, UpstreamResponse
@@ -31,9 +40,12 @@ __all__ = [
     "ApiKeyAuth",
     "Auth",
     "AuthFlow",
+    "AsyncAuthFlow",
     "AuthenticatingSender",
     "BasicAuth",
     "BearerAuth",
+    "OAuth2ClientCredentialsAuth",
+    "SideRequest",
     "auth_block_problems",
     "auth_block_secrets",
     "auth_from_block",
@@ -41,6 +53,16 @@ __all__ = [
 ]
 
 AuthFlow = Generator[OutboundRequest, UpstreamResponse, None]
+
+
+@dataclass(frozen=True, slots=True)
+class SideRequest:
+    """A request an async flow sends for itself (a token request), not the call's own."""
+
+    request: OutboundRequest
+
+
+AsyncAuthFlow = AsyncGenerator["OutboundRequest | SideRequest", UpstreamResponse]
 # A token that already carries a scheme: "Bearer x", "Token x", "Basic x".
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*\s+\S")
 
@@ -60,6 +82,22 @@ class Auth:
     def auth_flow(self, request: OutboundRequest) -> AuthFlow:
         """Yield each request to send (`response = yield request`); stop when done."""
         yield request
+
+    async def async_auth_flow(self, request: OutboundRequest, *, deadline: float) -> AsyncAuthFlow:
+        """What `AuthenticatingSender` drives: `auth_flow`, unless a flow must wait (see the module docstring).
+
+        `deadline`: the call's, for anything the flow waits on besides a send.
+        """
+        flow = self.auth_flow(request)
+        try:
+            request = next(flow)
+            while True:
+                response = yield request
+                request = flow.send(response)
+        except StopIteration:
+            return
+        finally:
+            flow.close()
 
     def preview(self, request: OutboundRequest) -> OutboundRequest:
         """The call's request as this flow sends it, for `call --dry-run` (nothing is sent).
@@ -128,36 +166,93 @@ class ApiKeyAuth(Auth):
         yield dataclasses.replace(request, url=f"{url}{separator}{pair}{hash_}{fragment}")
 
 
+class OAuth2ClientCredentialsAuth(Auth):
+    """`{type: oauth2ClientCredentials, tokenUrl, clientId, clientSecret, scopes, audience, clientAuth}`.
+
+    `Authorization: Bearer <access token>`, the token from the shared `TokenCache` (oauth2.py):
+    fetched through the sender chain when there is none fresh, by one call while the others wait.
+    An API that answers 401 has the token forgotten and the call sent once more with a fresh one;
+    the second answer is the call's, whatever it is. `learn` (the toolset's `Redactor.learn`) is
+    given each token before anything uses it.
+    """
+
+    PREVIEW = "Bearer <from oauth2 token endpoint>"
+
+    def __init__(self, credentials: ClientCredentials, tokens: TokenCache, learn: Callable[[str], None]) -> None:
+        self._credentials, self._tokens, self._learn = credentials, tokens, learn
+
+    def describe(self) -> str:
+        return f"oauth2ClientCredentials from {self._credentials.token_url}, Authorization: {self.PREVIEW}"
+
+    def auth_flow(self, request: OutboundRequest) -> AuthFlow:
+        raise TypeError("an OAuth2 flow waits on a shared token fetch: drive async_auth_flow")
+
+    def preview(self, request: OutboundRequest) -> OutboundRequest:
+        return request.with_header("Authorization", self.PREVIEW)  # a dry run fetches nothing
+
+    async def async_auth_flow(self, request: OutboundRequest, *, deadline: float) -> AsyncAuthFlow:
+        credentials, tokens = self._credentials, self._tokens
+        key, url = credentials.key, credentials.token_url
+        for last_try in (False, True):
+            token = tokens.fresh(key)
+            while token is None:
+                fetch, leading = tokens.begin(key)
+                if not leading:
+                    token = await fetch.wait(deadline, url)  # None: its caller went away; fetch again
+                    continue
+                value = expires_in = error = None
+                try:
+                    try:
+                        answer = yield SideRequest(credentials.token_request())
+                    except SendError as exc:
+                        raise token_endpoint_failure(exc, url) from None
+                    value, expires_in = read_token(answer, url)
+                    self._learn(value)  # a secret from the moment it arrives
+                except TokenEndpointError as exc:
+                    error = exc
+                    raise
+                finally:  # with a token, an error for those waiting, or neither (cancelled): they fetch again
+                    token = tokens.end(key, fetch, value, expires_in, error)
+            response = yield request.with_header("Authorization", f"Bearer {token.value}")
+            if response.status != 401 or last_try:
+                return
+            tokens.invalidate(key, token)  # revoked or expired early: once more with a fresh one, never again
+
+
 def basic_value(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
-# The `auth` block: each type and the string fields it needs (every one of them a secret but `name`).
+# The `auth` block: each type and the string fields it needs (every one of them a secret but
+# `in`, `name` and `tokenUrl`), then the optional fields of the types that have some.
 AUTH_TYPES: dict[str, tuple[str, ...]] = {
     "bearer": ("token",),
     "basic": ("username", "password"),
     "apiKey": ("in", "name", "value"),
+    "oauth2ClientCredentials": ("tokenUrl", "clientId", "clientSecret"),
     "none": (),
 }
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"oauth2ClientCredentials": ("scopes", "audience", "clientAuth")}
 API_KEY_PLACES = ("header", "query")
-_NOT_SECRET = frozenset({"type", "in", "name"})
+_NOT_SECRET = frozenset({"type", "in", "name", "tokenUrl", "scopes", "audience", "clientAuth"})
 
 
 def auth_block_problems(block: Any) -> list[tuple[str, str]]:
     """`(field under auth, message)` for each thing wrong with an `auth` block; none when it is usable.
 
-    Messages say what is allowed and never quote a value.
+    Messages say what is allowed and never quote a value. Whether the egress policy lets the
+    server reach a `tokenUrl` is the loader's check, as for the tool's own URL.
     """
     if not isinstance(block, Mapping):
         return [("", "must be an object with `type`: one of " + ", ".join(AUTH_TYPES))]
     kind = block.get("type")
     if kind not in AUTH_TYPES:
         return [("type", "must be one of " + ", ".join(AUTH_TYPES))]
-    needed = AUTH_TYPES[kind]
+    needed, optional = AUTH_TYPES[kind], OPTIONAL_FIELDS.get(kind, ())
     problems = [
-        (key, f"is not a field of auth type {kind}; it takes " + (", ".join(needed) or "no other fields"))
+        (key, f"is not a field of auth type {kind}; it takes " + (", ".join(needed + optional) or "no other fields"))
         for key in block
-        if key != "type" and key not in needed
+        if key != "type" and key not in needed and key not in optional
     ]
     for key in needed:
         value = block.get(key)
@@ -167,6 +262,29 @@ def auth_block_problems(block: Any) -> list[tuple[str, str]]:
             problems.append((key, "must be printable ASCII (it goes into an HTTP header or URL)"))
     if kind == "apiKey" and isinstance(block.get("in"), str) and block["in"] not in API_KEY_PLACES:
         problems.append(("in", "must be header or query (a key in a cookie is not supported)"))
+    if kind == "oauth2ClientCredentials":
+        problems += _client_credentials_problems(block)
+    return problems
+
+
+def _client_credentials_problems(block: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems = []
+    url = block.get("tokenUrl")
+    if isinstance(url, str) and url and url.isascii():
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(("tokenUrl", "must be an absolute https:// (or http://) URL of the token endpoint"))
+        elif "@" in parts.netloc or parts.fragment:
+            problems.append(("tokenUrl", "must have no user:password@ and no #fragment; credentials go in clientId"))
+    scopes = block.get("scopes", [])
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and s and s.split() == [s] for s in scopes):
+        problems.append(("scopes", "must be a list of scope names, each a non-empty string without spaces"))
+    if "audience" in block and (not isinstance(block["audience"], str) or not block["audience"]):
+        problems.append(("audience", "must be a non-empty string (the API the token is for)"))
+    if block.get("clientAuth", "basic") not in CLIENT_AUTH_METHODS:
+        problems.append(
+            ("clientAuth", "must be basic (HTTP Basic, the default) or body (client_id and client_secret in the form)")
+        )
     return problems
 
 
@@ -176,11 +294,16 @@ def auth_block_secrets(block: Mapping[str, Any]) -> set[str]:
     if block.get("type") == "basic":
         # The encoded credential: hiding it hides the whole `Basic ...` value, and a dry run still says `Basic ***`.
         secrets.add(basic_value(block["username"], block["password"]).removeprefix("Basic "))
+    if block.get("type") == "oauth2ClientCredentials":
+        secrets.add(ClientCredentials.from_block(block).basic_credential())  # sent to the token endpoint
     return secrets
 
 
-def auth_from_block(block: Mapping[str, Any]) -> Auth | None:
-    """The flow for a valid `auth` block (`auth_block_problems` found nothing); None for `type: none`."""
+def auth_from_block(block: Mapping[str, Any], tokens: TokenCache, learn: Callable[[str], None]) -> Auth | None:
+    """The flow for a valid `auth` block (`auth_block_problems` found nothing); None for `type: none`.
+
+    `tokens`: where fetched tokens are kept (the toolset's); `learn`: hides each from then on.
+    """
     kind = block["type"]
     if kind == "bearer":
         return BearerAuth(block["token"])
@@ -188,6 +311,8 @@ def auth_from_block(block: Mapping[str, Any]) -> Auth | None:
         return BasicAuth(block["username"], block["password"])
     if kind == "apiKey":
         return ApiKeyAuth(block["in"], block["name"], block["value"])
+    if kind == "oauth2ClientCredentials":
+        return OAuth2ClientCredentialsAuth(ClientCredentials.from_block(block), tokens, learn)
     return None
 
 
@@ -209,18 +334,30 @@ class AuthenticatingSender:
             return await self.inner.send(request, policy, deadline=deadline, count=count)
         count = count if count is not None else AttemptCount()
         started, sends = time.perf_counter(), 0
-        flow = policy.auth.auth_flow(request)
+        flow = policy.auth.async_auth_flow(request, deadline=deadline)
+        response: UpstreamResponse | None = None
         try:
-            request = next(flow)
+            step = await flow.__anext__()
             while True:
-                response = await self.inner.send(request, policy, deadline=deadline, count=count)
-                sends += 1
                 try:
-                    request = flow.send(response)
-                except StopIteration:
+                    if isinstance(step, SideRequest):  # the flow's own (a token request): not one of the call's
+                        answer = await self.inner.send(step.request, policy, deadline=deadline, count=AttemptCount())
+                    else:
+                        answer = response = await self.inner.send(step, policy, deadline=deadline, count=count)
+                        sends += 1
+                except SendError as exc:
+                    if not isinstance(step, SideRequest):
+                        raise
+                    step = await flow.athrow(exc)  # the flow says what a failed side request means
+                    continue
+                try:
+                    step = await flow.asend(answer)
+                except StopAsyncIteration:
                     break
         finally:
-            flow.close()
+            await flow.aclose()
+        if response is None:
+            raise RuntimeError(f"{type(policy.auth).__name__} ended without sending the call's request")
         if sends == 1:
             return response
         # The call's answer is the last one; it took every exchange the flow made, and their attempts.

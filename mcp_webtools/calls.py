@@ -23,7 +23,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from .errors import ArgumentError, Busy, RequestBuildError, SendError, ShuttingDown, UpstreamTimeout
+from .errors import ArgumentError, Busy, RequestBuildError, SendError, ShuttingDown, TokenEndpointError, UpstreamTimeout
 from .limits import CallLimits, InFlightCalls
 from .outcomes import CallObserver, CallRecord, Outcome
 from .redaction import Redactor
@@ -218,7 +218,13 @@ class ToolCalls:
                 except Busy as exc:
                     return CallOutcome(Outcome.BUSY, count.sent, failure=f"busy, try again shortly ({exc})")
                 except SendError as exc:
-                    outcome = Outcome.TIMEOUT if isinstance(exc, UpstreamTimeout) else Outcome.UPSTREAM_ERROR
+                    outcome = (
+                        Outcome.AUTH_ERROR
+                        if isinstance(exc, TokenEndpointError)
+                        else Outcome.TIMEOUT
+                        if isinstance(exc, UpstreamTimeout)
+                        else Outcome.UPSTREAM_ERROR
+                    )
                     return CallOutcome(outcome, count.sent, failure=str(exc))
         except ShuttingDown as exc:
             return CallOutcome(Outcome.SHUTDOWN, count.sent, failure=f"{exc}; try again shortly")

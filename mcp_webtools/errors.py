@@ -18,7 +18,8 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 │   └── UpstreamError           the upstream gave no HTTP answer
 │       ├── UpstreamTimeout         not in time (transient; it may have been received)
 │       ├── UpstreamUnreachable     no connection (transient; it was not received)
-│       └── UpstreamConnectionLost  broken mid-exchange (transient; it may have been received)
+│       ├── UpstreamConnectionLost  broken mid-exchange (transient; it may have been received)
+│       └── TokenEndpointError      no access token for the upstream: the OAuth2 token endpoint failed
 ├── OutputMismatch              the shaped answer does not match the tool's outputSchema
 ├── ListenError                 a port or address cannot be listened on; the message names the option to change
 ├── Refusal                     an inbound message is no JSON-RPC request we handle; `.code`, `.message`, `.id`
@@ -66,6 +67,7 @@ __all__ = [
     "SendError",
     "ShapeError",
     "ShuttingDown",
+    "TokenEndpointError",
     "UnusableAnswer",
     "UpstreamConnectionLost",
     "UpstreamError",
@@ -220,6 +222,14 @@ class UpstreamConnectionLost(UpstreamError):
 
     transient = True
     maybe_received = True
+
+
+class TokenEndpointError(UpstreamError):
+    """The tool's OAuth2 token endpoint gave no usable access token, so the API was not called.
+
+    The message names the token URL and the OAuth error code (never a client credential): the
+    call's `isError` text, and the `auth_error` outcome in the audit record and the metrics.
+    """
 
 
 class OutputMismatch(WebToolsError):

@@ -372,11 +372,16 @@ def _validate(
     values["secrets"] = frozenset(secrets)
     try:
         definition = ToolDefinition.model_validate(values)
+        checking = fields["url"]
         egress.check_url(definition.url, allow_http=definition.allow_http)
+        if definition.auth is not None and "tokenUrl" in definition.auth:
+            # The token endpoint is called under the same egress policy and allowHttp as the tool's URL.
+            checking = f"{fields['auth']}.tokenUrl"
+            egress.check_url(definition.auth["tokenUrl"], allow_http=definition.allow_http)
         return definition, []
     except EgressDenied as exc:
         # The host may have come from a `${...}` value: `load_definitions` hides it like any other secret.
-        return None, [ConfigProblem(file, str(exc), tool=label, field=_join(location, fields["url"]))]
+        return None, [ConfigProblem(file, str(exc), tool=label, field=_join(location, checking))]
     except ValidationError as exc:
         problems = exc.errors(include_url=False)
         bad = {str(problem["loc"][0]) for problem in problems if problem["loc"]}

@@ -30,6 +30,8 @@ class Outcome(StrEnum):
     # No HTTP answer: unreachable, connection lost, TLS, egress refused, request not sendable.
     UPSTREAM_ERROR = "upstream_error"
     TIMEOUT = "timeout"  # the tool's timeout passed while waiting on the upstream
+    # No access token for the upstream: the OAuth2 token endpoint refused, failed, hung or answered nonsense.
+    AUTH_ERROR = "auth_error"
     BUSY = "busy"  # no free slot: the queue was full, or the timeout passed while queued
     INVALID_ARGUMENTS = "invalid_arguments"  # refused before anything was sent
     CANCELLED = "cancelled"  # the client cancelled the call or went away

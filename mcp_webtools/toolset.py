@@ -3,7 +3,8 @@
 `Toolset.from_definitions` compiles each tool's argument validator, request template, send policy
 (auth flow included), response shaping and MCP listing entry, builds the `tools/list` result once,
 and gathers every secret into one `Redactor`. A reload builds a new `Toolset` and swaps one
-reference.
+reference; what the old one learned while running (secrets to hide, OAuth2 tokens in its
+`TokenCache`) is handed to the new one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .arguments import ArgumentValidator
 from .auth import BearerAuth, auth_from_block
 from .definitions import ToolDefinition
 from .loading import ConfigProblem
+from .oauth2 import TokenCache
 from .redaction import LearnedSecrets, Redactor, configured_secrets
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
 from .results import META_TOOL
@@ -99,9 +101,11 @@ class Toolset:
         *,
         files: Iterable[str] = (),
         warnings: Iterable[ConfigProblem] = (),
+        tokens: TokenCache | None = None,
     ) -> None:
         self._tools = {tool.name: tool for tool in sorted(tools, key=lambda t: t.name)}
         self.redactor = redactor
+        self.tokens = tokens if tokens is not None else TokenCache()  # the OAuth2 tokens its tools share
         self.files = tuple(files)
         self.warnings = tuple(warnings)
         self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
@@ -115,16 +119,19 @@ class Toolset:
         files: Iterable[str] = (),
         warnings: Iterable[ConfigProblem] = (),
         learned: LearnedSecrets | None = None,
+        tokens: TokenCache | None = None,
     ) -> Toolset:
         """`learned`: the secrets learned while running so far (`Redactor.learn`), to keep hiding
-        across a reload; a new, empty set by default."""
+        across a reload; a new, empty set by default. `tokens`: the OAuth2 tokens fetched so far,
+        to keep using across a reload; a new, empty cache by default."""
         definitions = list(definitions)
         redactor = Redactor(
             (secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)),
             learned if learned is not None else LearnedSecrets(),
         )
-        tools = (_prepare(d, redactor, max_request_bytes) for d in definitions)
-        return cls(tools, redactor, files=files, warnings=warnings)
+        tokens = tokens if tokens is not None else TokenCache()
+        tools = (_prepare(d, redactor, tokens, max_request_bytes) for d in definitions)
+        return cls(tools, redactor, files=files, warnings=warnings, tokens=tokens)
 
     @cached_property
     def list_wire(self) -> dict[str, Any]:
@@ -175,7 +182,9 @@ def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -
     return entry
 
 
-def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:
+def _prepare(
+    definition: ToolDefinition, redactor: Redactor, tokens: TokenCache, max_request_bytes: int
+) -> PreparedTool:
     template = RequestTemplate.from_definition(definition, max_body_bytes=max_request_bytes)
     shaping = definition.shaping  # compiled here once, not on every call
     pairs = [(m.type, m.content) for m in definition.messages]
@@ -210,7 +219,7 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
             follow_redirects=definition.follow_redirects,
             max_response_bytes=definition.max_response_bytes,
             auth=(
-                auth_from_block(definition.auth)
+                auth_from_block(definition.auth, tokens, redactor.learn)
                 if definition.auth is not None
                 else BearerAuth(definition.auth_token)
                 if definition.auth_token

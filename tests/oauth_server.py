@@ -77,7 +77,8 @@ class OAuthServer:
         ]
 
     async def wait_for_token_requests(self, count: int) -> list[TokenRequest]:
-        """Every token request, once there are at least `count` (fails the test after `BOUND` seconds)."""
+        """Every token request, once at least `count` have been received, their secrets registered and each
+        either held (a "hang": `release` finds it) or being answered (fails the test after `BOUND` seconds)."""
         with anyio.fail_after(BOUND):
             answer = await self._control("GET", "requests", count=count)
         return [TokenRequest(**request) for request in answer["requests"]]

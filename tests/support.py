@@ -725,9 +725,13 @@ def secret(value: str) -> str:
     return value
 
 
+# The `auth` block's fields that are no secret (docs/configuration.md): every other value is one.
+_AUTH_NOT_SECRET = frozenset({"type", "in", "name", "tokenUrl", "scopes", "audience", "clientAuth"})
+
+
 def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set[str]:
     """What a config document makes secret, as docs/configuration.md defines it: every `authToken`, every
-    value of an `auth` block but its `type`, `in` and `name`, and every non-protocol header value (as the
+    value of an `auth` block but those in `_AUTH_NOT_SECRET`, and every non-protocol header value (as the
     server will read them, `${...}` filled in from `environ`, default: the process environment), and
     the value of every `${NAME}` it references that `environ` sets. `${...}` text itself is not a
     secret, nor is the default of a `${NAME:-default}` outside those fields, nor a value too short
@@ -748,8 +752,8 @@ def tool_secrets(document: Any, environ: Mapping[str, str] | None = None) -> set
         values += [h.get("value") for h in headers if str(h.get("name", "")).lower() not in PROTOCOL_HEADERS]
         substituted += [place.get("serverUrl" if hamsa else "url"), place.get("authToken"), place.get("pathParameters")]
         substituted += [h.get("value") for h in headers]
-        auth = entry.get("auth")  # ours, top level in every shape: every value but type, in and name
-        auth_values = [v for k, v in auth.items() if k not in ("type", "in", "name")] if isinstance(auth, dict) else []
+        auth = entry.get("auth")  # ours, top level in every shape: every value but those that say where or how
+        auth_values = [v for k, v in auth.items() if k not in _AUTH_NOT_SECRET] if isinstance(auth, dict) else []
         values += auth_values
         substituted += auth_values
     found = {filled for v in values if isinstance(v, str) and (filled := _substituted(v, environ)) is not None}

@@ -30,6 +30,7 @@ from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
 from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, CallLimits
 from ..loading import LoadResult, load_definitions
+from ..oauth2 import TokenCache
 from ..observe.audit import log_call
 from ..observe.logformat import formatter_for
 from ..observe.metrics import Metrics
@@ -108,11 +109,13 @@ def load_toolset(
     *,
     log_filter: RedactingFilter | None = None,
     learned: LearnedSecrets | None = None,
+    tokens: TokenCache | None = None,
 ) -> tuple[Toolset, LoadResult]:
     """Raises `ConfigErrors` listing every problem.
 
     `log_filter` (see `configure_logging`) hides the toolset's secrets from then on; `learned`:
-    the secrets learned at run time so far, to keep hiding (a reload passes the current toolset's).
+    the secrets learned at run time so far, to keep hiding, and `tokens`: the OAuth2 tokens
+    fetched so far, to keep using (a reload passes the current toolset's).
     """
     options = options or ServerOptions()
     loaded = load_definitions(paths, environ, egress=options.egress)
@@ -122,6 +125,7 @@ def load_toolset(
         files=[str(file) for file in loaded.files],
         warnings=loaded.warnings,
         learned=learned,
+        tokens=tokens,
     )
     if log_filter is not None:
         # Added to, not replaced: calls still running on an old toolset may log its secrets.
@@ -143,9 +147,12 @@ def open_reloader(
     paths = list(paths)
 
     def load() -> Toolset:
-        # Secrets learned at run time stay hidden in the new toolset's redactor too.
-        learned = webtools.toolset.redactor.learned
-        toolset, _ = load_toolset(paths, environ, options, log_filter=log_filter, learned=learned)
+        # Secrets learned at run time stay hidden in the new toolset's redactor too, and the
+        # OAuth2 tokens fetched so far stay in use: a reload asks no token endpoint for a new one.
+        current = webtools.toolset
+        toolset, _ = load_toolset(
+            paths, environ, options, log_filter=log_filter, learned=current.redactor.learned, tokens=current.tokens
+        )
         return toolset
 
     # Every outcome (swapped in, unchanged, or rejected) feeds the reload metrics.

@@ -43,6 +43,7 @@ const tokens = { always: {}, next: [] };
 let clients = null; // {client_id: secret}: when set, the token endpoint checks client credentials
 const held = []; // releases of the token requests a "hang" holds
 const waiters = []; // long polls waiting for a number of token requests
+let settled = 0; // token requests whose secrets are registered and that are held or being answered
 
 // --- the library's server, its keys and its hooks ------------------------------------------------------------
 
@@ -127,14 +128,17 @@ async function token(req, res, body) {
     settings: {},
   };
   requests.push(record);
-  for (const waiter of waiters.splice(0)) (requests.length >= waiter.count ? waiter.resolve() : waiters.push(waiter));
   await announce([basic?.secret, form.client_secret, req.headers.authorization]);
 
   let fault = next(faults) ?? faults.always;
   if (fault === "hang") {
-    await new Promise((release) => held.push(release));
+    const released = new Promise((release) => held.push(release));
+    notifyWaiters(); // only once it is held: a test that saw it may release it at once
+    await released;
     if (res.destroyed) return; // the client gave up
     fault = null;
+  } else {
+    notifyWaiters();
   }
   fault ??= clientFault(record, basic, form);
   if (fault === "not_json") return send(res, answered(record, 200, { "content-type": "text/html" }, NOT_JSON));
@@ -152,6 +156,12 @@ async function token(req, res, body) {
   }
   record.status = answer.status;
   send(res, answer);
+}
+
+// One more token request settled: answer the long polls of `wait_for_token_requests` waiting for as many.
+function notifyWaiters() {
+  settled += 1;
+  for (const waiter of waiters.splice(0)) (settled >= waiter.count ? waiter.resolve() : waiters.push(waiter));
 }
 
 function clientFault(record, basic, form) {
@@ -182,7 +192,7 @@ async function control(req, path, body) {
   switch (`${req.method} ${path}`) {
     case "GET /_harness/requests": {
       const count = Number(new URL(req.url, library.issuer.url).searchParams.get("count") ?? 0);
-      if (requests.length < count) await new Promise((resolve) => waiters.push({ count, resolve }));
+      if (settled < count) await new Promise((resolve) => waiters.push({ count, resolve }));
       return { requests: requests.map(({ signed, settings, ...shown }) => shown) };
     }
     case "POST /_harness/faults":

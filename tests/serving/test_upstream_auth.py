@@ -107,8 +107,12 @@ def problems_of(tmp_path: Path, auth: Any, **extra: Any) -> list[str]:
 @pytest.mark.parametrize(
     ("auth", "field", "message"),
     [
-        ({"type": "digest"}, "auth.type", "must be one of bearer, basic, apiKey, none"),
-        ("Bearer x", "auth", "must be an object with `type`: one of bearer, basic, apiKey, none"),
+        ({"type": "digest"}, "auth.type", "must be one of bearer, basic, apiKey, oauth2ClientCredentials, none"),
+        (
+            "Bearer x",
+            "auth",
+            "must be an object with `type`: one of bearer, basic, apiKey, oauth2ClientCredentials, none",
+        ),
         ({"type": "basic", "username": "u"}, "auth.password", "is required for auth type basic, as a non-empty string"),
         (
             {"type": "apiKey", "in": "cookie", "name": "k", "value": "v"},
