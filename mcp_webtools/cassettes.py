@@ -118,24 +118,34 @@ class CassetteDeck:
     """The cassette of the example running now, shared by the recording or replaying sender.
 
     `mcp-webtools test` runs examples one at a time: before each it calls `begin`, after it reads
-    `exchanges` (to write when recording) and `difference` (when replaying).
+    `kept()` (to write when recording) and `difference` (when replaying). Exchanges are kept as
+    sent and received and concealed only in `kept()`: a token an auth flow fetches is learned by
+    the redactor after its answer has passed the recorder, and must still be hidden.
     """
 
     def __init__(self) -> None:
         self.conceal: Concealer = Concealer((), Redactor())
-        self.exchanges: list[dict[str, Any]] = []
+        self.sent: list[tuple[OutboundRequest, UpstreamResponse]] = []
         self.replaying: list[dict[str, Any]] = []
+        self.replayed = 0
         self.difference: str | None = None
 
     def begin(self, conceal: Concealer, recorded: Cassette | None = None) -> None:
         self.conceal = conceal
-        self.exchanges = []
+        self.sent = []
         self.replaying = list(recorded.exchanges) if recorded is not None else []
+        self.replayed = 0
         self.difference = None
 
     def unplayed(self) -> int:
         """Recorded exchanges the call did not ask for (its flow now sends fewer requests)."""
-        return len(self.replaying) - len(self.exchanges)
+        return len(self.replaying) - self.replayed
+
+    def kept(self) -> list[dict[str, Any]]:
+        """The exchanges recorded so far, as a cassette keeps them."""
+        return [
+            {"request": self.request(request), "response": self.response(response)} for request, response in self.sent
+        ]
 
     def request(self, request: OutboundRequest) -> dict[str, Any]:
         """The request as a cassette keeps it."""
@@ -187,7 +197,7 @@ class RecordingSender:
         self, request: OutboundRequest, policy: SendPolicy, *, deadline: float, count: AttemptCount | None = None
     ) -> UpstreamResponse:
         response = await self.inner.send(request, policy, deadline=deadline, count=count)
-        self.deck.exchanges.append({"request": self.deck.request(request), "response": self.deck.response(response)})
+        self.deck.sent.append((request, response))
         return response
 
 
@@ -202,8 +212,8 @@ class ReplayingSender:
     ) -> UpstreamResponse:
         deck = self.deck
         sent = deck.request(request)
-        position = len(deck.exchanges)
-        deck.exchanges.append({"request": sent})
+        position = deck.replayed
+        deck.replayed += 1
         if position >= len(deck.replaying):
             deck.difference = (
                 f"the call sent request {position + 1}, but the recording has {len(deck.replaying)}; "

@@ -154,9 +154,9 @@ async def _run_one(
     if deck.difference is not None:
         return ended(f"the request differs from the recording in {path}", deck.difference)
     if mode.replay is not None and deck.unplayed() > 0:
-        return ended(f"the call sent {len(deck.exchanges)} request(s); the recording in {path} has more")
-    if mode.record is not None and deck.exchanges:
-        Cassette(tool.name, conceal(example.name), deck.exchanges).dump(path)
+        return ended(f"the call sent {deck.replayed} request(s); the recording in {path} has more")
+    if mode.record is not None and deck.sent:
+        Cassette(tool.name, conceal(example.name), deck.kept()).dump(path)
     return ended(first_difference(example.expect, result) or "")
 
 

@@ -229,8 +229,12 @@ async def test_a_changed_definition_fails_replay_with_a_diff_of_the_requests(run
     changed = orders_tool(EXAMPLES, url="${ORDERS_API}/v2/orders/{orderId}?expand=items")
     changed["headers"] = {"X-Api-Key": "${ORDERS_KEY}", "X-Trace": "on"}
     write_tools(tmp_path / "config", changed)
-    code, out, _ = await run_test(run_cli, config, "--replay", cassettes)
+    junit = tmp_path / "junit.xml"
+    code, out, _ = await run_test(run_cli, config, "--replay", cassettes, "--junit", junit)
     assert code == 1
+    failure = ET.parse(junit).getroot()[0][0].find("failure")
+    diff = "-GET ${ORDERS_API}/orders/42 HTTP/1.1\n+GET ${ORDERS_API}/v2/orders/42?expand=items HTTP/1.1"
+    assert diff in failure.text
     shipped = cassettes / "get_order/shipped_order.json"
     assert out.split("\n2 example(s)")[0].splitlines()[:10] == [
         out.splitlines()[0],
