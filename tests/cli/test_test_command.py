@@ -211,6 +211,8 @@ async def record_then_stop(run_cli, tmp_path: Path, tools: Any, monkeypatch) -> 
         code, out, _ = await run_test(run_cli, config, "--record", cassettes)
         assert code == 0, out
         assert len(app.requests) == 2
+    for path in cassettes.rglob("*.json"):
+        assert SCANNER.scan("cassette", str(path), path.read_text()) == []
     return config, cassettes
 
 
