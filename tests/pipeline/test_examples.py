@@ -192,6 +192,7 @@ BODY = {"api_response_status": 200, "order": {"status": "shipped", "items": [{"s
         ({"fields": {"order.n": True}}, result(BODY), "fields.order.n: expected true, got 2"),
         ({"fields": {"order.id": 1}}, result(BODY), "fields.order.id: expected 1, but the result has no such field"),
         ({"contains": "shipped"}, result(BODY), None),
+        ({"fields": {"order.items[1].sku": "b"}}, result({"order.items[1].sku": "b"}), None),  # flatten: true
         ({"contains": ["shipped", "lost"]}, result(BODY), 'contains: "lost" is not in the result text ('),
     ],
 )
