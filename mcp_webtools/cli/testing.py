@@ -11,7 +11,8 @@ then a summary; `--junit FILE` writes the same as JUnit XML (junit.py). Everythi
 through the tool's `Concealer`: secrets as their `${NAME}`, or `***`.
 
 Exit codes: 0 every example passed; 1 an example failed (or the config cannot be loaded, as for
-every command); 2 nothing to run (no examples, an unknown `--tool`).
+every command); 2 nothing to run (no examples, an unknown `--tool`) or a usage error (a `--junit`
+file that cannot be written).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from ..serving.server import WebTools
 from ..toolset import PreparedTool
 from .junit import write_junit
 
-__all__ = ["EXIT_FAILED", "EXIT_NOTHING_TO_RUN", "EXIT_PASSED", "ExampleRun", "run_examples"]
+__all__ = ["EXIT_FAILED", "EXIT_PASSED", "EXIT_USAGE", "ExampleRun", "Mode", "run_examples"]
 
-EXIT_PASSED, EXIT_FAILED, EXIT_NOTHING_TO_RUN = 0, 1, 2
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 logger = logging.getLogger("mcp_webtools.test")
 
@@ -90,13 +91,13 @@ def run_examples(
     if unknown:
         known = ", ".join(tool.name for tool in webtools.toolset)
         print(f"unknown tool(s) {', '.join(map(repr, unknown))}; known tools: {known}", file=sys.stderr)
-        return EXIT_NOTHING_TO_RUN
+        return EXIT_USAGE
     chosen = [tool for tool in webtools.toolset if not tools or tool.name in tools]
     planned = [(tool, example) for tool in chosen for example in tool.definition.examples]
     if not planned:
         which = "the chosen tools have" if tools else "no tool has"
         print(f"no examples to run: {which} `examples` (docs/configuration.md, Examples)", file=sys.stderr)
-        return EXIT_NOTHING_TO_RUN
+        return EXIT_USAGE
 
     async def run_all() -> list[ExampleRun]:
         runs: list[ExampleRun] = []
@@ -114,7 +115,11 @@ def run_examples(
     summary = f"{len(runs)} example(s): {len(runs) - failed} passed, {failed} failed ({total_ms:.0f} ms)"
     print(summary)
     if junit is not None:
-        write_junit(junit, runs, total_ms)
+        try:
+            write_junit(junit, runs, total_ms)
+        except OSError as exc:
+            print(f"--junit {junit} cannot be written ({exc.strerror or exc}); pick another path", file=sys.stderr)
+            return EXIT_USAGE
     return EXIT_FAILED if failed else EXIT_PASSED
 
 
@@ -156,7 +161,10 @@ async def _run_one(
     if mode.replay is not None and deck.unplayed() > 0:
         return ended(f"the call sent {deck.replayed} request(s); the recording in {path} has more")
     if mode.record is not None and deck.sent:
-        Cassette(tool.name, conceal(example.name), deck.kept()).dump(path)
+        try:
+            Cassette(tool.name, conceal(example.name), deck.kept()).dump(path)
+        except OSError as exc:
+            return ended(f"the cassette {path} cannot be written ({exc.strerror or exc}); check --record")
     return ended(first_difference(example.expect, result) or "")
 
 

@@ -311,3 +311,15 @@ def test_a_config_error_exits_1_naming_the_example(run_cli, tmp_path, monkeypatc
     code, out, err = run_cli("test", config)
     assert (code, out) == (1, "")
     assert f"{config}: tool 'Get Order': field `examples[0].arguments.orderId`: is required" in err
+
+
+async def test_a_cassette_or_junit_file_that_cannot_be_written_is_said_plainly(run_cli, upstream, orders_env, tmp_path):
+    config = write_tools(tmp_path / "config", orders_tool(EXAMPLES[:1]))
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cassette folder should go")
+    code, out, err = await run_test(run_cli, config, "--record", blocked)
+    assert code == 1 and "Traceback" not in out + err
+    assert lines_of(out)[0][3].startswith(f"the cassette {blocked}/get_order/shipped_order.json cannot be written (")
+    code, out, err = await run_test(run_cli, config, "--junit", tmp_path)
+    assert code == 2 and lines_of(out)[0][0] == "PASS"
+    assert err.startswith(f"--junit {tmp_path} cannot be written (") and err.endswith("); pick another path\n")
