@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import SCANNER, Reply, Upstream, secret, serve_asgi, write_tools
+from support import REPO, SCANNER, Reply, Upstream, secret, serve_asgi, write_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -323,3 +323,18 @@ async def test_a_cassette_or_junit_file_that_cannot_be_written_is_said_plainly(r
     code, out, err = await run_test(run_cli, config, "--junit", tmp_path)
     assert code == 2 and lines_of(out)[0][0] == "PASS"
     assert err.startswith(f"--junit {tmp_path} cannot be written (") and err.endswith("); pick another path\n")
+
+
+async def test_the_shipped_examples_pass_against_the_demo_api_and_replay_without_it(run_cli, tmp_path, monkeypatch):
+    from mcp_webtools.demo.api import create_demo_api
+
+    config, cassettes = REPO / "config" / "orders.yaml", tmp_path / "cassettes"
+    async with serve_asgi(create_demo_api()) as url:
+        monkeypatch.setenv("DEMO_API_URL", url)
+        code, out, _ = await run_test(run_cli, config, "--record", cassettes)
+    assert code == 0, out
+    assert lines_of(out) == [("PASS", "get_order_status", name, "") for name in ("shipped order", "unknown order")]
+    request = json.loads((cassettes / "get_order_status/shipped_order.json").read_text())["exchanges"][0]["request"]
+    assert request["url"] == "${DEMO_API_URL:-http://127.0.0.1:8900}/orders/ORD-12345"  # the reference as written
+    code, out, _ = await run_test(run_cli, config, "--replay", cassettes)
+    assert code == 0, out
