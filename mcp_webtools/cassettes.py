@@ -1,7 +1,8 @@
 """Recorded answers: one cassette file per example, and the two `Sender`s that write and read them.
 
 A cassette holds each exchange of one example's call: the request as sent (method, URL, headers,
-body, after the tool's auth flow) and the answer as received (status, reason, headers, body).
+body, after the tool's auth flow) and the answer as received (status, reason, headers, body). A
+JSON body is kept as JSON when that gives back its exact bytes, so a review reads it as an object.
 Every secret in it is written as the `${NAME}` it was read from (`Concealer`, from each
 definition's `references`); a secret with no reference (a literal in the config, a token learned
 at run time) is written `***`. So a cassette can be reviewed and committed, and the same
@@ -170,19 +171,42 @@ class CassetteDeck:
         return kept
 
 
+# How a JSON body may have been written; a body written one of these ways is kept as `json` (readable
+# in a review), with `jsonStyle` when not compact; any other body is kept as text, byte for byte.
+_JSON_STYLES: dict[str, dict[str, Any]] = {
+    "compact": {"separators": (",", ":")},
+    "spaced": {},
+    "indented": {"indent": 2},
+}
+
+
 def _body(body: bytes | None, conceal: Concealer) -> dict[str, Any]:
-    """`{"body": text}` (secrets concealed), `{"bodyBase64": ...}` when not UTF-8, `{"body": None}` for none."""
+    """`{"json": value}` or `{"body": text}` (secrets concealed), `{"bodyBase64": ...}` when not UTF-8.
+
+    Only a body that `_kept_body` gives back exactly is kept as `json`.
+    """
     if body is None:
         return {"body": None}
     try:
-        return {"body": conceal(body.decode("utf-8"))}
+        text = conceal(body.decode("utf-8"))
     except UnicodeDecodeError:
         return {"bodyBase64": base64.b64encode(body).decode("ascii")}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"body": text}
+    for style, options in _JSON_STYLES.items():
+        if isinstance(value, (dict, list)) and json.dumps(value, ensure_ascii=False, **options) == text:
+            return {"json": value} if style == "compact" else {"json": value, "jsonStyle": style}
+    return {"body": text}
 
 
 def _kept_body(kept: dict[str, Any]) -> bytes | None:
     if "bodyBase64" in kept:
         return base64.b64decode(kept["bodyBase64"])
+    if "json" in kept:
+        options = _JSON_STYLES.get(str(kept.get("jsonStyle", "compact")), {})
+        return json.dumps(kept["json"], ensure_ascii=False, **options).encode("utf-8")
     body = kept.get("body")
     return None if body is None else str(body).encode("utf-8")
 

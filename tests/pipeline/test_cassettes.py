@@ -15,7 +15,7 @@ from mcp_webtools.errors import RequestNotSent
 from mcp_webtools.executor import Executor, create_http_client
 from mcp_webtools.redaction import Redactor
 from mcp_webtools.requests import OutboundRequest
-from mcp_webtools.sending import SendPolicy
+from mcp_webtools.sending import SendPolicy, UpstreamResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -51,12 +51,12 @@ async def test_every_exchange_of_an_auth_flow_is_recorded_and_replayed_in_order(
     assert (answer.status, json.loads(answer.body)) == (200, {"id": 1, "key": KEY})
     token, call = deck.kept()
     assert token["request"] == {
-        "method": "POST", "url": "${API}/token", "headers": ["Accept: application/json"], "body": "{}"
+        "method": "POST", "url": "${API}/token", "headers": ["Accept: application/json"], "json": {}
     }  # fmt: skip
-    assert json.loads(token["response"]["body"]) == {"token": "***"}  # learned at run time: no reference
+    assert token["response"]["json"] == {"token": "***"}  # learned at run time: no reference
     assert call["request"]["url"] == "${API}/orders/1?k=${KEY}"  # the URL-encoded form too
     assert call["request"]["headers"] == ["Authorization: Bearer ***", "X-Key: ${KEY}"]
-    assert json.loads(call["response"]["body"]) == {"id": 1, "key": "${KEY}"}
+    assert call["response"]["json"] == {"id": 1, "key": "${KEY}"}
     path = tmp_path / "c.json"
     Cassette("t", "e", deck.kept()).dump(path)
     text = path.read_text()
@@ -97,6 +97,21 @@ async def test_replay_refuses_a_request_beyond_the_recording_and_a_changed_one(t
         "--- recorded", "+++ now", "@@ -1,2 +1,4 @@", "-GET ${API}/a HTTP/1.1", "+POST ${API}/a HTTP/1.1",
         " User-Agent: mcp-webtools/0.0.1", "+", '+{"x": 1}',
     ])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a":1,"b":[true,null]}', b'{"a": 1}', b'{\n  "a": 1\n}', b'{"a":1.0e3}', b'{"a": "\\u00e9"}', b"not json",
+     b"42", "caf\u00e9".encode(), b"\xff\xfe"],
+)
+async def test_a_kept_body_gives_back_the_exact_bytes(body):
+    deck = CassetteDeck()
+    kept = deck.response(UpstreamResponse(200, "OK", "application/json", body, False, 1.0))
+    request = OutboundRequest("GET", "http://api.test/a", ())
+    deck.begin(Concealer((), Redactor()), Cassette("t", "e", [{"request": deck.request(request), "response": kept}]))
+    answer = await ReplayingSender(deck).send(request, SendPolicy(timeout=5), deadline=1e9)
+    assert answer.body == body
+    assert ("json" in kept) == (body in (b'{"a":1,"b":[true,null]}', b'{"a": 1}', b'{\n  "a": 1\n}'))
 
 
 def test_the_concealer_prefers_the_longest_value_and_masks_secrets_without_a_reference():
