@@ -341,3 +341,17 @@ async def test_the_shipped_examples_pass_against_the_demo_api_and_replay_without
     assert request["url"] == "${DEMO_API_URL:-http://127.0.0.1:8900}/orders/ORD-12345"  # the reference as written
     code, out, _ = await run_test(run_cli, config, "--replay", cassettes)
     assert code == 0, out
+
+
+async def test_examples_judge_the_result_after_shaping(run_cli, upstream, orders_env, tmp_path):
+    shaped = [
+        {"name": "kept", "arguments": {"orderId": "42"}, "expect": {"fields": {"order.status": "shipped"}}},
+        {"name": "dropped", "arguments": {"orderId": "42"}, "expect": {"fields": {"order.id": "42"}}},
+    ]
+    config = write_tools(tmp_path / "config", orders_tool(shaped, responseFields=["order.status"]))
+    code, out, _ = await run_test(run_cli, config)
+    assert code == 1
+    assert lines_of(out) == [
+        ("PASS", "get_order", "kept", ""),
+        ("FAIL", "get_order", "dropped", 'fields.order.id: expected "42", but the result has no such field'),
+    ]
