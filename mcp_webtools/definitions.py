@@ -30,6 +30,9 @@ from .shaping.projection import (
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "did_you_mean",
+    "EXPECT_KEYS",
+    "Example",
+    "Expect",
     "Message",
     "ToolDefinition",
     "placeholder_spellings",
@@ -99,6 +102,64 @@ class Message(BaseModel):
     content: str
 
 
+# What an example's `expect` may say about the call's result (docs/configuration.md, "Examples").
+EXPECT_KEYS = ("status", "isError", "fields", "contains")
+EXAMPLE_KEYS = ("name", "arguments", "expect")
+
+
+def _known_keys(value: Any, known: tuple[str, ...], what: str) -> Any:
+    """`value`, or a ValueError naming its first unknown key, with a "did you mean" for a typo."""
+    if isinstance(value, dict):
+        for key in value:
+            if key not in known:
+                hint = did_you_mean(str(key), known)
+                raise ValueError(f"`{key}` is not a key of {what}{hint}; it takes {', '.join(known)}")
+    return value
+
+
+class Expect(BaseModel):
+    """What one example's call must give: kept small on purpose (docs/configuration.md, "Examples").
+
+    `is_error` None means "as `status` implies": an error for a non-2xx status, else a success.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    status: int | None = Field(default=None, ge=100, le=599, strict=True)
+    is_error: bool | None = Field(default=None, alias="isError", strict=True)
+    fields: dict[ResponsePath, Any] = Field(default_factory=dict)
+    contains: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_known_keys(cls, value: Any) -> Any:
+        value = _known_keys(value, EXPECT_KEYS, "expect")
+        if isinstance(value, dict) and isinstance(value.get("contains"), str):
+            value = {**value, "contains": [value["contains"]]}  # one text, or a list of them
+        return value
+
+    @property
+    def wants_error(self) -> bool:
+        if self.is_error is not None:
+            return self.is_error
+        return self.status is not None and not 200 <= self.status < 300
+
+
+class Example(BaseModel):
+    """A call of the tool to try with `mcp-webtools test`: never published, never sent to Hamsa."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    expect: Expect = Field(default_factory=Expect)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_known_keys(cls, value: Any) -> Any:
+        return _known_keys(value, EXAMPLE_KEYS, "an example")
+
+
 class ToolDefinition(BaseModel):
     """One FUNCTION web tool, whichever shape it was written in.
 
@@ -138,8 +199,13 @@ class ToolDefinition(BaseModel):
     # Progress while a call runs (see voice.py and docs/hamsa-and-voice.md, "Async tools and spoken messages").
     progress_interval_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     delayed_message_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
+    # Calls to try with `mcp-webtools test` (examples.py); not part of the MCP listing.
+    examples: tuple[Example, ...] = ()
     source: str = ""
     secrets: frozenset[str] = frozenset()
+    # Each secret value read through a `${...}` reference -> that reference as written, so a recording
+    # can say `${API_KEY}` where the value went (cassettes.py); derived values (a Basic credential) too.
+    references: tuple[tuple[str, str], ...] = ()
 
     @field_validator("method", mode="before")
     @classmethod
@@ -220,6 +286,21 @@ class ToolDefinition(BaseModel):
             if kind in seen:
                 raise ValueError(f"message type {message.type!r} appears more than once")
             seen.add(kind)
+        return value
+
+    @field_validator("examples")
+    @classmethod
+    def _unique_example_names(cls, value: tuple[Example, ...]) -> tuple[Example, ...]:
+        # Each example has a cassette file named after it: names equal once slugged would share one.
+        seen: dict[str, str] = {}
+        for example in value:
+            key = slugify(example.name) or "example"
+            if key in seen:
+                raise ValueError(
+                    f"example names {seen[key]!r} and {example.name!r} are the same (or give the same "
+                    "cassette file name); give each example of a tool its own name"
+                )
+            seen[key] = example.name
         return value
 
     @model_validator(mode="after")

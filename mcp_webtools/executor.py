@@ -1,7 +1,8 @@
 """Sending a built request upstream and reading its answer, within limits: the one `Sender`.
 
 `Executor` implements `sending.Sender`, the seam every wrapper (auth, tracing) delegates to; it is
-the only implementation, the one that touches the network.
+the one implementation that touches the network (`cassettes.ReplayingSender` stands in for it in
+`mcp-webtools test --replay`).
 
 One `httpx2.AsyncClient` (one connection pool) serves the whole process; `create_http_client`
 makes it with the settings a proxy for many callers needs, and with the egress policy checked on
@@ -218,6 +219,7 @@ class Executor:
             truncated=truncated,
             elapsed_ms=(time.perf_counter() - started) * 1000,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
+            headers=tuple(response.headers.multi_items()),
         )
         return upstream, response.headers.get("location")
 

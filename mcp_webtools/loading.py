@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from .auth import auth_block_problems, auth_block_secrets
+from .auth import auth_block_problems, auth_block_secrets, basic_value
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
+from .examples import example_problems
 from .readers import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, configured_secrets
 from .shaping.paths import format_path
@@ -322,6 +323,7 @@ def _validate(
     values = dict(normalised.values)
     errors: list[ConfigProblem] = []
     secrets: set[str] = set()  # the values that came from the environment
+    references: dict[str, str] = {}  # each of them -> the `${...}` it came from, as written
 
     def substitute(text: str, field_path: str) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -338,6 +340,7 @@ def _validate(
                 errors.append(ConfigProblem(file, problem, tool=label, field=_join(location, field_path)))
                 return ""
             secrets.update(_secret_forms(value))
+            references.setdefault(value, match.group())
             return value
 
         return REFERENCE.sub(replace, text)
@@ -355,6 +358,7 @@ def _validate(
             substitute,
             secrets,
             lambda f, m: errors.append(ConfigProblem(file, m, tool=label, field=_join(location, f))),
+            references,
         )
     values["headers"] = [
         (name, substitute(value, f"{fields['headers']}.{name}")) for name, value in values.get("headers", [])
@@ -370,6 +374,7 @@ def _validate(
         return None, errors
     values["source"] = file
     values["secrets"] = frozenset(secrets)
+    values["references"] = tuple(references.items())
     try:
         definition = ToolDefinition.model_validate(values)
         checking = fields["url"]
@@ -378,7 +383,12 @@ def _validate(
             # The token endpoint is called under the same egress policy and allowHttp as the tool's URL.
             checking = f"{fields['auth']}.tokenUrl"
             egress.check_url(definition.auth["tokenUrl"], allow_http=definition.allow_http)
-        return definition, []
+        where = fields.get("examples", "examples")
+        examples = [
+            ConfigProblem(file, message, tool=label, field=_join(location, where + field_path))
+            for field_path, message in example_problems(definition)
+        ]
+        return (None, examples) if examples else (definition, [])
     except EgressDenied as exc:
         # The host may have come from a `${...}` value: `load_definitions` hides it like any other secret.
         return None, [ConfigProblem(file, str(exc), tool=label, field=_join(location, checking))]
@@ -402,10 +412,19 @@ def _validate(
 
 
 def _check_auth(
-    values: dict[str, Any], fields: dict[str, str], substitute: Any, secrets: set[str], report: Any
+    values: dict[str, Any],
+    fields: dict[str, str],
+    substitute: Any,
+    secrets: set[str],
+    report: Any,
+    references: dict[str, str],
 ) -> None:
-    """The `auth` block: `${...}` filled in, checked (`report(field, message)`), its values made secrets."""
+    """The `auth` block: `${...}` filled in, checked (`report(field, message)`), its values made secrets.
+
+    A Basic credential is sent encoded: its `references` entry says how it was made from what is written.
+    """
     block, where = values["auth"], fields["auth"]
+    written = block
     if isinstance(block, dict):
         block = values["auth"] = {
             key: substitute(value, f"{where}.{key}") if isinstance(value, str) else value
@@ -418,6 +437,9 @@ def _check_auth(
         report(f"{where}.{field_path}" if field_path else where, message)
     if not problems:
         secrets.update(auth_block_secrets(block))
+        if block["type"] == "basic" and any(REFERENCE.search(written[key]) for key in ("username", "password")):
+            encoded = basic_value(block["username"], block["password"]).removeprefix("Basic ")
+            references.setdefault(encoded, f"${{base64:{written['username']}:{written['password']}}}")
 
 
 def _read_secret_file(path: str) -> tuple[str, str | None]:

@@ -24,6 +24,7 @@ __all__ = [
     "Redactor",
     "RedactingFilter",
     "configured_secrets",
+    "secret_encodings",
     "record_fields",
     "secret_header_values",
 ]
@@ -176,7 +177,7 @@ class Redactor:
 
 
 def _variants(secrets: Iterable[str]) -> frozenset[str]:
-    """Every form of `secrets` to hide (see `_encodings`); values too short to hide are skipped."""
+    """Every form of `secrets` to hide (see `secret_encodings`); values too short to hide are skipped."""
     variants: set[str] = set()
     for secret in secrets:
         if len(secret) < MIN_SECRET_LENGTH:
@@ -188,11 +189,11 @@ def _variants(secrets: Iterable[str]) -> frozenset[str]:
         # A host name from `${...}` comes back lowercased (URL parsers, DNS and TLS errors).
         forms += [form.lower() for form in forms if form.lower() != form]
         for form in forms:
-            variants.update(_encodings(form))
+            variants.update(secret_encodings(form))
     return frozenset(v for v in variants if len(v) >= MIN_SECRET_LENGTH)
 
 
-def _encodings(secret: str) -> set[str]:
+def secret_encodings(secret: str) -> set[str]:
     """The forms in which an upstream or a log line may echo `secret`."""
     return {
         secret,

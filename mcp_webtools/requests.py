@@ -73,13 +73,20 @@ class OutboundRequest:
         configured = [(n, v) for n, v in self.headers[self.defaults :] if n.lower() != lower]
         return dataclasses.replace(self, headers=(*own, (name, value), *configured), defaults=len(own))
 
-    def as_text(self) -> str:
-        """The request as an HTTP/1.1 message, for dry runs (redact before showing)."""
+    def as_text(self, *, absolute: bool = False) -> str:
+        """The request as an HTTP/1.1 message, for dry runs (redact before showing).
+
+        `absolute`: the whole URL on the request line and no Host line, so that a URL read from
+        `${...}` can be shown as its reference (a recording, cassettes.py).
+        """
         parts = urlsplit(self.url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        # The Host header never carries the URL's user:password part.
-        host = parts.netloc.rpartition("@")[2]
-        lines = [f"{self.method} {target} HTTP/1.1", f"Host: {host}"]
+        if absolute:
+            lines = [f"{self.method} {self.url} HTTP/1.1"]
+        else:
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            # The Host header never carries the URL's user:password part.
+            host = parts.netloc.rpartition("@")[2]
+            lines = [f"{self.method} {target} HTTP/1.1", f"Host: {host}"]
         lines += [f"{name}: {value}" for name, value in self.headers]
         text = "\n".join(lines) + "\n"
         if self.body is not None:

@@ -2,7 +2,8 @@
 
 `Sender` is the one interface for it, after httpx's transports (`httpx2/_transports/base.py`): one
 async method, and the values it speaks in (`SendPolicy`, `UpstreamResponse`, `AttemptCount`).
-`executor.Executor` is its only implementation, the one that touches the network. Everything that
+`executor.Executor` is its only implementation that touches the network (`cassettes.ReplayingSender`
+stands in for it in `mcp-webtools test --replay`, answering from recordings). Everything that
 must sit around the send is a wrapper: a `Sender` that holds the next one and delegates to it, in
 a module of its own, composed once where the service is assembled (`serving/runtime.open_webtools`):
 
@@ -63,6 +64,7 @@ class UpstreamResponse:
     attempts: int = 1
     retry_after: float | None = None  # seconds, from a Retry-After header
     note: str = ""  # something the model should know, e.g. a redirect that was not followed
+    headers: tuple[tuple[str, str], ...] = ()  # as received: what a recording keeps (cassettes.py)
 
     @property
     def ok(self) -> bool:

@@ -30,7 +30,7 @@ import copy
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,34 @@ async def upstream() -> AsyncIterator[Upstream]:
     async with serve_asgi(app) as url:
         app.url = url
         yield app
+
+
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run_cli(capsys) -> RunCli:
+    """`cli.main(argv)` -> (exit code, stdout, stderr), leaving the test process's logging as it was.
+
+    In-process; a test whose command reaches an upstream served by this test's event loop runs it
+    in a worker thread (`await anyio.to_thread.run_sync(run_cli, ...)`), where it has its own loop.
+    """
+    from mcp_webtools.cli import commands as cli
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        root = logging.getLogger()
+        loggers = [root, *(logging.getLogger(n) for n in ("httpx2", "httpcore2", "mcp", "uvicorn.access"))]
+        handlers, levels = root.handlers[:], [logger.level for logger in loggers]
+        try:
+            code = cli.main(list(map(str, argv)))
+        finally:
+            root.handlers[:] = handlers
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 # --- e2e: the tests that start processes -------------------------------------------------------------

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 
@@ -42,6 +43,7 @@ from .options import (
     positive_float,
     server_options,
 )
+from .testing import Mode, run_examples
 
 __all__ = ["main"]
 
@@ -134,6 +136,36 @@ def _parser() -> argparse.ArgumentParser:
     limit_options(call)
     egress_options(call)
     call.set_defaults(handler=_call)
+
+    test = command(
+        "test",
+        help="run every tool's examples against the upstream (or recorded answers); exit 1 if one fails",
+        description="Run each example of each tool through the whole call path and check what it expects. "
+        "Exit codes: 0 every example passed; 1 an example failed, or the config cannot be loaded; "
+        "2 nothing to run (no examples, an unknown --tool) or a usage error.",
+    )
+    test.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: config/)")
+    config_option(test)
+    test.add_argument(
+        "--tool", action="append", default=[], metavar="NAME", help="only this tool's examples; repeatable"
+    )
+    test.add_argument("--junit", type=Path, metavar="FILE", help="also write the results as JUnit XML for CI")
+    answers = test.add_mutually_exclusive_group()
+    answers.add_argument(
+        "--record", type=Path, metavar="DIR", help="keep each exchange in DIR/<tool>/<example>.json, secrets as ${NAME}"
+    )
+    answers.add_argument(
+        "--replay",
+        type=Path,
+        metavar="DIR",
+        help="answer from the cassettes in DIR, no network; fail with a diff when a request no longer matches",
+    )
+    test.add_argument(
+        "--show-request", action="store_true", help="print each example's request as `call --dry-run` does"
+    )
+    limit_options(test)
+    egress_options(test)
+    test.set_defaults(handler=_test)
 
     demo = command("demo", help="start a sample API and the MCP server over HTTP, wired together")
     config_option(demo)
@@ -279,6 +311,12 @@ def _call(args: argparse.Namespace) -> int:
     result = anyio.run(run)
     _print_result(result)
     return 1 if result.is_error else 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    paths = [*args.paths, *(args.config or [])] or config_paths(args)
+    mode = Mode(record=args.record, replay=args.replay, show_request=args.show_request)
+    return run_examples(paths, server_options(args), args.log_filter, args.tool, mode, args.junit)
 
 
 def _json_type(value: object) -> str:

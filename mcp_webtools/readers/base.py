@@ -41,6 +41,7 @@ EXTENSION_FIELDS = {
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
+    "examples": "examples",  # calls for `mcp-webtools test` (examples.py); never published or sent to Hamsa
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})

@@ -18,7 +18,7 @@ import gc
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -37,6 +37,7 @@ from ..observe.metrics import Metrics
 from ..observe.telemetry import TracingSender, annotate_call
 from ..redaction import LearnedSecrets, RedactingFilter
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
+from ..sending import Sender
 from ..toolset import Toolset
 from .http_app import HttpSettings, build_http_app
 from .reload import DEFAULT_WATCH_INTERVAL, Reloader
@@ -166,8 +167,13 @@ def open_webtools(
     environ: Mapping[str, str] | None = None,
     options: ServerOptions | None = None,
     log_filter: RedactingFilter | None = None,
+    innermost: Callable[[Executor], Sender] | None = None,
 ) -> WebTools:
-    """The service for the config at `paths` (raises `ConfigErrors`); `log_filter`: see `configure_logging`."""
+    """The service for the config at `paths` (raises `ConfigErrors`); `log_filter`: see `configure_logging`.
+
+    `innermost`: given the executor, the sender to put in its place at the end of the chain
+    (`mcp-webtools test` records each exchange there, or replays recorded answers without network).
+    """
     options = options or ServerOptions()
     toolset, loaded = load_toolset(paths, environ, options, log_filter=log_filter)
     logger.info("loaded %d tool(s) from %d file(s)", len(toolset), len(loaded.files))
@@ -175,7 +181,7 @@ def open_webtools(
     client = create_http_client(max_connections=options.max_concurrency, egress=options.egress)
     executor = Executor(client, max_response_bytes=options.max_response_bytes)
     # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
-    sender = TracingSender(AuthenticatingSender(executor))
+    sender = TracingSender(AuthenticatingSender(innermost(executor) if innermost is not None else executor))
     limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
     metrics = Metrics(in_flight=lambda: len(calls.in_flight), tools_loaded=lambda: len(calls.toolset))
     # Every finished call's record goes to these: the audit log, the metrics, the trace span.

@@ -7,11 +7,10 @@ reaches the upstream, stdio serving) runs `python -m mcp_webtools` as a subproce
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -27,29 +26,6 @@ from mcp_webtools.serving.http_app import HttpSettings
 UPSTREAM_TOKEN = "Token tok-live-123456"
 API_KEY = "key-live-abcdef"
 DEAD_URL = "http://127.0.0.1:9"  # never contacted: these tests stop before sending
-
-RunCli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run_cli(capsys) -> RunCli:
-    """`cli.main(argv)` -> (exit code, stdout, stderr), leaving the test process's logging as it was."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        root = logging.getLogger()
-        loggers = [root, *(logging.getLogger(n) for n in ("httpx2", "httpcore2", "mcp", "uvicorn.access"))]
-        handlers, levels = root.handlers[:], [logger.level for logger in loggers]
-        try:
-            code = cli.main(list(argv))
-        finally:
-            root.handlers[:] = handlers
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
 
 def two_tools(directory: Path, base: str = DEAD_URL) -> Path:
     item = {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}, "required": ["id"]}

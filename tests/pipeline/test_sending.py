@@ -22,6 +22,7 @@ from support import ERAS, LOG_FILTER, SCANNER, Recorded, Reply, hamsa_tool, secr
 
 import mcp_webtools
 from mcp_webtools.auth import Auth, AuthenticatingSender, AuthFlow, BearerAuth
+from mcp_webtools.cassettes import RecordingSender, ReplayingSender
 from mcp_webtools.executor import Executor, UpstreamUnreachable
 from mcp_webtools.observe.telemetry import TracingSender
 from mcp_webtools.outcomes import CallRecord, Outcome
@@ -265,7 +266,8 @@ def test_the_assembled_chain_ends_in_the_executor(tmp_path):
 
 
 def test_the_executor_is_the_only_sender_that_does_not_delegate():
-    """Every other class with `Sender.send`'s signature wraps a sender given to it as `inner`."""
+    """Every other class with `Sender.send`'s signature wraps a sender given to it as `inner`, but the
+    replayer of recorded answers, which stands in for the executor (`mcp-webtools test --replay`)."""
     wanted = inspect.signature(Sender.send)
     senders = set()
     for info in pkgutil.walk_packages(mcp_webtools.__path__, "mcp_webtools."):
@@ -277,8 +279,8 @@ def test_the_executor_is_the_only_sender_that_does_not_delegate():
             if cls is not Sender and inspect.iscoroutinefunction(send):
                 if list(inspect.signature(send).parameters)[:3] == list(wanted.parameters)[:3]:
                     senders.add(cls)
-    assert Executor in senders and {AuthenticatingSender, TracingSender} <= senders
-    wrappers = senders - {Executor}
+    assert {Executor, ReplayingSender, AuthenticatingSender, TracingSender, RecordingSender} <= senders
+    wrappers = senders - {Executor, ReplayingSender}
     assert all(list(inspect.signature(cls.__init__).parameters)[1] == "inner" for cls in wrappers), wrappers
 
 
