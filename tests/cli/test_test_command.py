@@ -355,3 +355,46 @@ async def test_examples_judge_the_result_after_shaping(run_cli, upstream, orders
         ("PASS", "get_order", "kept", ""),
         ("FAIL", "get_order", "dropped", 'fields.order.id: expected "42", but the result has no such field'),
     ]
+
+
+@pytest.mark.e2e
+async def test_an_oauth2_tool_records_its_token_exchange_concealed_and_replays_it_offline(
+    run_cli, upstream, oauth_server, tmp_path, monkeypatch
+):
+    """Both exchanges of a client-credentials call are recorded in order, with the client's credentials and
+    the issued token never in the cassette, and replay answers both without the authorization server."""
+    environ = {
+        "API": upstream.url,
+        "CC_ID": secret("cassette-client-7710"),
+        "CC_SECRET": secret("cassette-secret-never-shown"),
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    upstream.reply_json("GET", "/orders/42", SHIPPED)
+    auth = {
+        "type": "oauth2ClientCredentials",
+        "tokenUrl": f"{oauth_server.issuer}/token",
+        "clientId": "${CC_ID}",
+        "clientSecret": "${CC_SECRET}",
+    }
+    example = {"name": "shipped", "arguments": {"orderId": "42"}, "expect": {"fields": {"order.status": "shipped"}}}
+    tool = {"name": "Orders", "methodType": "GET", "url": "${API}/orders/{orderId}", "parameters": PARAMS,
+            "auth": auth, "examples": [example]}  # fmt: skip
+    config = write_tools(tmp_path / "config", tool)
+    cassettes = tmp_path / "cassettes"
+    code, out, _ = await run_test(run_cli, config, "--record", cassettes)
+    assert code == 0, out
+    assert len(await oauth_server.token_requests()) == 1
+    (issued,) = [request.headers["authorization"].removeprefix("Bearer ") for request in upstream.requests]
+    text = (cassettes / "orders/shipped.json").read_text()
+    assert SCANNER.scan("cassette", "shipped.json", text) == [] and issued not in text
+    token_exchange, call = json.loads(text)["exchanges"]
+    token_request = token_exchange["request"]
+    assert (token_request["method"], token_request["url"]) == ("POST", f"{oauth_server.issuer}/token")
+    assert "Authorization: Bearer ***" in call["request"]["headers"]
+    assert call["request"]["url"] == "${API}/orders/42"
+    # No authorization server and no API now: replay answers both exchanges from the cassette.
+    monkeypatch.setenv("API", "http://127.0.0.1:9")
+    code, out, err = await run_test(run_cli, config, "--replay", cassettes)
+    assert [line[:2] for line in lines_of(out)] == [("PASS", "orders")], out
+    assert code == 0 and err == ""
