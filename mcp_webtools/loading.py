@@ -27,6 +27,7 @@ from .auth import auth_block_problems, auth_block_secrets
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
+from .forwarding import forward_caller_problems
 from .readers import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, configured_secrets
 from .shaping.paths import format_path
@@ -356,6 +357,14 @@ def _validate(
             secrets,
             lambda f, m: errors.append(ConfigProblem(file, m, tool=label, field=_join(location, f))),
         )
+    if "forward_caller" in values:
+        _check_forward_caller(
+            values,
+            fields,
+            environ,
+            secrets,
+            lambda f, m: errors.append(ConfigProblem(file, m, tool=label, field=_join(location, f))),
+        )
     values["headers"] = [
         (name, substitute(value, f"{fields['headers']}.{name}")) for name, value in values.get("headers", [])
     ]
@@ -413,6 +422,19 @@ def _check_auth(
         report(f"{where}.{field_path}" if field_path else where, message)
     if not problems:
         secrets.update(auth_block_secrets(block))
+
+
+def _check_forward_caller(
+    values: dict[str, Any], fields: dict[str, str], environ: Mapping[str, str], secrets: set[str], report: Any
+) -> None:
+    """`forwardCaller`: checked (`report(field, message)`); its `stdioEnv` value, when set, made a secret."""
+    block, where = values["forward_caller"], fields["forward_caller"]
+    has_own_auth = bool(values.get("auth_token")) or isinstance(values.get("auth"), dict)
+    for field_path, message in forward_caller_problems(block, has_own_auth):
+        report(f"{where}.{field_path}" if field_path else where, message)
+    env = block.get("stdioEnv") if isinstance(block, dict) else None
+    if isinstance(env, str) and environ.get(env):
+        secrets.add(environ[env])  # the process's own credential for stdio: hidden like any `${NAME}` value
 
 
 def _read_secret_file(path: str) -> tuple[str, str | None]:

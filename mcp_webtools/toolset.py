@@ -17,8 +17,9 @@ from typing import Any
 import mcp_types as types
 
 from .arguments import ArgumentValidator
-from .auth import BearerAuth, auth_from_block
+from .auth import Auth, BearerAuth, auth_from_block
 from .definitions import ToolDefinition
+from .forwarding import ForwardCaller, ForwardCallerAuth
 from .loading import ConfigProblem
 from .redaction import LearnedSecrets, Redactor, configured_secrets
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
@@ -175,6 +176,20 @@ def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -
     return entry
 
 
+def _auth_of(definition: ToolDefinition) -> Auth | None:
+    """The tool's upstream auth flow: its `auth` block or `authToken`, under `forwardCaller` when it has one."""
+    own = (
+        auth_from_block(definition.auth)
+        if definition.auth is not None
+        else BearerAuth(definition.auth_token)
+        if definition.auth_token
+        else None
+    )
+    if definition.forward_caller is None:
+        return own
+    return ForwardCallerAuth(ForwardCaller.from_block(definition.forward_caller), own)
+
+
 def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: int) -> PreparedTool:
     template = RequestTemplate.from_definition(definition, max_body_bytes=max_request_bytes)
     shaping = definition.shaping  # compiled here once, not on every call
@@ -209,13 +224,7 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
             retry=definition.retry,
             follow_redirects=definition.follow_redirects,
             max_response_bytes=definition.max_response_bytes,
-            auth=(
-                auth_from_block(definition.auth)
-                if definition.auth is not None
-                else BearerAuth(definition.auth_token)
-                if definition.auth_token
-                else None
-            ),
+            auth=_auth_of(definition),
             url_template=redactor(definition.url_template),
         ),
         shaping=shaping,

@@ -41,6 +41,7 @@ EXTENSION_FIELDS = {
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
+    "forwardCaller": "forward_caller",  # the caller's own credential, per call (forwarding.py)
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})

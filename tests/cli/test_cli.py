@@ -554,3 +554,25 @@ def test_validate_list_and_dry_run_show_where_each_auth_credential_goes(run_cli,
     assert (code, out.splitlines()[0]) == (0, "GET /qkey?fixed=1&api_key=*** HTTP/1.1"), err
     code, out, err = run_cli("call", "basic_tool", "--args", "{}", "--config", str(config), "--dry-run")
     assert code == 0 and "Authorization: Basic ***" in out.splitlines(), (out, err)
+
+
+def test_validate_list_and_dry_run_say_a_forwarded_credential_comes_from_the_caller(run_cli, tmp_path):
+    tool = {
+        "name": "As User",
+        "description": "calls the API as the end user",
+        "methodType": "GET",
+        "url": "https://api.example.com/me",
+        "auth": {"type": "bearer", "token": "fallback-token-3131"},
+        "forwardCaller": {"header": "X-Upstream-Authorization", "as": "Authorization", "fallback": "auth"},
+    }
+    config = write_tools(tmp_path, tool)
+    described = (
+        "auth: forwardCaller, Authorization: <from the caller's X-Upstream-Authorization header>; "
+        "without it: bearer, Authorization: Bearer ***"
+    )
+    code, out, err = run_cli("validate", str(config))
+    assert (code, out.splitlines()[0]) == (0, f"ok  as_user  GET https://api.example.com/me  ({config})  {described}")
+    code, out, err = run_cli("list", str(config))
+    assert (code, out.splitlines()[0]) == (0, f"as_user  GET     https://api.example.com/me  {described}"), err
+    code, out, err = run_cli("call", "as_user", "--args", "{}", "--config", str(config), "--dry-run")
+    assert code == 0 and "Authorization: <from the caller's X-Upstream-Authorization header>" in out.splitlines()
