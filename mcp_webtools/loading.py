@@ -38,6 +38,7 @@ __all__ = [
     "LoadResult",
     "config_files",
     "load_definitions",
+    "secret_files_named",
 ]
 
 logger = logging.getLogger(__name__)
@@ -435,6 +436,15 @@ def _check_forward_caller(
     env = block.get("stdioEnv") if isinstance(block, dict) else None
     if isinstance(env, str) and environ.get(env):
         secrets.add(environ[env])  # the process's own credential for stdio: hidden like any `${NAME}` value
+
+
+def secret_files_named(text: str) -> list[str]:
+    """The paths of the `${file:...}` secrets a config file's text names, in order (for the reload watcher).
+
+    Read from the text, not the loaded tools: a file named by a tool that is invalid now is watched too,
+    so fixing it is seen.
+    """
+    return list(dict.fromkeys(match.group(1) for match in REFERENCE.finditer(text) if match.group(1) is not None))
 
 
 def _read_secret_file(path: str) -> tuple[str, str | None]:
