@@ -172,8 +172,8 @@ class ForwardCallerAuth(Auth):
                 )
             return None, (
                 f"this tool calls its API with the caller's own credential, sent in the {header} HTTP header; "
-                "this call came on no HTTP request (stdio), so there is none. Connect over HTTP and send that "
-                "header, or have the operator set forwardCaller.stdioEnv"
+                "this call came on no MCP HTTP request (stdio, `mcp-webtools call`, the console), so there is "
+                "none. Connect over HTTP and send that header, or have the operator set forwardCaller.stdioEnv"
             )
         wanted = header.lower().encode("latin-1")
         values = [value for name, value in inbound if name.lower() == wanted]

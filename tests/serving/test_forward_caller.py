@@ -20,6 +20,7 @@ from support import (
     Reply,
     Upstream,
     http_mcp_client,
+    http_server_process,
     mcp_client,
     secret,
     text_of,
@@ -171,8 +172,9 @@ async def test_over_stdio_the_call_is_refused_without_stdio_env(tmp_path: Path, 
     assert result.is_error is True
     assert text_of(result) == (
         "Calling 'as_user' failed: this tool calls its API with the caller's own credential, sent in the "
-        "X-Upstream-Authorization HTTP header; this call came on no HTTP request (stdio), so there is none. "
-        "Connect over HTTP and send that header, or have the operator set forwardCaller.stdioEnv; nothing was sent."
+        "X-Upstream-Authorization HTTP header; this call came on no MCP HTTP request (stdio, `mcp-webtools call`, "
+        "the console), so there is none. Connect over HTTP and send that header, or have the operator set "
+        "forwardCaller.stdioEnv; nothing was sent."
     )
     assert upstream.requests == []
 
@@ -269,3 +271,18 @@ def test_fallback_auth_with_an_auth_token_is_valid(tmp_path: Path):
     )
     [definition] = load_definitions([config], environ={}).definitions
     assert definition.forward_caller == {**FORWARD, "fallback": "auth"}
+
+
+@pytest.mark.e2e
+async def test_a_serve_process_never_logs_the_forwarded_value_even_at_debug(tmp_path: Path, upstream: Upstream):
+    user = secret("Bearer logged-nowhere-credential-9090")
+    upstream.reply("GET", "/me", lambda seen: Reply(500, f"failed for {seen.headers['authorization']}".encode()))
+    config = write_tools(tmp_path, forwarding_tool(upstream.url))
+    async with http_server_process(config, "--log-level", "DEBUG", "--log-format", "json") as server:
+        base = (await server.wait_for_log(r"serving MCP at (http://\S+)/mcp")).group(1)
+        async with http_mcp_client(base, "auto", headers={HEADER: user}) as client:
+            result = await client.call_tool("as_user", {})
+        await server.wait_for_log(r"mcp_webtools\.audit")  # the call's audit line: its logging is done
+    assert result.is_error is True and "failed for ***" in text_of(result)
+    assert [seen.headers["authorization"] for seen in upstream.requests] == [user]
+    assert "logged-nowhere-credential" not in server.log
