@@ -131,7 +131,9 @@ class ForwardCallerAuth(Auth):
     """The flow of a tool with `forwardCaller`: the caller's credential, else the fallback.
 
     The caller's value replaces the tool's own auth for that call (and a configured header of the
-    same name); the tool's own auth is only ever the fallback.
+    same name); the tool's own auth is only ever the fallback. Replacing, not layering on top: the
+    own flow may first ask somewhere else (a token endpoint), and the caller's credential must only
+    ever reach the tool's own upstream, in the one request this flow yields.
     """
 
     def __init__(self, forward: ForwardCaller, own: Auth | None, environ: Mapping[str, str] = os.environ) -> None:
