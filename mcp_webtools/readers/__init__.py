@@ -148,8 +148,9 @@ def normalise_entry(entry: Any) -> NormalisedEntry:
     if not (isinstance(tool_type, str) and tool_type.upper() == "FUNCTION"):
         normalised.problems.append(("type", f'must be "FUNCTION" or "MCP", not {tool_type!r}'))
     headers = normalised.values.get("headers") or []
+    set_by_auth = _set_by_auth(normalised.values)
     for name, _ in headers:
-        by = _set_by_auth(normalised.values).get(name.lower()) if isinstance(name, str) else None
+        by = set_by_auth.get(name.lower()) if isinstance(name, str) else None
         if by is not None:
             normalised.warnings.append((f"{normalised.fields['headers']}.{name}", f"is replaced by the tool's {by}"))
     return normalised
@@ -161,7 +162,7 @@ def _set_by_auth(values: dict[str, Any]) -> dict[str, str]:
     auth, forward = values.get("auth"), values.get("forward_caller")
     if values.get("auth_token"):
         setters["authorization"] = "authToken"
-    elif isinstance(auth, dict) and auth.get("type") in ("bearer", "basic"):
+    elif isinstance(auth, dict) and auth.get("type") in ("bearer", "basic", "oauth2ClientCredentials"):
         setters["authorization"] = f"auth block (type {auth['type']})"
     elif isinstance(auth, dict) and auth.get("type") == "apiKey" and auth.get("in") == "header":
         if isinstance(auth.get("name"), str):
