@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 from .errors import ArgumentError, Busy, RequestBuildError, SendError, ShuttingDown, TokenEndpointError, UpstreamTimeout
 from .limits import CallLimits, InFlightCalls
 from .outcomes import CallObserver, CallRecord, Outcome
-from .redaction import Redactor
+from .redaction import Redactor, call_secrets
 from .requests import OutboundRequest, build_request
 from .results import answer_outcome, error_result, response_result
 from .sending import AttemptCount, Sender, UpstreamResponse
@@ -185,18 +185,20 @@ class ToolCalls:
         # Requests sent so far, counted by the sender chain as they go out: when the call is
         # cancelled mid-attempt, no response or error is left to say how many.
         count = AttemptCount()
-        await progress.started()
-        try:
-            ended = await self._run(call, progress, count)
-        except anyio.get_cancelled_exc_class():
-            self._observe(_record(tool, Outcome.CANCELLED, started, call, attempts=count.sent), redactor)
-            raise
-        result = ended.result
-        if result is None:
-            result = _failed(tool, ended, _ms_since(started), redactor)
-        self._observe(_record(tool, ended.outcome, started, call, ended.response, ended.attempts), redactor)
-        await progress.finished(failed=bool(result.is_error))
-        return result
+        # This call's own secrets (a caller's forwarded credential) are hidden in all it shows, to its end.
+        with call_secrets():
+            await progress.started()
+            try:
+                ended = await self._run(call, progress, count)
+            except anyio.get_cancelled_exc_class():
+                self._observe(_record(tool, Outcome.CANCELLED, started, call, attempts=count.sent), redactor)
+                raise
+            result = ended.result
+            if result is None:
+                result = _failed(tool, ended, _ms_since(started), redactor)
+            self._observe(_record(tool, ended.outcome, started, call, ended.response, ended.attempts), redactor)
+            await progress.finished(failed=bool(result.is_error))
+            return result
 
     async def _run(self, call: PreparedCall, progress: CallProgress, count: AttemptCount) -> CallOutcome:
         """Wait for a slot and send, under the tool's timeout: every way that can end, as a `CallOutcome`."""
@@ -252,24 +254,26 @@ class ToolCalls:
         toolset = self.toolset
         redactor = toolset.redactor
         started = time.perf_counter()
-        try:
-            prepared = self.prepare(name, arguments, request_id)
-            if isinstance(prepared, types.CallToolResult):
-                return prepared
-            redactor = prepared.redactor
-            return await self.execute(prepared, send_progress)
-        except MCPError:
-            raise
-        except Exception:
-            logger.exception("tool=%s failed unexpectedly", name)
-            tool = toolset.get(name)
-            if tool is not None:
-                self._observe(_record(tool, Outcome.INTERNAL_ERROR, started, request_id=request_id), redactor)
-            return error_result(
-                f"Calling {name!r} failed: an unexpected error occurred in mcp-webtools "
-                "(the server log has the details).",
-                redactor,
-            )
+        # Opened here too, not only in `execute`: the unexpected-error log line below still hides them.
+        with call_secrets():
+            try:
+                prepared = self.prepare(name, arguments, request_id)
+                if isinstance(prepared, types.CallToolResult):
+                    return prepared
+                redactor = prepared.redactor
+                return await self.execute(prepared, send_progress)
+            except MCPError:
+                raise
+            except Exception:
+                logger.exception("tool=%s failed unexpectedly", name)
+                tool = toolset.get(name)
+                if tool is not None:
+                    self._observe(_record(tool, Outcome.INTERNAL_ERROR, started, request_id=request_id), redactor)
+                return error_result(
+                    f"Calling {name!r} failed: an unexpected error occurred in mcp-webtools "
+                    "(the server log has the details).",
+                    redactor,
+                )
 
 
 def _failed(tool: PreparedTool, ended: CallOutcome, elapsed_ms: float, redactor: Redactor) -> types.CallToolResult:

@@ -177,6 +177,8 @@ class ToolDefinition(BaseModel):
     url_template: str = ""  # the URL as written, before `${ENV}` substitution: safe to show
     auth_token: str | None = None
     auth: dict[str, Any] | None = None  # the `auth` block, `${...}` filled in, checked by auth.auth_block_problems
+    # `forwardCaller` (forwarding.py), checked by forwarding.forward_caller_problems; holds names, never a value.
+    forward_caller: dict[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
     path_defaults: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any]

@@ -28,6 +28,7 @@ from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
 from .examples import example_problems
+from .forwarding import forward_caller_problems
 from .readers import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, configured_secrets
 from .shaping.paths import format_path
@@ -38,6 +39,7 @@ __all__ = [
     "LoadResult",
     "config_files",
     "load_definitions",
+    "secret_files_named",
 ]
 
 logger = logging.getLogger(__name__)
@@ -360,6 +362,14 @@ def _validate(
             lambda f, m: errors.append(ConfigProblem(file, m, tool=label, field=_join(location, f))),
             references,
         )
+    if "forward_caller" in values:
+        _check_forward_caller(
+            values,
+            fields,
+            environ,
+            secrets,
+            lambda f, m: errors.append(ConfigProblem(file, m, tool=label, field=_join(location, f))),
+        )
     values["headers"] = [
         (name, substitute(value, f"{fields['headers']}.{name}")) for name, value in values.get("headers", [])
     ]
@@ -440,6 +450,28 @@ def _check_auth(
         if block["type"] == "basic" and any(REFERENCE.search(written[key]) for key in ("username", "password")):
             encoded = basic_value(block["username"], block["password"]).removeprefix("Basic ")
             references.setdefault(encoded, f"${{base64:{written['username']}:{written['password']}}}")
+
+
+def _check_forward_caller(
+    values: dict[str, Any], fields: dict[str, str], environ: Mapping[str, str], secrets: set[str], report: Any
+) -> None:
+    """`forwardCaller`: checked (`report(field, message)`); its `stdioEnv` value, when set, made a secret."""
+    block, where = values["forward_caller"], fields["forward_caller"]
+    has_own_auth = bool(values.get("auth_token")) or isinstance(values.get("auth"), dict)
+    for field_path, message in forward_caller_problems(block, has_own_auth):
+        report(f"{where}.{field_path}" if field_path else where, message)
+    env = block.get("stdioEnv") if isinstance(block, dict) else None
+    if isinstance(env, str) and environ.get(env):
+        secrets.add(environ[env])  # the process's own credential for stdio: hidden like any `${NAME}` value
+
+
+def secret_files_named(text: str) -> list[str]:
+    """The paths of the `${file:...}` secrets a config file's text names, in order (for the reload watcher).
+
+    Read from the text, not the loaded tools: a file named by a tool that is invalid now is watched too,
+    so fixing it is seen.
+    """
+    return list(dict.fromkeys(match.group(1) for match in REFERENCE.finditer(text) if match.group(1) is not None))
 
 
 def _read_secret_file(path: str) -> tuple[str, str | None]:

@@ -7,6 +7,14 @@ Secrets can also turn up while running (a token an auth flow fetched): `Redactor
 in a `LearnedSecrets`, an append-only set shared by every redactor built from the same toolset and
 by the log filter (which combines those redactors). Each of them looks at the set when used, so a
 secret learned in the middle of a call is hidden in that call's result, audit record and log lines.
+
+A secret that belongs to one call only (a caller's own credential forwarded upstream, forwarding.py)
+must not join that shared set: it would be hidden, but also kept for the life of the process and
+matched in every other caller's text. `hide_in_this_call` puts it in the `CallSecrets` of the call
+running in this context instead (`call_secrets()`, opened by `calls.ToolCalls` around each call).
+Every `Redactor` also masks the current call's secrets, so that call's result, error, audit record,
+log lines and spans hide the value; other calls, in other contexts, never see it, and it is gone
+with the call's context.
 """
 
 from __future__ import annotations
@@ -14,18 +22,23 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from urllib.parse import quote, quote_plus
 
 __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
+    "CallSecrets",
     "LearnedSecrets",
     "Redactor",
     "RedactingFilter",
+    "call_secrets",
     "configured_secrets",
-    "secret_encodings",
+    "hide_in_this_call",
     "record_fields",
+    "secret_encodings",
     "secret_header_values",
 ]
 
@@ -66,6 +79,8 @@ def configured_secrets(
         secrets.add(auth_token)
     secrets.update(secret_header_values(headers))
     return secrets
+
+
 class LearnedSecrets:
     """Secrets discovered while running: append-only, shared by the redactors that were given it.
 
@@ -80,6 +95,53 @@ class LearnedSecrets:
         fresh = _variants(secrets) - self.variants
         if fresh:
             self.variants = self.variants | fresh
+
+
+class CallSecrets:
+    """The secrets of one call only: hidden by every `Redactor` used in that call's context, nowhere else."""
+
+    def __init__(self) -> None:
+        self.variants: frozenset[str] = frozenset()
+        self.pattern: re.Pattern[str] | None = None
+
+    def learn(self, *secrets: str) -> None:
+        fresh = _variants(secrets) - self.variants
+        if fresh:
+            self.variants = self.variants | fresh
+            self.pattern = _alternation(self.variants)
+
+
+# The call running in this context (a task and the tasks it starts share the one object).
+_THIS_CALL: ContextVar[CallSecrets | None] = ContextVar("mcp_webtools.call_secrets", default=None)
+
+
+@contextmanager
+def call_secrets() -> Iterator[CallSecrets]:
+    """Open the current call's `CallSecrets` for the `with` block (or join the one already open).
+
+    On leaving, the context no longer names them: nothing outside the call can reach the values.
+    """
+    current = _THIS_CALL.get()
+    if current is not None:
+        yield current
+        return
+    fresh = CallSecrets()
+    token = _THIS_CALL.set(fresh)
+    try:
+        yield fresh
+    finally:
+        _THIS_CALL.reset(token)
+
+
+def hide_in_this_call(*secrets: str) -> None:
+    """Hide `secrets` in everything redacted for the current call, and only there.
+
+    Outside `call_secrets()` there is no call to scope them to: refusing beats showing them.
+    """
+    current = _THIS_CALL.get()
+    if current is None:
+        raise RuntimeError("hide_in_this_call() outside call_secrets(): the value would not be hidden")
+    current.learn(*secrets)
 
 
 class Redactor:
@@ -109,10 +171,7 @@ class Redactor:
         self._seen = tuple(learned.variants for learned in self._learned)
         variants = self._own.union(*self._seen)
         self._secrets = variants
-        # Longest first: a regex alternation takes the first branch that matches, so a secret
-        # that contains another is masked whole rather than leaving its tail visible.
-        ordered = sorted(variants, key=lambda s: (-len(s), s))
-        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+        self._pattern = _alternation(variants)
 
     def _current(self) -> re.Pattern[str] | None:
         """The pattern, recompiled first if a shared `LearnedSecrets` has grown since."""
@@ -131,13 +190,17 @@ class Redactor:
         return combined
 
     def __bool__(self) -> bool:
-        return self._current() is not None
+        call = _THIS_CALL.get()
+        return self._current() is not None or (call is not None and call.pattern is not None)
 
     def __call__(self, text: str) -> str:
-        pattern = self._current()
-        if pattern is None or not text:
+        if not text:
             return text
-        return pattern.sub(MASK, text)
+        call = _THIS_CALL.get()
+        if call is not None and call.pattern is not None:
+            text = call.pattern.sub(MASK, text)  # first: a call's secret may contain a configured one
+        pattern = self._current()
+        return pattern.sub(MASK, text) if pattern is not None else text
 
     def redact_cut(self, text: str) -> str:
         """Redact text that was cut off: a secret's beginning left at the very end is masked too.
@@ -145,10 +208,11 @@ class Redactor:
         A body cut at a size cap can end in the middle of a secret, which no full match finds.
         """
         text = self(text)
-        if self._current() is None or not text:
+        if not self or not text:
             return text
+        call = _THIS_CALL.get()
         longest = 0
-        for secret in self._secrets:
+        for secret in self._secrets | (call.variants if call is not None else frozenset()):
             for size in range(min(len(secret) - 1, len(text)), longest, -1):
                 if text.endswith(secret[:size]):
                     longest = size
@@ -161,7 +225,7 @@ class Redactor:
         A number whose digits are a secret becomes the string `***`: hiding it matters more
         than keeping its type.
         """
-        if self._current() is None:
+        if not self:
             return value
         if isinstance(value, str):
             return self(value)
@@ -174,6 +238,14 @@ class Redactor:
             redacted = self(text)
             return value if redacted == text else redacted
         return value
+
+
+def _alternation(variants: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern matching any of `variants`; None for none."""
+    # Longest first: a regex alternation takes the first branch that matches, so a secret
+    # that contains another is masked whole rather than leaving its tail visible.
+    ordered = sorted(variants, key=lambda s: (-len(s), s))
+    return re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
 
 def _variants(secrets: Iterable[str]) -> frozenset[str]:

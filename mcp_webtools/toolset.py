@@ -10,7 +10,7 @@ reference; what the old one learned while running (secrets to hide, OAuth2 token
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -18,8 +18,9 @@ from typing import Any
 import mcp_types as types
 
 from .arguments import ArgumentValidator
-from .auth import BearerAuth, auth_from_block
+from .auth import Auth, BearerAuth, auth_from_block
 from .definitions import ToolDefinition
+from .forwarding import ForwardCaller, ForwardCallerAuth
 from .loading import ConfigProblem
 from .oauth2 import TokenCache
 from .redaction import LearnedSecrets, Redactor, configured_secrets
@@ -182,6 +183,20 @@ def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -
     return entry
 
 
+def _auth_of(definition: ToolDefinition, tokens: TokenCache, learn: Callable[[str], None]) -> Auth | None:
+    """The tool's upstream auth flow: its `auth` block or `authToken`, under `forwardCaller` when it has one."""
+    own = (
+        auth_from_block(definition.auth, tokens, learn)
+        if definition.auth is not None
+        else BearerAuth(definition.auth_token)
+        if definition.auth_token
+        else None
+    )
+    if definition.forward_caller is None:
+        return own
+    return ForwardCallerAuth(ForwardCaller.from_block(definition.forward_caller), own)
+
+
 def _prepare(
     definition: ToolDefinition, redactor: Redactor, tokens: TokenCache, max_request_bytes: int
 ) -> PreparedTool:
@@ -218,13 +233,7 @@ def _prepare(
             retry=definition.retry,
             follow_redirects=definition.follow_redirects,
             max_response_bytes=definition.max_response_bytes,
-            auth=(
-                auth_from_block(definition.auth, tokens, redactor.learn)
-                if definition.auth is not None
-                else BearerAuth(definition.auth_token)
-                if definition.auth_token
-                else None
-            ),
+            auth=_auth_of(definition, tokens, redactor.learn),
             url_template=redactor(definition.url_template),
         ),
         shaping=shaping,

@@ -48,6 +48,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_webtools.redaction import RedactingFilter
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
+from mcp_webtools.serving.server import WebTools
 
 T = TypeVar("T")
 
@@ -349,17 +350,20 @@ async def mcp_client(
     *,
     env: dict[str, str] | None = None,
     auth_token: str | None = None,
+    headers: dict[str, str] | None = None,
     **options: Any,
 ) -> AsyncIterator[Client]:
     """A real `mcp.Client` connected to mcp-webtools over `transport` ("stdio" | "http" | "sse").
 
     The inbound `auth_token`, and the `env` values the config references, become test secrets.
+    `headers`: more HTTP headers the client sends on every request ("http" only; register secrets yourself).
     `options` go to `Client` (e.g. `logging_callback`, `log_level`); not for "sse".
     """
     environ = {**os.environ, **(env or {})}
     SCANNER.register(auth_token)
     register_config_secrets(config, environ)
     if transport == "stdio":
+        assert not headers, "stdio has no HTTP headers"
         params = StdioServerParameters(
             command=sys.executable,
             args=["-m", "mcp_webtools", "serve", "--config", str(config)],
@@ -370,21 +374,40 @@ async def mcp_client(
             yield client
         return
 
-    webtools = open_webtools([str(config)], environ=environ, log_filter=LOG_FILTER)
-    app = build_http_app(webtools, HttpSettings(auth_token=auth_token))
-    headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
-    async with serve_asgi(app) as base:
+    async with webtools_http(config, environ=environ, auth_token=auth_token) as (base, _):
         if transport == "sse":
-            async with sse_client(f"{base}/sse", headers=headers) as (read, write):
+            assert not headers, "not wired for sse"
+            bearer = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
+            async with sse_client(f"{base}/sse", headers=bearer) as (read, write):
                 from mcp import ClientSession
 
                 async with ClientSession(read, write) as session:
                     await session.initialize()
                     yield session  # type: ignore[misc]
             return
-        http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60))
-        async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era, **options) as client:
+        async with http_mcp_client(base, era, auth_token=auth_token, headers=headers, **options) as client:
             yield client
+
+
+@asynccontextmanager
+async def webtools_http(
+    config: Path, *, environ: Mapping[str, str] | None = None, auth_token: str | None = None
+) -> AsyncIterator[tuple[str, WebTools]]:
+    """mcp-webtools serving `config` over HTTP in this process (under uvicorn); yield its base URL and service."""
+    webtools = open_webtools([str(config)], environ=environ, log_filter=LOG_FILTER)
+    async with serve_asgi(build_http_app(webtools, HttpSettings(auth_token=auth_token))) as base:
+        yield base, webtools
+
+
+@asynccontextmanager
+async def http_mcp_client(
+    base: str, era: str, *, auth_token: str | None = None, headers: dict[str, str] | None = None, **options: Any
+) -> AsyncIterator[Client]:
+    """A real `mcp.Client` over Streamable HTTP to `base`/mcp, sending `headers` (and the bearer) on every request."""
+    sent = {**({"Authorization": f"Bearer {auth_token}"} if auth_token else {}), **(headers or {})}
+    http = httpx2.AsyncClient(headers=sent, timeout=httpx2.Timeout(30, read=60))
+    async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era, **options) as client:
+        yield client
 
 
 async def serving_pid(http: httpx2.AsyncClient, base: str = "") -> int:

@@ -148,8 +148,25 @@ def normalise_entry(entry: Any) -> NormalisedEntry:
     if not (isinstance(tool_type, str) and tool_type.upper() == "FUNCTION"):
         normalised.problems.append(("type", f'must be "FUNCTION" or "MCP", not {tool_type!r}'))
     headers = normalised.values.get("headers") or []
-    if normalised.values.get("auth_token") and any(name.lower() == "authorization" for name, _ in headers):
-        normalised.warnings.append(
-            (f"{normalised.fields['headers']}.Authorization", "is replaced by the tool's authToken")
-        )
+    set_by_auth = _set_by_auth(normalised.values)
+    for name, _ in headers:
+        by = set_by_auth.get(name.lower()) if isinstance(name, str) else None
+        if by is not None:
+            normalised.warnings.append((f"{normalised.fields['headers']}.{name}", f"is replaced by the tool's {by}"))
     return normalised
+
+
+def _set_by_auth(values: dict[str, Any]) -> dict[str, str]:
+    """Each header (lowercase) the tool's upstream auth sets over a configured one, and what sets it."""
+    setters: dict[str, str] = {}
+    auth, forward = values.get("auth"), values.get("forward_caller")
+    if values.get("auth_token"):
+        setters["authorization"] = "authToken"
+    elif isinstance(auth, dict) and auth.get("type") in ("bearer", "basic", "oauth2ClientCredentials"):
+        setters["authorization"] = f"auth block (type {auth['type']})"
+    elif isinstance(auth, dict) and auth.get("type") == "apiKey" and auth.get("in") == "header":
+        if isinstance(auth.get("name"), str):
+            setters[auth["name"].lower()] = "auth block (type apiKey)"
+    if isinstance(forward, dict) and isinstance(forward.get("as"), str):
+        setters.setdefault(forward["as"].lower(), "forwardCaller (the caller's credential)")
+    return setters

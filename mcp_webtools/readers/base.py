@@ -42,6 +42,7 @@ EXTENSION_FIELDS = {
     "delayedMessageSeconds": "delayed_message_seconds",
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
     "examples": "examples",  # calls for `mcp-webtools test` (examples.py); never published or sent to Hamsa
+    "forwardCaller": "forward_caller",  # the caller's own credential, per call (forwarding.py)
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 import anyio
 from mcp.server import ServerRequestContext
 
-__all__ = ["AUTHENTICATED", "CLIENT_GONE", "Caller", "HangUp", "caller_key", "caller_of", "hang_up_of"]
+__all__ = [
+    "AUTHENTICATED",
+    "CLIENT_GONE",
+    "Caller",
+    "HangUp",
+    "caller_key",
+    "caller_of",
+    "hang_up_of",
+    "inbound_headers",
+]
 
 # ASGI scope key: the `HangUp` of a POST that may carry a call's answer.
 CLIENT_GONE = "mcp_webtools.client_gone"
@@ -77,6 +86,12 @@ def caller_of(ctx: ServerRequestContext) -> Caller | None:
     scope = _http_scope(ctx)
     caller = scope.get(AUTHENTICATED) if scope is not None else None
     return caller if isinstance(caller, Caller) else None
+
+
+def inbound_headers(ctx: ServerRequestContext) -> list[tuple[bytes, bytes]] | None:
+    """The headers of the HTTP request this MCP request came on (ASGI form); None over stdio."""
+    scope = _http_scope(ctx)
+    return list(scope.get("headers") or []) if scope is not None else None
 
 
 def caller_key(ctx: ServerRequestContext) -> str:

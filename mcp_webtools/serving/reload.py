@@ -5,7 +5,11 @@
 
 `ConfigWatcher` polls a fingerprint of the config paths (each file's resolved path, size,
 mtime and inode, plus the folders' own), so a Kubernetes ConfigMap update (an atomic swap of the
-`..data` symlink) is seen like an edit. A change must hold still for one poll before it is
+`..data` symlink) is seen like an edit. The secret files the configs name (`${file:...}`) are
+watched the same way: a Kubernetes Secret rotated (the same `..data` swap) or a file rewritten in
+place reloads, and the next call uses the new value; the old one stays masked (the log filter keeps
+every toolset's secrets). A secret file missing or unreadable then is a config error naming the tool
+and the path, never the content, and the last good set keeps serving. A change must hold still for one poll before it is
 loaded, so a file caught half-written is not reported as broken, and a content hash keeps a
 `touch` from reloading anything.
 
@@ -29,7 +33,7 @@ import anyio
 import anyio.abc
 
 from ..errors import ConfigErrors
-from ..loading import ConfigProblem, config_files
+from ..loading import ConfigProblem, config_files, secret_files_named
 from ..toolset import Toolset
 from .server import WebTools
 
@@ -94,23 +98,26 @@ class ConfigWatcher:
 
     def __init__(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         self.paths = [Path(p) for p in paths]
+        # Each config file's `${file:...}` paths, by the file's stat: read again only when it changes.
+        self._named: dict[Path, tuple[tuple[object, ...], list[Path]]] = {}
 
     def fingerprint(self) -> Fingerprint:
-        """Cheap (stat calls only): changes whenever a config file is edited, added, removed or
-        swapped for another (a symlink retargeted), and when a folder's entries change."""
+        """Cheap (stat calls only, unless a config file changed): changes whenever a config file or a
+        secret file it names is edited, added, removed or swapped for another (a symlink retargeted),
+        and when a folder's entries change."""
         entries: list[tuple[object, ...]] = []
         for path in self.paths:
             entries.append((str(path), *_stat(path)))
         files, _ = self.files()
-        for file in files:
+        for file in [*files, *self.secret_files(files)]:
             entries.append((str(file), str(_resolved(file)), *_stat(file)))
         return tuple(entries)
 
     def digest(self) -> str:
-        """A hash of what the loader would read: each config file's name and bytes."""
+        """A hash of what the loader would read: each config file's and secret file's name and bytes."""
         sha = hashlib.sha256()
         files, errors = self.files()
-        for file in files:
+        for file in [*files, *self.secret_files(files)]:
             sha.update(str(file).encode("utf-8", "surrogateescape") + b"\0")
             try:
                 sha.update(file.read_bytes())
@@ -120,6 +127,21 @@ class ConfigWatcher:
         for error in errors:
             sha.update(f"{error}\0".encode("utf-8", "surrogateescape"))
         return sha.hexdigest()
+
+    def secret_files(self, files: Iterable[Path]) -> list[Path]:
+        """The `${file:...}` secret files that `files` (config files) name, each once."""
+        named: dict[Path, None] = {}
+        for file in files:
+            stat = _stat(file)
+            known = self._named.get(file)
+            if known is None or known[0] != stat:
+                try:
+                    text = file.read_text(encoding="utf-8-sig")
+                except (OSError, UnicodeDecodeError):  # the loader reports it
+                    text = ""
+                known = self._named[file] = (stat, [Path(path) for path in secret_files_named(text)])
+            named.update(dict.fromkeys(known[1]))
+        return list(named)
 
     def files(self) -> tuple[list[Path], list[ConfigProblem]]:
         """The config files the loader would read now (`config_files`), and what is missing."""
@@ -286,9 +308,11 @@ class Reloader:
             if self.watch:
                 tg.start_soon(self.watch_files)
                 files, _ = self.watcher.files()
+                secrets = self.watcher.secret_files(files)
                 logger.info(
-                    "watching %d config file(s) for changes every %g s; SIGHUP reloads too",
+                    "watching %d config file(s)%s for changes every %g s; SIGHUP reloads too",
                     len(files),
+                    f" and {len(secrets)} secret file(s)" if secrets else "",
                     self.interval,
                 )
             task_status.started()

@@ -19,13 +19,14 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from .. import __version__
 from ..calls import ToolCalls
 from ..executor import Executor
+from ..forwarding import INBOUND_HEADERS
 from ..limits import InFlightCalls
 from ..observe.client_logs import set_level, spoken_sender
 from ..observe.metrics import Metrics
 from ..redaction import Redactor
 from ..results import error_result
 from ..toolset import Toolset
-from .http_scope import caller_key, hang_up_of
+from .http_scope import caller_key, hang_up_of, inbound_headers
 from .list_changed import ListChangedServer, ToolListNotifier
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
@@ -107,6 +108,8 @@ class WebTools:
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult | dict:
         CALLER.set(ctx)  # this handler's own task (and a task it starts) sees it; the next call sets its own
+        # What a `forwardCaller` tool reads its caller's credential from: this call's HTTP request, or none.
+        INBOUND_HEADERS.set(inbound_headers(ctx))
         if self._wants_task(ctx):
             assert self.tasks is not None
             # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.

@@ -530,3 +530,69 @@ def test_validate_list_and_dry_run_show_where_each_auth_credential_goes(run_cli,
     assert (code, out.splitlines()[0]) == (0, "GET /qkey?fixed=1&api_key=*** HTTP/1.1"), err
     code, out, err = run_cli("call", "basic_tool", "--args", "{}", "--config", str(config), "--dry-run")
     assert code == 0 and "Authorization: Basic ***" in out.splitlines(), (out, err)
+
+
+def test_validate_list_and_dry_run_say_a_forwarded_credential_comes_from_the_caller(run_cli, tmp_path):
+    tool = {
+        "name": "As User",
+        "description": "calls the API as the end user",
+        "methodType": "GET",
+        "url": "https://api.example.com/me",
+        "auth": {"type": "bearer", "token": "fallback-token-3131"},
+        "forwardCaller": {"header": "X-Upstream-Authorization", "as": "Authorization", "fallback": "auth"},
+    }
+    config = write_tools(tmp_path, tool)
+    described = (
+        "auth: forwardCaller, Authorization: <from the caller's X-Upstream-Authorization header>; "
+        "without it: bearer, Authorization: Bearer ***"
+    )
+    code, out, err = run_cli("validate", str(config))
+    assert (code, out.splitlines()[0]) == (0, f"ok  as_user  GET https://api.example.com/me  ({config})  {described}")
+    code, out, err = run_cli("list", str(config))
+    assert (code, out.splitlines()[0]) == (0, f"as_user  GET     https://api.example.com/me  {described}"), err
+    code, out, err = run_cli("call", "as_user", "--args", "{}", "--config", str(config), "--dry-run")
+    assert code == 0 and "Authorization: <from the caller's X-Upstream-Authorization header>" in out.splitlines()
+
+
+def replaced_header_tools() -> list[dict]:
+    def tool(name: str, header: str, **auth: object) -> dict:
+        headers = [{"name": header, "value": "configured-header-value-5151"}, {"name": "Accept", "value": "*/*"}]
+        url = "https://api.example.com/x"
+        return {"name": name, "description": "d", "methodType": "GET", "url": url, "headers": headers, **auth}
+
+    return [
+        tool("Basic", "authorization", auth={"type": "basic", "username": "user-0001", "password": "pass-0001"}),
+        tool("Key", "x-api-key", auth={"type": "apiKey", "in": "header", "name": "X-Api-Key", "value": "key-0001"}),
+        tool("Token", "Authorization", authToken="token-value-0001"),
+        tool("Caller", "X-User", forwardCaller={"header": "X-Upstream-User", "as": "X-User"}),
+        tool("Query", "X-Api-Key", auth={"type": "apiKey", "in": "query", "name": "X-Api-Key", "value": "key-0002"}),
+    ]
+
+
+REPLACED = [
+    "{config}: tool 'Basic': field `[0].headers.authorization`: is replaced by the tool's auth block (type basic)",
+    "{config}: tool 'Key': field `[1].headers.x-api-key`: is replaced by the tool's auth block (type apiKey)",
+    "{config}: tool 'Token': field `[2].headers.Authorization`: is replaced by the tool's authToken",
+    "{config}: tool 'Caller': field `[3].headers.X-User`: is replaced by the tool's forwardCaller (the caller's "
+    "credential)",
+]  # a key in the query replaces no header: no warning for 'Query'
+
+
+def test_validate_warns_once_for_each_configured_header_the_auth_replaces(run_cli, tmp_path):
+    config = write_tools(tmp_path, replaced_header_tools())
+    code, out, err = run_cli("validate", str(config))
+    assert code == 0, err
+    warned = [line.split(" WARNING mcp_webtools.loading: ", 1)[1] for line in err.splitlines() if " WARNING " in line]
+    assert warned == [line.format(config=config) for line in REPLACED]
+
+
+@pytest.mark.anyio
+@pytest.mark.e2e
+async def test_serve_warns_once_for_each_configured_header_the_auth_replaces(tmp_path):
+    config = write_tools(tmp_path, replaced_header_tools())
+    argv = [sys.executable, "-m", "mcp_webtools", "--log-format", "json", "serve", "--config", str(config)]
+    code, out, err = await serve_stdio_until_eof([*argv, "--log-level", "WARNING"], {})
+    assert (code, out) == (0, "")
+    records = [json.loads(line) for line in err.splitlines()]
+    expected = [("WARNING", line.format(config=config)) for line in REPLACED]
+    assert [(r["level"], r["message"]) for r in records] == expected

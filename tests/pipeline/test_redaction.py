@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 from collections.abc import Iterator
@@ -13,7 +14,9 @@ from mcp_webtools.redaction import (
     MIN_SECRET_LENGTH,
     RedactingFilter,
     Redactor,
+    call_secrets,
     configured_secrets,
+    hide_in_this_call,
     secret_header_values,
 )
 
@@ -171,3 +174,29 @@ def test_empty_filter_leaves_records_alone():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "a %s", ("b",), None)
     assert RedactingFilter().filter(record) is True
     assert (record.msg, record.args) == ("a %s", ("b",))
+
+
+# --- secrets of one call (a caller's forwarded credential) ----------------------------------------
+
+
+def test_a_call_secret_is_hidden_by_every_redactor_in_that_call_and_nowhere_else():
+    toolset, logs = Redactor(["configured-secret"]), RedactingFilter(Redactor(["configured-secret"]))
+    value = "caller-credential-1234"
+    with call_secrets():
+        hide_in_this_call(value)
+        assert toolset(f"got {value}") == f"got {MASK}"
+        assert toolset.redact_json({"token": value}) == {"token": MASK}
+        assert toolset.redact_cut(f"got {value[:9]}") == f"got {MASK}"
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "sent %s", (value,), None)
+        logs.filter(record)
+        assert record.getMessage() == f"sent {MASK}"
+        # Another call, running at the same time in its own context, neither hides nor learns it.
+        assert contextvars.Context().run(toolset, value) == value
+    # Never added to anything shared: once the call ends, it is nobody's secret.
+    assert toolset(value) == value and toolset.learned is None
+    assert Redactor()(value) == value
+
+
+def test_hiding_a_call_secret_outside_a_call_is_refused_rather_than_silently_shown():
+    with pytest.raises(RuntimeError, match="outside call_secrets"):
+        hide_in_this_call("caller-credential-5678")

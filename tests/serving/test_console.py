@@ -241,6 +241,50 @@ async def test_tools_show_what_the_model_sees_and_what_is_sent_without_secrets(u
 # -- Try: dry run and call -----------------------------------------------------------------------------
 
 
+async def test_each_tools_auth_is_shown_as_list_says_it_never_a_value(upstream, tmp_path):
+    basic = {"type": "basic", "username": secret("console-user-5501"), "password": secret("console-pass-5502")}
+    query = {"type": "apiKey", "in": "query", "name": "api_key", "value": secret("console-query-key-5503")}
+    header = {"type": "apiKey", "in": "header", "name": "X-Key", "value": secret("console-header-key-5504")}
+    forward = {"header": "X-Upstream-Authorization", "as": "Authorization", "fallback": "auth"}
+
+    def tool(name: str, **extra: Any) -> dict[str, Any]:
+        return {"name": name, "description": "d", "methodType": "GET", "url": f"{upstream.url}/x", **extra}
+
+    config = write_tools(
+        tmp_path,
+        [
+            tool("A Basic", auth=basic),
+            tool("B Query", auth=query),
+            tool("C Header", auth=header),
+            tool("D Caller", auth={"type": "bearer", "token": secret("console-fallback-5505")}, forwardCaller=forward),
+            tool("E Caller Only", forwardCaller={"header": "X-User-Token", "as": "X-Token"}),
+            tool("F None", auth={"type": "none"}),
+        ],
+    )
+    async with console(config) as served:
+        tools = scanned(await served.http.get("/ui/api/tools", headers=AUTH), "tools").json()["tools"]
+    sent = {tool["name"]: tool["sent"] for tool in tools}
+    assert {name: shown["auth"] for name, shown in sent.items()} == {
+        "a_basic": {"type": "basic", "header": "Authorization: Basic ***"},
+        "b_query": {"type": "apiKey", "header": "?api_key=***"},
+        "c_header": {"type": "apiKey", "header": "X-Key: ***"},
+        "d_caller": {
+            "type": "forwardCaller",
+            "header": "Authorization: <from the caller's X-Upstream-Authorization header>",
+            "fallback": "bearer, Authorization: Bearer ***",
+        },
+        "e_caller_only": {
+            "type": "forwardCaller",
+            "header": "X-Token: <from the caller's X-User-Token header>",
+            "fallback": "refused",
+        },
+        "f_none": {"type": "none", "header": ""},
+    }
+    assert ["Authorization", "<from the caller's X-Upstream-Authorization header>"] in sent["d_caller"]["headers"]
+    assert ["X-Token", "<from the caller's X-User-Token header>"] in sent["e_caller_only"]["headers"]
+    assert ["X-Key", "***"] in sent["c_header"]["headers"]
+
+
 async def test_the_dry_run_is_the_cli_dry_run_and_validation_is_the_tools_own(upstream, tmp_path, capsys):
     config = write_tools(tmp_path, [order_tool(upstream.url), ticket_tool(upstream.url)])
     arguments = {"subject": "Broken screen", "priority": "high"}

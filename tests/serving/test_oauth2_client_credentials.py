@@ -503,3 +503,32 @@ async def test_the_token_request_goes_through_the_egress_policy_at_connect_time(
         "address (refused by --deny-private)."
     )
     assert upstream.requests == [] and [record.outcome for record in records] == ["auth_error"]
+
+
+@pytest.mark.e2e
+async def test_forward_caller_falls_back_to_the_oauth2_token_and_never_sends_it_with_the_callers_own(
+    tmp_path: Path, upstream: Upstream, oauth_server
+):
+    """`forwardCaller` with `fallback: auth` over an OAuth2 tool: a caller with the header sends theirs (no
+    token fetched for it); a caller without it gets the client-credentials token."""
+    await oauth_server.require_client(CLIENT_ID, ENV["CLIENT_SECRET"])
+    echo_authorization(upstream, "/orders")
+    tool = oauth_tool("Orders", f"{upstream.url}/orders", oauth_server.token_url)
+    tool["forwardCaller"] = {"header": "X-Upstream-Authorization", "as": "Authorization", "fallback": "auth"}
+    config = write_tools(tmp_path, [tool])
+    own = secret("Bearer caller-own-token-4471")
+    async with mcp_client("http", "auto", config, env=ENV, headers={"X-Upstream-Authorization": own}) as client:
+        forwarded = await client.call_tool("orders", {})
+    assert await oauth_server.token_requests() == []
+    async with mcp_client("http", "auto", config, env=ENV) as client:
+        fallback = await client.call_tool("orders", {})
+    assert (forwarded.is_error, fallback.is_error) == (False, False), (text_of(forwarded), text_of(fallback))
+    [token_request] = await oauth_server.token_requests()
+    assert token_request.status == 200
+    sent = [request.headers["authorization"] for request in upstream.requests]
+    assert sent[0] == own and sent[1].startswith("Bearer ") and sent[1] != own
+    # Each is masked in what the model sees: the caller's whole value, and the token after its scheme.
+    assert [json.loads(text_of(result)) for result in (forwarded, fallback)] == [
+        {"authorization": "***"},
+        {"authorization": "Bearer ***"},
+    ]

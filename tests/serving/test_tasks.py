@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from support import Reply, Upstream, hamsa_tool, serve_asgi, write_tools
+from support import Reply, Upstream, hamsa_tool, secret, serve_asgi, write_tools
 
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools, running_tasks
@@ -92,9 +92,14 @@ async def served(config: Path, *, tasks: bool = True) -> AsyncIterator[tuple[Web
 
 @asynccontextmanager
 async def connect(
-    base: str, era: str = "auto", extension: ClientExtension | None = None, token: str = "caller-a-token"
+    base: str,
+    era: str = "auto",
+    extension: ClientExtension | None = None,
+    token: str = "caller-a-token",
+    headers: dict[str, str] | None = None,
 ) -> AsyncIterator[Client]:
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=60))
+    sent = {"Authorization": f"Bearer {token}", **(headers or {})}
+    http = httpx2.AsyncClient(headers=sent, timeout=httpx2.Timeout(30, read=60))
     extensions = [extension] if extension else None
     async with (
         http,
@@ -204,3 +209,19 @@ async def test_two_tasks_get_different_random_ids(config: Path) -> None:
     async with served(config) as (_, base):
         first, second = await finished_task(base), await finished_task(base)
     assert first != second
+
+
+async def test_a_task_call_sends_its_own_callers_forwarded_credential(tmp_path: Path, upstream: Upstream) -> None:
+    # The task runs after tools/call has answered: it still sends the header of the request that started it.
+    user = secret("Bearer task-caller-credential-3030")
+    upstream.reply("GET", "/me", lambda seen: Reply(200, f'{{"you":"{seen.headers["authorization"]}"}}'.encode()))
+    forward = {"header": "X-Upstream-Authorization", "as": "Authorization"}
+    tool = {"name": "as_user", "description": "d", "methodType": "GET", "url": f"{upstream.url}/me"}
+    config = write_tools(tmp_path, {**tool, "forwardCaller": forward})
+    extension = TasksExtension()
+    async with served(config) as (_, base):
+        async with connect(base, extension=extension, headers={"X-Upstream-Authorization": user}) as client:
+            result = await client.call_tool("as_user", {})
+    assert len(extension.handles) == 1  # it ran as a task
+    assert [seen.headers["authorization"] for seen in upstream.requests] == [user]
+    assert not result.is_error and text_of(result) == '{"you":"***"}'

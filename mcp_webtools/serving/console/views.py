@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ...auth import authorization_value
+from ...forwarding import ForwardCallerAuth
 from ...loading import ConfigProblem
 from ...redaction import MASK, NON_SECRET_HEADERS
 from ...requests import BODY_METHODS, OutboundRequest
@@ -38,7 +39,7 @@ def tool_view(tool: PreparedTool, listed: dict[str, Any]) -> dict[str, Any]:
             "url": definition.url_template or definition.url,
             "arguments": _argument_places(tool),
             "auth": _auth(tool),
-            "headers": [[name, _shown_header(name, value)] for name, value in _sent_headers(tool)],
+            "headers": [[name, _shown_header(name, value, tool)] for name, value in _sent_headers(tool)],
             "timeoutSeconds": definition.timeout_seconds,
             "retry": definition.retry.model_dump(by_alias=True),
             "maxAttempts": definition.retry.max_attempts(definition.method),
@@ -76,17 +77,29 @@ def _argument_places(tool: PreparedTool) -> list[dict[str, Any]]:
 
 
 def _auth(tool: PreparedTool) -> dict[str, str]:
-    token = tool.definition.auth_token
-    if token:
+    """The tool's auth as `list` says it: the type and where the credential goes, never a value.
+
+    `fallback`, for a `forwardCaller` tool: what a call without the caller's header does.
+    """
+    token, auth = tool.definition.auth_token, tool.send_policy.auth
+    if token and tool.definition.forward_caller is None:
         scheme = authorization_value(token).split(" ", 1)[0]
         return {"type": f"{scheme} token (authToken)", "header": f"Authorization: {scheme} {MASK}"}
+    if auth is not None:
+        # `Auth.describe()`: "<type>, <where it goes>", and for forwardCaller "...; without it: <fallback>".
+        described, _, fallback = auth.describe().partition("; without it: ")
+        kind, _, where = described.partition(", ")
+        return {"type": kind, "header": where, **({"fallback": fallback} if fallback else {})}
     for name, _ in tool.definition.headers:
         if name.lower() == "authorization":
             return {"type": "Authorization header (httpHeaders)", "header": f"Authorization: {MASK}"}
     return {"type": "none", "header": ""}
 
 
-def _shown_header(name: str, value: str) -> str:
+def _shown_header(name: str, value: str, tool: PreparedTool) -> str:
+    forward = tool.send_policy.auth
+    if isinstance(forward, ForwardCallerAuth) and name.lower() == forward.forward.send_as.lower():
+        return forward.forward.source()  # a placeholder naming the caller's header, not a value
     if name.lower() in NON_SECRET_HEADERS:
         return value
     if name.lower() == "authorization":

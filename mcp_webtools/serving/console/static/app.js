@@ -351,7 +351,7 @@
       h("table", {}, h("caption", {}, "Headers (credentials shown as ***)"),
         h("tbody", {}, s.headers.map(([name, value]) => h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, h("code", {}, value)))))),
       h("dl", { class: "facts" },
-        fact("Auth", s.auth.type + (s.auth.header ? ` — ${s.auth.header}` : "")),
+        fact("Auth", s.auth.type + (s.auth.header ? ` — ${s.auth.header}` : "") + (s.auth.fallback ? `; without it: ${s.auth.fallback}` : "")),
         fact("Timeout", `${s.timeoutSeconds} s (queueing and retries included)`),
         fact("Attempts", `${s.maxAttempts} at most` + (s.retry.retryNonIdempotent ? ` (with ${s.retry.idempotencyHeader})` : "")),
         fact("Concurrency", s.maxConcurrency ? `${s.maxConcurrency} calls at once` : "server-wide cap only"),
