@@ -923,3 +923,47 @@ async def running_demo(log: Path, *flags: str) -> AsyncIterator[tuple[str, int]]
 
 def printed(log: Path) -> Path:
     return log.with_suffix(".out")
+
+
+# --- upstream auth: one tool of each type (serving/test_upstream_auth.py, cli/test_cli.py) ----------
+
+AUTH_ENV = {
+    "CRM_TOKEN": secret("crm-bearer-token-5521"),
+    "TWILIO_SID": secret("AC-sid-user-7781"),
+    "TWILIO_TOKEN": secret("twilio-pass/w:rd+9"),
+    "HEADER_KEY": secret("header-api-key-3310"),
+    "QUERY_KEY": secret("query key&=/9021"),
+}
+
+
+def guide_tool(name: str, url: str, auth: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "description": f"{name} tool", "methodType": "GET", "url": url, "auth": auth, **extra}
+
+
+def auth_tools(base: str) -> list[dict[str, Any]]:
+    """One tool of each `auth` type (and the Hamsa API shape), their secrets in `AUTH_ENV`."""
+    return [
+        guide_tool("Bearer Tool", f"{base}/bearer", {"type": "bearer", "token": "${CRM_TOKEN}"}),
+        guide_tool(
+            "Basic Tool", f"{base}/basic", {"type": "basic", "username": "${TWILIO_SID}", "password": "${TWILIO_TOKEN}"}
+        ),
+        guide_tool(
+            "Header Key Tool",
+            f"{base}/hkey",
+            {"type": "apiKey", "in": "header", "name": "X-Api-Key", "value": "${HEADER_KEY}"},
+        ),
+        guide_tool(
+            "Query Key Tool",
+            f"{base}/qkey?fixed=1",
+            {"type": "apiKey", "in": "query", "name": "api_key", "value": "${QUERY_KEY}"},
+        ),
+        # The Hamsa API shape takes the same block, at the top level like every extension of ours.
+        {
+            "type": "FUNCTION",
+            "name": "No Auth Tool",
+            "description": "no auth",
+            "toolSettings": {"serverUrl": f"{base}/none", "methodType": "GET", "httpHeaders": {"X-Trace": "t-1"}},
+            "params": {"type": "object", "properties": {}},
+            "auth": {"type": "none"},
+        },
+    ]

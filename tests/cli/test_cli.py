@@ -509,7 +509,8 @@ def test_numbers_that_make_no_sense_are_refused(capsys, argv, message):
 
 
 def test_validate_list_and_dry_run_show_where_each_auth_credential_goes(run_cli, tmp_path, monkeypatch):
-    from serving.test_upstream_auth import ENV, auth_tools
+    from support import AUTH_ENV as ENV
+    from support import auth_tools
 
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)

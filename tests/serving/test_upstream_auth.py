@@ -14,7 +14,18 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from support import ERAS, TRANSPORTS, Upstream, mcp_client, secret, text_of, write_tools
+from support import (
+    AUTH_ENV,
+    ERAS,
+    TRANSPORTS,
+    Upstream,
+    auth_tools,
+    guide_tool,
+    mcp_client,
+    secret,
+    text_of,
+    write_tools,
+)
 
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
@@ -25,46 +36,9 @@ from mcp_webtools.toolset import Toolset
 pytestmark = pytest.mark.anyio
 
 COMBOS = [(transport, era) for transport in TRANSPORTS for era in ERAS]
-ENV = {
-    "CRM_TOKEN": secret("crm-bearer-token-5521"),
-    "TWILIO_SID": secret("AC-sid-user-7781"),
-    "TWILIO_TOKEN": secret("twilio-pass/w:rd+9"),
-    "HEADER_KEY": secret("header-api-key-3310"),
-    "QUERY_KEY": secret("query key&=/9021"),
-}
+ENV = AUTH_ENV
 BASIC = secret("Basic " + base64.b64encode(f"{ENV['TWILIO_SID']}:{ENV['TWILIO_TOKEN']}".encode()).decode())
 
-
-def guide_tool(name: str, url: str, auth: Any, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "description": f"{name} tool", "methodType": "GET", "url": url, "auth": auth, **extra}
-
-
-def auth_tools(base: str) -> list[dict[str, Any]]:
-    return [
-        guide_tool("Bearer Tool", f"{base}/bearer", {"type": "bearer", "token": "${CRM_TOKEN}"}),
-        guide_tool(
-            "Basic Tool", f"{base}/basic", {"type": "basic", "username": "${TWILIO_SID}", "password": "${TWILIO_TOKEN}"}
-        ),
-        guide_tool(
-            "Header Key Tool",
-            f"{base}/hkey",
-            {"type": "apiKey", "in": "header", "name": "X-Api-Key", "value": "${HEADER_KEY}"},
-        ),
-        guide_tool(
-            "Query Key Tool",
-            f"{base}/qkey?fixed=1",
-            {"type": "apiKey", "in": "query", "name": "api_key", "value": "${QUERY_KEY}"},
-        ),
-        # The Hamsa API shape takes the same block, at the top level like every extension of ours.
-        {
-            "type": "FUNCTION",
-            "name": "No Auth Tool",
-            "description": "no auth",
-            "toolSettings": {"serverUrl": f"{base}/none", "methodType": "GET", "httpHeaders": {"X-Trace": "t-1"}},
-            "params": {"type": "object", "properties": {}},
-            "auth": {"type": "none"},
-        },
-    ]
 
 
 @pytest.mark.parametrize(("transport", "era"), COMBOS)
