@@ -138,6 +138,8 @@ class ToolDefinition(BaseModel):
     # Progress while a call runs (see voice.py and docs/hamsa-and-voice.md, "Async tools and spoken messages").
     progress_interval_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     delayed_message_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
+    # Tags an endpoint may select the tool by (endpoints.py); no effect on the call.
+    tags: tuple[Annotated[str, Field(min_length=1, max_length=100, strict=True)], ...] = ()
     source: str = ""
     secrets: frozenset[str] = frozenset()
 
@@ -341,4 +343,3 @@ def slugify(name: str) -> str:
     """`"Lookup Customer by Phone"` -> `"lookup_customer_by_phone"`; `"Café"` -> `"cafe"`."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
-

@@ -19,6 +19,7 @@ import mcp_types as types
 from .arguments import ArgumentValidator
 from .auth import BearerAuth, auth_from_block
 from .definitions import ToolDefinition
+from .endpoints import EndpointConfig
 from .loading import ConfigProblem
 from .redaction import LearnedSecrets, Redactor, configured_secrets
 from .requests import DEFAULT_MAX_REQUEST_BYTES, RequestTemplate
@@ -99,12 +100,31 @@ class Toolset:
         *,
         files: Iterable[str] = (),
         warnings: Iterable[ConfigProblem] = (),
+        endpoints: EndpointConfig | None = None,
     ) -> None:
         self._tools = {tool.name: tool for tool in sorted(tools, key=lambda t: t.name)}
         self.redactor = redactor
         self.files = tuple(files)
         self.warnings = tuple(warnings)
         self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
+        # The endpoints and clients loaded with these tools, swapped with them on reload.
+        self.endpoints = endpoints if endpoints is not None else EndpointConfig()
+        # One view per endpoint, computed once here (a call only picks its view, never filters).
+        self.views: dict[str, Toolset] = {
+            endpoint.name: Toolset(
+                (tool for name in endpoint.tools if (tool := self._tools.get(name)) is not None),
+                redactor,
+                files=self.files,
+            )
+            for endpoint in self.endpoints.endpoints.values()
+        }
+
+    def view(self, endpoint: str | None) -> Toolset | None:
+        """The tools `endpoint` serves; `None` names `/mcp`, which serves every tool unless
+        `defaultEndpoint: none`. None for an endpoint that is not (or no longer) configured."""
+        if endpoint is None:
+            return self if self.endpoints.serves_default else None
+        return self.views.get(endpoint)
 
     @classmethod
     def from_definitions(
@@ -115,16 +135,20 @@ class Toolset:
         files: Iterable[str] = (),
         warnings: Iterable[ConfigProblem] = (),
         learned: LearnedSecrets | None = None,
+        endpoints: EndpointConfig | None = None,
     ) -> Toolset:
         """`learned`: the secrets learned while running so far (`Redactor.learn`), to keep hiding
         across a reload; a new, empty set by default."""
         definitions = list(definitions)
+        endpoints = endpoints if endpoints is not None else EndpointConfig()
+        tokens = [client.token for client in endpoints.clients.values() if client.token]
+        secrets = [secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)]
         redactor = Redactor(
-            (secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)),
+            [*secrets, *tokens],
             learned if learned is not None else LearnedSecrets(),
         )
         tools = (_prepare(d, redactor, max_request_bytes) for d in definitions)
-        return cls(tools, redactor, files=files, warnings=warnings)
+        return cls(tools, redactor, files=files, warnings=warnings, endpoints=endpoints)
 
     @cached_property
     def list_wire(self) -> dict[str, Any]:

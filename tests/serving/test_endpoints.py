@@ -1,0 +1,281 @@
+"""Endpoints with their own tools and clients: two endpoints, three clients, real MCP clients.
+
+`sales` serves `get_order` (by name) and `crm_*` (a glob); `support` serves the tools tagged
+`helpdesk`. `hamsa-sales` opens sales, `hamsa-support` and `ide` (a `tokenSha256` client) open
+support; the `--auth-token` opens everything, `/mcp` included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import httpx2
+import pytest
+import yaml
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ToolsListChanged
+from support import ERAS, LOG_FILTER, REPO, Upstream, hamsa_tool, secret, serve_asgi, write_tools
+
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import load_definitions
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import open_reloader, open_webtools
+
+pytestmark = pytest.mark.anyio
+
+SALES_TOKEN = secret("sales-token-1c9e4b7a")
+SUPPORT_TOKEN = secret("support-token-77ad02f3")
+IDE_TOKEN = secret("ide-token-0b5e19c2")
+OPERATOR_TOKEN = secret("operator-token-4a8d")
+ENV = {"SALES_AGENT_TOKEN": SALES_TOKEN, "SUPPORT_AGENT_TOKEN": SUPPORT_TOKEN}
+SALES_TOOLS = ["crm_lookup", "get_order"]
+SUPPORT_TOOLS = ["open_ticket"]
+UNAUTHORIZED = {"error": "unauthorized", "error_description": "send Authorization: Bearer <token>"}
+CHALLENGE = 'Bearer realm="mcp-webtools"'
+POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+
+
+def endpoints_document(**changes: object) -> dict:
+    return {
+        "endpoints": [
+            {
+                "name": "sales",
+                "tools": ["get_order", "crm_*"],
+                "clients": ["hamsa-sales"],
+                "rateLimit": {"requests": 9},
+            },
+            {"name": "support", "tags": ["helpdesk"], "clients": ["hamsa-support", "ide"], "requiredScopes": ["s"]},
+        ],
+        "clients": [
+            {"id": "hamsa-sales", "token": "${SALES_AGENT_TOKEN}"},
+            {"id": "hamsa-support", "token": "${SUPPORT_AGENT_TOKEN}"},
+            {"id": "ide", "tokenSha256": hashlib.sha256(IDE_TOKEN.encode()).hexdigest()},
+        ],
+        "defaultEndpoint": "all",
+        **changes,
+    }
+
+
+def write_config(upstream: Upstream, directory: Path, **changes: object) -> Path:
+    x = {"type": "object", "properties": {"x": {"type": "string"}}}
+    tools = [
+        hamsa_tool("get_order", f"{upstream.url}/orders/:x", "GET", x),
+        hamsa_tool("crm_lookup", f"{upstream.url}/crm", "GET"),
+        {**hamsa_tool("open_ticket", f"{upstream.url}/tickets", "POST"), "tags": ["helpdesk"]},
+    ]
+    write_tools(directory, tools)
+    (directory / "endpoints.yaml").write_text(yaml.safe_dump(endpoints_document(**changes), sort_keys=False))
+    return directory
+
+
+@asynccontextmanager
+async def served(config: Path, auth_token: str | None = OPERATOR_TOKEN) -> AsyncIterator[tuple[str, object]]:
+    webtools = open_webtools([str(config)], environ=ENV, log_filter=LOG_FILTER)
+    reloader = open_reloader(webtools, [str(config)], environ=ENV, watch=False, log_filter=LOG_FILTER)
+    async with serve_asgi(build_http_app(webtools, HttpSettings(auth_token=auth_token), reloader)) as base:
+        yield base, reloader
+
+
+@asynccontextmanager
+async def client_at(url: str, token: str, era: str, **options: object) -> AsyncIterator[Client]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=60))
+    async with http, Client(streamable_http_client(url, http_client=http), mode=era, **options) as client:
+        yield client
+
+
+async def tool_names(client: Client) -> list[str]:
+    return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+
+async def unknown_tool_error(client: Client, name: str) -> str:
+    with pytest.raises(MCPError) as caught:
+        await client.call_tool(name, {})
+    return caught.value.error.message
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_each_client_sees_exactly_its_endpoints_tools(upstream, tmp_path, era):
+    upstream.reply_json("GET", "/orders/7", {"status": "shipped"})
+    async with served(write_config(upstream, tmp_path)) as (base, _):
+        async with client_at(f"{base}/mcp/sales", SALES_TOKEN, era) as sales:
+            assert await tool_names(sales) == SALES_TOOLS
+            result = await sales.call_tool("get_order", {"x": "7"})
+            assert not result.is_error and result.structured_content == {
+                "status": "shipped",
+                "api_response_status": 200,
+            }
+            assert [(r.method, r.raw_path) for r in upstream.requests] == [("GET", "/orders/7")]
+            # Another endpoint's tool is unknown here, exactly as a tool that exists nowhere.
+            assert await unknown_tool_error(sales, "open_ticket") == "Unknown tool: open_ticket"
+            assert await unknown_tool_error(sales, "no_such_tool") == "Unknown tool: no_such_tool"
+        for token in (SUPPORT_TOKEN, IDE_TOKEN):
+            async with client_at(f"{base}/mcp/support", token, era) as support:
+                assert await tool_names(support) == SUPPORT_TOOLS
+                assert await unknown_tool_error(support, "get_order") == "Unknown tool: get_order"
+        async with client_at(f"{base}/mcp", OPERATOR_TOKEN, era) as operator:
+            assert await tool_names(operator) == sorted(SALES_TOOLS + SUPPORT_TOOLS)
+        async with client_at(f"{base}/mcp/sales", OPERATOR_TOKEN, era) as operator:
+            assert await tool_names(operator) == SALES_TOOLS
+    assert len(upstream.requests) == 1  # nothing else was sent upstream
+
+
+async def test_tokens_open_only_their_endpoints(upstream, tmp_path):
+    async with served(write_config(upstream, tmp_path)) as (base, _), httpx2.AsyncClient() as http:
+        for path in ("/mcp/sales", "/mcp/support", "/mcp", "/sse/sales", "/metrics"):
+            for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+                response = await http.post(f"{base}{path}", json=INITIALIZE, headers={**POST_HEADERS, **headers})
+                assert response.status_code == 401, (path, response.text)
+                assert response.json() == UNAUTHORIZED
+                assert response.headers["www-authenticate"] == CHALLENGE
+        refusals = [
+            (SALES_TOKEN, "/mcp/support", "this token does not open the endpoint 'support'"),
+            (SUPPORT_TOKEN, "/mcp/sales", "this token does not open the endpoint 'sales'"),
+            (IDE_TOKEN, "/sse/sales", "this token does not open the endpoint 'sales'"),
+            (SALES_TOKEN, "/mcp", "this token does not open this path"),
+            (SALES_TOKEN, "/metrics", "this token does not open this path"),
+            (SALES_TOKEN, "/mcp/nowhere", "this token does not open the endpoint 'nowhere'"),
+        ]
+        for token, path, description in refusals:
+            headers = {**POST_HEADERS, "Authorization": f"Bearer {token}"}
+            response = await http.post(f"{base}{path}", json=INITIALIZE, headers=headers)
+            assert response.status_code == 403, (path, response.text)
+            assert response.json() == {"error": "forbidden", "error_description": description}
+            assert "www-authenticate" not in response.headers
+        operator = {**POST_HEADERS, "Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        response = await http.post(f"{base}/mcp/nowhere", json=INITIALIZE, headers=operator)
+        assert response.status_code == 404
+        assert response.json() == {"error": "not_found", "error_description": "no endpoint 'nowhere' is configured"}
+        # A session opened on one endpoint is not another endpoint's, even to a token that opens both.
+        opened = await http.post(f"{base}/mcp/sales", json=INITIALIZE, headers=operator)
+        session = opened.headers["mcp-session-id"]
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        crossed = {**operator, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
+        response = await http.post(f"{base}/mcp/support", json=listing, headers=crossed)
+        assert response.status_code == 404
+
+
+async def test_default_endpoint_none_closes_mcp(upstream, tmp_path):
+    config = write_config(upstream, tmp_path, defaultEndpoint="none")
+    async with served(config) as (base, _), httpx2.AsyncClient() as http:
+        headers = {**POST_HEADERS, "Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        response = await http.post(f"{base}/mcp", json=INITIALIZE, headers=headers)
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+        assert (await http.post(f"{base}/mcp/sales", json=INITIALIZE, headers=headers)).status_code == 200
+
+
+async def test_legacy_sse_endpoint_serves_its_tools(upstream, tmp_path):
+    from mcp import ClientSession
+    from mcp.client.sse import sse_client
+
+    async with served(write_config(upstream, tmp_path)) as (base, _):
+        headers = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
+        async with sse_client(f"{base}/sse/support", headers=headers) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                listed = await session.list_tools()
+                assert [tool.name for tool in listed.tools] == SUPPORT_TOOLS
+                with pytest.raises(MCPError, match="Unknown tool: get_order"):
+                    await session.call_tool("get_order", {"x": "1"})
+
+
+async def test_reload_removes_a_client_from_its_next_request(upstream, tmp_path):
+    config = write_config(upstream, tmp_path)
+    async with served(config) as (base, reloader), client_at(f"{base}/mcp/support", IDE_TOKEN, "legacy") as ide:
+        assert await tool_names(ide) == SUPPORT_TOOLS
+        document = endpoints_document()
+        document["clients"] = document["clients"][:2]
+        document["endpoints"][1]["clients"] = ["hamsa-support"]
+        (config / "endpoints.yaml").write_text(yaml.safe_dump(document))
+        outcome = await reloader.reload()
+        assert outcome.ok and outcome.endpoints_changed and not outcome.notified
+        with pytest.raises(MCPError):
+            await ide.list_tools(cache_mode="refresh")
+        async with httpx2.AsyncClient() as http:
+            headers = {**POST_HEADERS, "Authorization": f"Bearer {IDE_TOKEN}"}
+            response = await http.post(f"{base}/mcp/support", json=INITIALIZE, headers=headers)
+            assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
+            assert response.headers["www-authenticate"] == CHALLENGE
+            headers["Authorization"] = f"Bearer {SUPPORT_TOKEN}"  # the client that stays still gets in
+            assert (await http.post(f"{base}/mcp/support", json=INITIALIZE, headers=headers)).status_code == 200
+
+
+class Hearing:
+    """Counts the tools/list_changed one client hears, either era's way."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.event = anyio.Event()
+
+    def heard(self) -> None:
+        self.count += 1
+        self.event.set()
+
+    async def on_message(self, message: object) -> None:
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            self.heard()
+
+    async def listen(self, client: Client, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with client.listen(tools_list_changed=True) as subscription:
+            task_status.started()
+            async for event in subscription:
+                if isinstance(event, ToolsListChanged):
+                    self.heard()
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_list_changed_reaches_only_the_endpoint_whose_list_changed(upstream, tmp_path, era):
+    config = write_config(upstream, tmp_path)
+    sales_hears, support_hears = Hearing(), Hearing()
+    async with served(config) as (base, reloader), anyio.create_task_group() as tg:
+        legacy = era == "legacy"
+        # Handshake era: on the connection; 2026-07-28: on a listen stream (whose frames `on_message` sees too).
+        sales_options = {"message_handler": sales_hears.on_message} if legacy else {}
+        support_options = {"message_handler": support_hears.on_message} if legacy else {}
+        async with (
+            client_at(f"{base}/mcp/sales", SALES_TOKEN, era, **sales_options) as sales,
+            client_at(f"{base}/mcp/support", SUPPORT_TOKEN, era, **support_options) as support,
+        ):
+            await sales.list_tools(), await support.list_tools()  # the handshake-era connections are known
+            if not legacy:
+                await tg.start(sales_hears.listen, sales)
+                await tg.start(support_hears.listen, support)
+            webtools = reloader.webtools
+            sent: list[list[str | None]] = []
+            notify = webtools.tool_list.notify
+
+            async def recording(endpoints: object = None) -> int:
+                sent.append(sorted(endpoints, key=str))  # type: ignore[arg-type]
+                return await notify(endpoints)  # type: ignore[arg-type]
+
+            webtools.tool_list.notify = recording
+            # Change only support's tool: sales' list stays the same, so sales hears nothing.
+            tools = json.loads((config / "tools.json").read_text())
+            tools[2]["description"] = "Opens a ticket, now described differently"
+            write_tools(config, tools)
+            assert (await reloader.reload()).notified
+            await support_hears.event.wait()
+            assert sent == [[None, "support"]]  # `/mcp` lists every tool, so it changed too
+            # Then a change to sales: its clients hear it, once; support's count stays at one.
+            tools[0]["description"] = "Order status, described anew"
+            write_tools(config, tools)
+            assert (await reloader.reload()).notified
+            await sales_hears.event.wait()
+            assert sent == [[None, "support"], [None, "sales"]]
+            assert (sales_hears.count, support_hears.count) == (1, 1)
+            tg.cancel_scope.cancel()
