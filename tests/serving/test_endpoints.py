@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +20,12 @@ import anyio.abc
 import httpx2
 import pytest
 import yaml
-from mcp import Client, StdioServerParameters
+from mcp import Client, ClientSession, StdioServerParameters
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ToolsListChanged
-from support import ERAS, LOG_FILTER, REPO, Upstream, hamsa_tool, secret, serve_asgi, write_tools
+from support import ERAS, LOG_FILTER, REPO, Upstream, hamsa_tool, run_module, secret, serve_asgi, write_tools
 
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
@@ -180,9 +182,6 @@ async def test_default_endpoint_none_closes_mcp(upstream, tmp_path):
 
 
 async def test_legacy_sse_endpoint_serves_its_tools(upstream, tmp_path):
-    from mcp import ClientSession
-    from mcp.client.sse import sse_client
-
     async with served(write_config(upstream, tmp_path)) as (base, _):
         headers = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
         async with sse_client(f"{base}/sse/support", headers=headers) as (read, write):
@@ -279,3 +278,100 @@ async def test_list_changed_reaches_only_the_endpoint_whose_list_changed(upstrea
             assert sent == [[None, "support"], [None, "sales"]]
             assert (sales_hears.count, support_hears.count) == (1, 1)
             tg.cancel_scope.cancel()
+
+
+def load_errors(directory: Path) -> list[str]:
+    with pytest.raises(ConfigErrors) as caught:
+        load_definitions([str(directory)], ENV)
+    return [str(error) for error in caught.value.errors]
+
+
+async def test_config_mistakes_name_file_and_field(upstream, tmp_path):
+    config = write_config(upstream, tmp_path)
+    file = str(config / "endpoints.yaml")
+    document = endpoints_document()
+    document["endpoints"][0]["clients"] = ["hamsa-sales", "nobody"]
+    document["endpoints"].append({"name": "sales", "tools": ["get_order"]})
+    document["clients"].append({"id": "both", "token": "${SALES_AGENT_TOKEN}", "tokenSha256": "ab" * 32})
+    document["clients"].append({"id": "twin", "token": "${SALES_AGENT_TOKEN}"})
+    document["clients"].append({"id": "ide", "tokenSha256": "cd" * 32})
+    (config / "endpoints.yaml").write_text(yaml.safe_dump(document))
+    assert sorted(load_errors(config)) == sorted(
+        [
+            f"{file}: field `endpoints[2].name`: endpoint 'sales' is defined twice; keep one",
+            f"{file}: field `clients[both]`: has both `token` and `tokenSha256`; keep one",
+            f"{file}: field `clients[5].id`: client 'ide' is defined twice; keep one",
+            f"{file}: field `endpoints[sales].clients[1]`: client 'nobody' is not defined under `clients:` "
+            "(defined: hamsa-sales, hamsa-support, ide, twin); define it there",
+            f"{file}: field `clients[twin]`: has the same token as client 'hamsa-sales'; "
+            "give each client its own token",
+        ]
+    )
+
+
+async def test_unmatched_names_and_tags_are_warnings_and_validate_shows_endpoints(upstream, tmp_path, caplog):
+    config = write_config(upstream, tmp_path)
+    document = endpoints_document()
+    document["endpoints"][0]["tools"] = ["get_ordr", "crm_*"]
+    document["endpoints"][1]["tags"] = ["helpdesk", "nope"]
+    (config / "endpoints.yaml").write_text(yaml.safe_dump(document))
+    loaded = load_definitions([str(config)], ENV)
+    file = str(config / "endpoints.yaml")
+    assert [str(w) for w in loaded.warnings] == [
+        f"{file}: field `endpoints[sales].tools[0]`: 'get_ordr' matches no tool; the endpoint serves the tools "
+        "the rest selects (did you mean `get_order`?)",
+        f"{file}: field `endpoints[support].tags[1]`: no tool carries the tag 'nope'",
+    ]
+    assert loaded.endpoints.endpoints["sales"].tools == ("crm_lookup",)
+    assert dict(loaded.endpoints.endpoints["sales"].rate_limit or {}) == {"requests": 9}
+    assert loaded.endpoints.endpoints["support"].required_scopes == ("s",)
+
+
+@pytest.mark.e2e
+async def test_validate_lists_endpoints_and_clients_never_a_token(upstream, tmp_path):
+    config = write_config(upstream, tmp_path)
+    code, out, err = await run_module("validate", str(config), env=ENV)
+    assert code == 0, err
+    assert out.splitlines()[-6:] == [
+        "/mcp serves every tool",
+        "endpoint sales  /mcp/sales  tools: get_order, crm_lookup  clients: hamsa-sales",
+        "endpoint support  /mcp/support  tools: open_ticket  clients: hamsa-support, ide",
+        "client hamsa-sales  (token)  endpoints: sales",
+        "client hamsa-support  (token)  endpoints: support",
+        "client ide  (tokenSha256)  endpoints: support",
+    ]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("era", ERAS)
+async def test_stdio_endpoint_serves_only_its_tools(upstream, tmp_path, era):
+    config = write_config(upstream, tmp_path)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_webtools", "serve", "--config", str(config), "--endpoint", "support"],
+        env={**os.environ, **ENV},
+        cwd=str(REPO),
+    )
+    async with Client(params, mode=era, read_timeout_seconds=60) as client:
+        assert await tool_names(client) == SUPPORT_TOOLS
+        assert await unknown_tool_error(client, "get_order") == "Unknown tool: get_order"
+        result = await client.call_tool("open_ticket", {})
+        assert not result.is_error
+    assert [(r.method, r.raw_path) for r in upstream.requests] == [("POST", "/tickets")]
+
+
+async def test_audit_record_and_metrics_name_the_client(upstream, tmp_path, caplog):
+    upstream.reply_json("GET", "/orders/1", {"status": "new"})
+    caplog.set_level("INFO", logger="mcp_webtools.audit")
+    async with served(write_config(upstream, tmp_path)) as (base, _):
+        async with client_at(f"{base}/mcp/sales", SALES_TOKEN, "legacy") as sales:
+            await sales.call_tool("get_order", {"x": "1"})
+        async with client_at(f"{base}/mcp", OPERATOR_TOKEN, "legacy") as operator:
+            await operator.call_tool("get_order", {"x": "1"})
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}) as http:
+            metrics = (await http.get(f"{base}/metrics")).text
+    records = [r for r in caplog.records if r.name == "mcp_webtools.audit"]
+    assert [getattr(r, "client", None) for r in records] == ["hamsa-sales", "default"]
+    assert records[0].getMessage().endswith(" client=hamsa-sales")
+    assert 'mcp_webtools_tool_calls_total{client="hamsa-sales",outcome="ok",tool="get_order"} 1.0' in metrics
+    assert 'mcp_webtools_tool_calls_total{client="default",outcome="ok",tool="get_order"} 1.0' in metrics
