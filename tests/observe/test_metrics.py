@@ -90,9 +90,9 @@ async def test_metrics_count_the_calls_made(upstream, tmp_path):
 
     calls = {key[1]: v for key, v in found.items() if key[0] == "mcp_webtools_tool_calls_total"}
     assert calls == {
-        (("outcome", "ok"), ("tool", "ok")): 2.0,
-        (("outcome", "invalid_arguments"), ("tool", "ok")): 1.0,
-        (("outcome", "http_error"), ("tool", "broken")): 1.0,
+        (("client", "none"), ("outcome", "ok"), ("tool", "ok")): 2.0,
+        (("client", "none"), ("outcome", "invalid_arguments"), ("tool", "ok")): 1.0,
+        (("client", "none"), ("outcome", "http_error"), ("tool", "broken")): 1.0,
     }
     responses = {key[1]: v for key, v in found.items() if key[0] == "mcp_webtools_upstream_responses_total"}
     assert responses == {
@@ -124,8 +124,8 @@ async def test_each_app_has_its_own_registry(upstream, tmp_path):
         async with httpx2.AsyncClient() as http:
             one = samples((await http.get(f"{first}/metrics")).text)
             other = samples((await http.get(f"{second}/metrics")).text)
-    assert value(one, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok") == 1.0
-    assert value(other, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok") is None
+    assert value(one, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok", client="none") == 1.0
+    assert value(other, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok", client="none") is None
 
 
 @pytest.mark.parametrize("metrics_public", [False, True])
