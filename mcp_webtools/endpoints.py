@@ -151,7 +151,7 @@ class EndpointConfig:
                     known = ", ".join(sorted(self.clients)) or "none"
                     message = f"client {client!r} is not defined under `clients:` (defined: {known}); define it there"
                     errors.append((endpoint.source, (f"{where}.clients[{i}]", message)))
-            tools = tuple(d.mcp_name for d in definitions if endpoint.selects(d))
+            tools = tuple(sorted(d.mcp_name for d in definitions if endpoint.selects(d)))
             resolved[endpoint.name] = replace(endpoint, tools=tools)
         by_digest: dict[bytes, Client] = {}
         for client in self.clients.values():

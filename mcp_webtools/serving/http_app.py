@@ -205,25 +205,27 @@ class BearerTokenGuard:
     def __init__(
         self,
         app: ASGIApp,
-        authenticator: Authenticator,
+        authenticators: Sequence[Authenticator],
         open_paths: frozenset[str] = OPEN_PATHS,
         metrics: Metrics | None = None,
         endpoints: Callable[[], EndpointConfig] = EndpointConfig,
     ) -> None:
         self.app = app
-        self.authenticator = authenticator
+        self.authenticators = tuple(authenticators)  # tried in order; the first that knows the caller wins
         self.open_paths = open_paths
         self.metrics = metrics
         self._endpoints = endpoints
         self._log = CappedLog(auth_logger, "refused requests")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths or not self.authenticator.active:
+        active = [a for a in self.authenticators if a.active]
+        if scope["type"] != "http" or scope["path"] in self.open_paths or not active:
             await self.app(scope, receive, send)
             return
-        caller = self.authenticator.authenticate(scope)
-        if isinstance(caller, str):
-            await self._unauthorized(caller, scope, receive, send)
+        refusals = [a.authenticate(scope) for a in active]
+        caller = next((c for c in refusals if isinstance(c, Caller)), None)
+        if caller is None:
+            await self._unauthorized(str(refusals[0]), scope, receive, send)
             return
         endpoint = endpoint_in_path(scope["path"])
         if not may_use(caller, endpoint, self._endpoints()):
@@ -479,7 +481,7 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
     open_paths = OPEN_PATHS | {"/metrics"} if settings.metrics_public else OPEN_PATHS
     return BearerTokenGuard(
         app,
-        StaticClients(endpoints, settings.auth_token),
+        [StaticClients(endpoints, settings.auth_token)],
         open_paths | (console.public_paths if console else set()),
         webtools.metrics,
         endpoints,

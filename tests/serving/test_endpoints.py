@@ -334,7 +334,7 @@ async def test_validate_lists_endpoints_and_clients_never_a_token(upstream, tmp_
     assert code == 0, err
     assert out.splitlines()[-6:] == [
         "/mcp serves every tool",
-        "endpoint sales  /mcp/sales  tools: get_order, crm_lookup  clients: hamsa-sales",
+        "endpoint sales  /mcp/sales  tools: crm_lookup, get_order  clients: hamsa-sales",
         "endpoint support  /mcp/support  tools: open_ticket  clients: hamsa-support, ide",
         "client hamsa-sales  (token)  endpoints: sales",
         "client hamsa-support  (token)  endpoints: support",
