@@ -1,11 +1,12 @@
-"""The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, probes, `/metrics`.
+"""The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, probes, `/metrics`, and
+each configured endpoint (endpoints.py) at `/mcp/<name>` and `/sse/<name>` (`EndpointRouting`).
 
 Transports only carry bytes; tool logic lives in `calls.ToolCalls`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
-an optional static bearer token guards every path but the probes `/healthz` and `/readyz` (and
-`/metrics` with `metrics_public`, and the web console's data-free page), request bodies past
-`HttpSettings.max_body_bytes` get 413 before they are parsed, and a body that is not one JSON-RPC
-message is answered before the SDK sees it.
+bearer tokens (`--auth-token`, the config's clients: client_auth.py) guard every path but the
+probes `/healthz` and `/readyz` (and `/metrics` with `metrics_public`, and the web console's
+data-free page), request bodies past `HttpSettings.max_body_bytes` get 413 before they are parsed,
+and a body that is not one JSON-RPC message is answered before the SDK sees it.
 
 What anyone on the network can cause (a refused token, a body that is not JSON-RPC, a body cut
 short) is a WARNING line naming the client and the reason, never a traceback, and capped
