@@ -375,3 +375,27 @@ async def test_audit_record_and_metrics_name_the_client(upstream, tmp_path, capl
     assert records[0].getMessage().endswith(" client=hamsa-sales")
     assert 'mcp_webtools_tool_calls_total{client="hamsa-sales",outcome="ok",tool="get_order"} 1.0' in metrics
     assert 'mcp_webtools_tool_calls_total{client="default",outcome="ok",tool="get_order"} 1.0' in metrics
+
+
+async def test_without_any_token_endpoints_are_open_as_mcp_is(upstream, tmp_path):
+    config = write_config(upstream, tmp_path, clients=[])
+    document = yaml.safe_load((config / "endpoints.yaml").read_text())
+    for endpoint in document["endpoints"]:
+        endpoint.pop("clients")
+    (config / "endpoints.yaml").write_text(yaml.safe_dump(document))
+    async with served(config, auth_token=None) as (base, _):
+        http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))
+        async with http, Client(streamable_http_client(f"{base}/mcp/support", http_client=http)) as client:
+            assert await tool_names(client) == SUPPORT_TOOLS
+
+
+@pytest.mark.e2e
+async def test_serve_endpoint_refuses_http_and_an_unknown_name(upstream, tmp_path):
+    config = write_config(upstream, tmp_path)
+    code, _, err = await run_module("serve", "--config", str(config), "--endpoint", "nowhere", env=ENV)
+    assert (code, err.splitlines()[-1]) == (2, "--endpoint nowhere: no such endpoint; defined: sales, support")
+    code, _, err = await run_module("serve", "--transport", "http", "--endpoint", "sales", "--config", str(config))
+    assert (code, err.splitlines()[-1]) == (
+        2,
+        "--endpoint is for stdio; over HTTP each endpoint is served at /mcp/<name>",
+    )
