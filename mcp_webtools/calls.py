@@ -45,7 +45,7 @@ class PreparedCall:
     toolset mid-call can never leave this call's secrets unmasked in its result.
     """
 
-    __slots__ = ("redactor", "request", "request_id", "tool")
+    __slots__ = ("client", "redactor", "request", "request_id", "tool")
 
     def __init__(
         self,
@@ -53,11 +53,13 @@ class PreparedCall:
         request: OutboundRequest,
         redactor: Redactor | None = None,
         request_id: str | int | None = None,
+        client: str | None = None,
     ) -> None:
         self.tool = tool
         self.request = request
         self.redactor = redactor if redactor is not None else Redactor()
         self.request_id = request_id  # the MCP request's id, for the audit record
+        self.client = client  # the calling client's id, for the audit record
 
     def preview(self) -> OutboundRequest:
         """The request as it would go out, the tool's auth applied (for `call --dry-run`; never sent)."""
@@ -143,24 +145,35 @@ class ToolCalls:
         return (current or tool).definition.max_concurrency
 
     def prepare(
-        self, name: str, arguments: dict | None, request_id: str | int | None = None
+        self,
+        name: str,
+        arguments: dict | None,
+        request_id: str | int | None = None,
+        *,
+        toolset: Toolset | None = None,
+        client: str | None = None,
     ) -> PreparedCall | types.CallToolResult:
         """Validate and build; a `CallToolResult` means the call stops here with a tool error.
 
-        Raises `MCPError` for an unknown tool (a protocol error, not a tool error, and no audit
-        record: a name from the client must not become a metric label).
+        `toolset`: the tools the caller may call (its endpoint's view), all of them by default;
+        `client`: who calls, for the audit record. Raises `MCPError` for a tool not in `toolset`
+        (a protocol error, not a tool error, and no audit record: a name from the client must not
+        become a metric label), the same for a tool of another endpoint as for none at all.
         """
-        toolset = self.toolset
+        toolset = toolset if toolset is not None else self.toolset
         tool = toolset.get(name)
         if tool is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {toolset.redactor(name)}")
         started = time.perf_counter()
         try:
-            return build_call(tool, arguments, toolset.redactor, request_id)
+            call = build_call(tool, arguments, toolset.redactor, request_id)
+            call.client = client
+            return call
         except (ArgumentError, RequestBuildError) as exc:
             lines = "\n".join(f"- {field}: {message}" for field, message in problems_of(exc))
             text = f"Invalid arguments for tool {name!r}; nothing was sent:\n{lines}"
-        self._observe(_record(tool, Outcome.INVALID_ARGUMENTS, started, request_id=request_id), toolset.redactor)
+        record = _record(tool, Outcome.INVALID_ARGUMENTS, started, request_id=request_id, client=client)
+        self._observe(record, toolset.redactor)
         return error_result(text, toolset.redactor)
 
     def _observe(self, record: CallRecord, redactor: Redactor) -> None:
@@ -244,20 +257,24 @@ class ToolCalls:
         arguments: dict | None,
         send_progress: SendProgress | None = None,
         request_id: str | int | None = None,
+        *,
+        toolset: Toolset | None = None,
+        client: str | None = None,
     ) -> types.CallToolResult:
         """Run one tools/call. Raises `MCPError` only for an unknown tool.
 
         Any other exception is a bug of ours; it becomes a tool error here because the SDK
         would otherwise put the exception's own text, unredacted, on the wire (handshake era).
-        `request_id` (the MCP request's id) goes into the call's audit record.
+        `request_id` (the MCP request's id) and `client` go into the call's audit record;
+        `toolset`: the caller's endpoint's view (see `prepare`).
         """
-        toolset = self.toolset
+        toolset = toolset if toolset is not None else self.toolset
         redactor = toolset.redactor
         started = time.perf_counter()
         # Opened here too, not only in `execute`: the unexpected-error log line below still hides them.
         with call_secrets():
             try:
-                prepared = self.prepare(name, arguments, request_id)
+                prepared = self.prepare(name, arguments, request_id, toolset=toolset, client=client)
                 if isinstance(prepared, types.CallToolResult):
                     return prepared
                 redactor = prepared.redactor
@@ -268,7 +285,8 @@ class ToolCalls:
                 logger.exception("tool=%s failed unexpectedly", name)
                 tool = toolset.get(name)
                 if tool is not None:
-                    self._observe(_record(tool, Outcome.INTERNAL_ERROR, started, request_id=request_id), redactor)
+                    record = _record(tool, Outcome.INTERNAL_ERROR, started, request_id=request_id, client=client)
+                    self._observe(record, redactor)
                 return error_result(
                     f"Calling {name!r} failed: an unexpected error occurred in mcp-webtools "
                     "(the server log has the details).",
@@ -299,6 +317,7 @@ def _record(
     response: UpstreamResponse | None = None,
     attempts: int = 0,
     request_id: str | int | None = None,
+    client: str | None = None,
 ) -> CallRecord:
     """The audit record of a call to `tool` that began at `started` (a `time.perf_counter()`)."""
     return CallRecord(
@@ -312,4 +331,5 @@ def _record(
         request_bytes=len(call.request.body or b"") if call is not None else 0,
         response_bytes=len(response.body) if response is not None else 0,
         request_id=call.request_id if call is not None else request_id,
+        client=call.client if call is not None else client,
     )

@@ -203,6 +203,8 @@ class ToolDefinition(BaseModel):
     delayed_message_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     # Calls to try with `mcp-webtools test` (examples.py); not part of the MCP listing.
     examples: tuple[Example, ...] = ()
+    # Tags an endpoint may select the tool by (endpoints.py); no effect on the call.
+    tags: tuple[Annotated[str, Field(min_length=1, max_length=100, strict=True)], ...] = ()
     source: str = ""
     secrets: frozenset[str] = frozenset()
     # Each secret value read through a `${...}` reference -> that reference as written, so a recording
@@ -424,4 +426,3 @@ def slugify(name: str) -> str:
     """`"Lookup Customer by Phone"` -> `"lookup_customer_by_phone"`; `"Café"` -> `"cafe"`."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
-

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from .auth import auth_block_problems, auth_block_secrets, basic_value
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
+from .endpoints import ENDPOINT_KEYS, EndpointConfig, is_endpoints_document, read_endpoints_document
 from .errors import ConfigErrors, EgressDenied, ShapeError
 from .examples import example_problems
 from .forwarding import forward_caller_problems
@@ -91,6 +92,8 @@ class LoadResult:
     files: list[Path] = field(default_factory=list)
     # What `validate` points out about valid tools (not logged): e.g. placeholders published as required.
     notes: list[ConfigProblem] = field(default_factory=list)
+    # The endpoints and clients (endpoints.py), each endpoint's tools resolved; none configured: `/mcp` only.
+    endpoints: EndpointConfig = field(default_factory=EndpointConfig)
 
 
 def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[ConfigProblem]]:
@@ -133,6 +136,10 @@ def load_definitions(
         errors += _load_file(path, environ, egress, secrets, found)
     definitions = found.definitions
     errors.extend(_duplicate_names(definitions))
+    found.endpoints, endpoint_errors, endpoint_warnings = found.endpoints.check(definitions)
+    errors += [ConfigProblem(file, message, field=where) for file, (where, message) in endpoint_errors]
+    found.warnings += [ConfigProblem(file, message, field=where) for file, (where, message) in endpoint_warnings]
+    secrets.update(c.token for c in found.endpoints.clients.values() if c.token)
     # A message may quote the config (a host from `${...}`, a value pasted in the wrong place).
     redactor = Redactor(secrets)
     errors = [error.redacted(redactor) for error in errors]
@@ -258,12 +265,20 @@ def _load_file(
         return [ConfigProblem(file, "is not UTF-8 text")]
     except (OSError, ValueError) as exc:
         return [ConfigProblem(file, str(exc))]
+    errors: list[ConfigProblem] = []
+    whole = document
+    if is_endpoints_document(document):  # endpoints and clients, maybe with tools under `tools:`
+        errors = _read_endpoints(document, file, environ, secrets, found)
+        document = {key: value for key, value in document.items() if key not in ENDPOINT_KEYS}
+        if not document:
+            return [*_given_twice(file, whole, twice, []), *errors]
     try:
         entries = entries_in_document(document)
     except ShapeError as exc:
-        return [*_given_twice(file, document, twice, []), ConfigProblem(file, exc.message, field=exc.field or None)]
+        problem = ConfigProblem(file, exc.message, field=exc.field or None)
+        return [*_given_twice(file, whole, twice, []), *errors, problem]
 
-    errors = _given_twice(file, document, twice, entries)
+    errors += _given_twice(file, whole, twice, entries)
     definitions, warnings, notes = found.definitions, found.warnings, found.notes
     for location, entry in entries:
         label = _entry_label(entry, location)
@@ -286,6 +301,23 @@ def _load_file(
             definitions.append(definition)
             if definition.unrequired_placeholders:
                 notes.append(_placeholder_note(definition, file, label, _join(location, normalised.fields["params"])))
+    return errors
+
+
+def _read_endpoints(
+    document: dict[str, Any], file: str, environ: Mapping[str, str], secrets: set[str], found: LoadResult
+) -> list[ConfigProblem]:
+    """The endpoints and clients of one file (endpoints.py) into `found`; -> its errors."""
+    errors: list[ConfigProblem] = []
+
+    def substitute(text: str, where: str) -> str:
+        return _substitute(text, environ, secrets, lambda m: errors.append(ConfigProblem(file, m, field=where)))
+
+    config, problems, warnings = read_endpoints_document(document, file, substitute)
+    secrets.update(c.token for c in config.clients.values() if c.token)
+    found.endpoints, clashes = found.endpoints.merged(config, file)
+    errors += [ConfigProblem(file, message, field=where) for where, message in [*problems, *clashes]]
+    found.warnings += [ConfigProblem(file, message, field=where) for where, message in warnings]
     return errors
 
 
@@ -328,24 +360,9 @@ def _validate(
     references: dict[str, str] = {}  # each of them -> the `${...}` it came from, as written
 
     def substitute(text: str, field_path: str) -> str:
-        def replace(match: re.Match[str]) -> str:
-            secret_file, name, default = match.groups()
-            if secret_file is not None:
-                value, problem = _read_secret_file(secret_file)
-            elif name in environ:
-                value, problem = environ[name], None
-            elif default is not None:
-                return default
-            else:
-                value, problem = "", f"environment variable {name} is not set"
-            if problem is not None:
-                errors.append(ConfigProblem(file, problem, tool=label, field=_join(location, field_path)))
-                return ""
-            secrets.update(_secret_forms(value))
-            references.setdefault(value, match.group())
-            return value
-
-        return REFERENCE.sub(replace, text)
+        return _substitute(text, environ, secrets, lambda m: errors.append(
+            ConfigProblem(file, m, tool=label, field=_join(location, field_path))
+        ), references)  # fmt: skip
 
     fields = normalised.fields
     if isinstance(values.get("url"), str):
@@ -419,6 +436,38 @@ def _validate(
                 continue
             errors.append(ConfigProblem(file, _say(problem), tool=label, field=_join(location, user_field)))
         return None, errors
+
+
+def _substitute(
+    text: str,
+    environ: Mapping[str, str],
+    secrets: set[str],
+    report: Callable[[str], None],
+    references: dict[str, str] | None = None,
+) -> str:
+    """`text` with its `${NAME}`, `${NAME:-default}` and `${file:...}` filled in; each value filled in
+    from the environment or a file goes to `secrets` (and, mapped to the reference as written, to
+    `references`), each one that cannot be read to `report`."""
+
+    def replace(match: re.Match[str]) -> str:
+        secret_file, name, default = match.groups()
+        if secret_file is not None:
+            value, problem = _read_secret_file(secret_file)
+        elif name in environ:
+            value, problem = environ[name], None
+        elif default is not None:
+            return default
+        else:
+            value, problem = "", f"environment variable {name} is not set"
+        if problem is not None:
+            report(problem)
+            return ""
+        secrets.update(_secret_forms(value))
+        if references is not None:
+            references.setdefault(value, match.group())
+        return value
+
+    return REFERENCE.sub(replace, text)
 
 
 def _check_auth(

@@ -57,6 +57,7 @@ class CallRecord:
     request_bytes: int = 0
     response_bytes: int = 0
     request_id: str | int | None = None
+    client: str | None = None  # the configured client's id (endpoints.py); None over stdio or unauthenticated
 
     def redacted(self, redactor: Redactor) -> CallRecord:
         """The same record with every string through `redactor` (a URL template may hold a `${SECRET}`)."""

@@ -20,6 +20,7 @@ import mcp_types as types
 from .arguments import ArgumentValidator
 from .auth import Auth, BearerAuth, auth_from_block
 from .definitions import ToolDefinition
+from .endpoints import EndpointConfig
 from .forwarding import ForwardCaller, ForwardCallerAuth
 from .loading import ConfigProblem
 from .oauth2 import TokenCache
@@ -103,6 +104,7 @@ class Toolset:
         files: Iterable[str] = (),
         warnings: Iterable[ConfigProblem] = (),
         tokens: TokenCache | None = None,
+        endpoints: EndpointConfig | None = None,
     ) -> None:
         self._tools = {tool.name: tool for tool in sorted(tools, key=lambda t: t.name)}
         self.redactor = redactor
@@ -110,6 +112,25 @@ class Toolset:
         self.files = tuple(files)
         self.warnings = tuple(warnings)
         self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
+        # The endpoints and clients loaded with these tools, swapped with them on reload.
+        self.endpoints = endpoints if endpoints is not None else EndpointConfig()
+        # One view per endpoint, computed once here (a call only picks its view, never filters).
+        self.views: dict[str, Toolset] = {
+            endpoint.name: Toolset(
+                (tool for name in endpoint.tools if (tool := self._tools.get(name)) is not None),
+                redactor,
+                files=self.files,
+                tokens=self.tokens,
+            )
+            for endpoint in self.endpoints.endpoints.values()
+        }
+
+    def view(self, endpoint: str | None) -> Toolset | None:
+        """The tools `endpoint` serves; `None` names `/mcp`, which serves every tool unless
+        `defaultEndpoint: none`. None for an endpoint that is not (or no longer) configured."""
+        if endpoint is None:
+            return self if self.endpoints.serves_default else None
+        return self.views.get(endpoint)
 
     @classmethod
     def from_definitions(
@@ -121,18 +142,22 @@ class Toolset:
         warnings: Iterable[ConfigProblem] = (),
         learned: LearnedSecrets | None = None,
         tokens: TokenCache | None = None,
+        endpoints: EndpointConfig | None = None,
     ) -> Toolset:
         """`learned`: the secrets learned while running so far (`Redactor.learn`), to keep hiding
         across a reload; a new, empty set by default. `tokens`: the OAuth2 tokens fetched so far,
         to keep using across a reload; a new, empty cache by default."""
         definitions = list(definitions)
+        endpoints = endpoints if endpoints is not None else EndpointConfig()
+        client_tokens = [client.token for client in endpoints.clients.values() if client.token]
+        secrets = [secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)]
         redactor = Redactor(
-            (secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)),
+            [*secrets, *client_tokens],
             learned if learned is not None else LearnedSecrets(),
         )
         tokens = tokens if tokens is not None else TokenCache()
         tools = (_prepare(d, redactor, tokens, max_request_bytes) for d in definitions)
-        return cls(tools, redactor, files=files, warnings=warnings, tokens=tokens)
+        return cls(tools, redactor, files=files, warnings=warnings, tokens=tokens, endpoints=endpoints)
 
     @cached_property
     def list_wire(self) -> dict[str, Any]:

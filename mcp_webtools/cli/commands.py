@@ -31,7 +31,7 @@ from ..serving.runtime import (
     serve_stdio,
 )
 from ..serving.workers import run_workers, worker_sockets
-from ..toolset import PreparedTool
+from ..toolset import PreparedTool, Toolset
 from .options import (
     DEFAULT_CONFIG,
     config_option,
@@ -98,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     http_options(serve)
     limit_options(serve)
     egress_options(serve)
+    serve.add_argument(
+        "--endpoint",
+        metavar="NAME",
+        help="over stdio: serve only the tools of this endpoint (endpoints: in the config)",
+    )
     serve.add_argument(
         "--tasks",
         action="store_true",
@@ -218,10 +223,20 @@ def _serve(args: argparse.Namespace) -> int:
         # Config errors print once, before any worker starts.
         load_toolset(config_paths(args), options=options, log_filter=args.log_filter)
         return run_workers(args.workers, sockets, args.argv)
+    if args.endpoint and args.transport != "stdio":
+        print("--endpoint is for stdio; over HTTP each endpoint is served at /mcp/<name>", file=sys.stderr)
+        return 2
     if args.transport == "http" and sockets is None:
         sockets = listen(args.host, args.port)  # as above
     paths = config_paths(args)
     webtools = open_webtools(paths, options=options, log_filter=args.log_filter)
+    if args.endpoint:
+        known = webtools.toolset.endpoints.endpoints
+        if args.endpoint not in known:
+            defined = ", ".join(sorted(known)) or "none (add endpoints: to a config file)"
+            print(f"--endpoint {args.endpoint}: no such endpoint; defined: {defined}", file=sys.stderr)
+            return 2
+        webtools.endpoint = args.endpoint
     reloader = open_reloader(
         webtools, paths, options=options, watch=args.watch, interval=args.watch_interval, log_filter=args.log_filter
     )
@@ -262,7 +277,25 @@ def _validate(args: argparse.Namespace) -> int:
     for note in loaded.notes:
         print(f"note: {note}")
     print(f"{len(toolset)} tool(s) valid in {len(loaded.files)} file(s)")
+    _print_endpoints(toolset)
     return 0
+
+
+def _print_endpoints(toolset: Toolset) -> None:
+    """Each endpoint's path, tools and clients, and each client's kind of token (never a token)."""
+    config = toolset.endpoints
+    if not config.endpoints and not config.clients:
+        return
+    default = "every tool" if config.serves_default else "nothing (defaultEndpoint: none)"
+    print(f"/mcp serves {default}")
+    for endpoint in config.endpoints.values():
+        tools = ", ".join(endpoint.tools) or "no tools"
+        clients = ", ".join(endpoint.clients) or "only the --auth-token"
+        print(f"endpoint {endpoint.name}  /mcp/{endpoint.name}  tools: {tools}  clients: {clients}")
+    for client in config.clients.values():
+        kind = "tokenSha256" if client.hashed else "token"
+        endpoints = ", ".join(config.endpoints_of(client.id)) or "no endpoint"
+        print(f"client {client.id}  ({kind})  endpoints: {endpoints}")
 
 
 def _list(args: argparse.Namespace) -> int:

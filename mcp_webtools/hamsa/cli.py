@@ -12,7 +12,9 @@ from pathlib import Path
 
 import anyio
 
-from ..errors import ApiRefused, ApiUnavailable, HamsaError, UnusableAnswer, UsageError
+from ..endpoints import EndpointConfig
+from ..errors import ApiRefused, ApiUnavailable, ConfigErrors, HamsaError, UnusableAnswer, UsageError
+from ..loading import load_definitions
 from . import importer
 from . import register as registration
 
@@ -43,7 +45,7 @@ def add_hamsa_commands(
     payload = action("payload", allow_abbrev=False, help="print the body that registers the server")
     _mcp_tool_options(payload)
     payload.add_argument("--redact", action="store_true", help="print *** in place of the token")
-    payload.set_defaults(handler=_hamsa_payload)
+    payload.set_defaults(handler=_hamsa_payload, default_config=default_config)
     register = action("register", allow_abbrev=False, help="create the MCP web tool via the Hamsa API")
     _mcp_tool_options(register)
     register.add_argument(
@@ -51,7 +53,7 @@ def add_hamsa_commands(
     )
     register.add_argument("--base-url", help=f"default ${registration.BASE_URL_ENV} or {registration.DEFAULT_BASE_URL}")
     register.add_argument("--api-timeout", type=float, default=30.0, metavar="SECONDS", help="default 30")
-    register.set_defaults(handler=_hamsa_register)
+    register.set_defaults(handler=_hamsa_register, default_config=default_config)
     importer = action("import", help="write config files from an exported Hamsa tool list")
     importer.add_argument("source", metavar="FILE", help="the export (JSON); - reads stdin")
     importer.add_argument("--out", default=default_config, metavar="DIR", help=f"default {default_config}/")
@@ -80,6 +82,15 @@ def _mcp_tool_options(parser: argparse.ArgumentParser) -> None:
         help="env var holding the token the server requires (e.g. MCP_WEBTOOLS_AUTH_TOKEN)",
     )
     parser.add_argument(
+        "--endpoint",
+        metavar="NAME",
+        help="register this endpoint of the config: --url's /mcp/NAME, with its client's token from the config",
+    )
+    parser.add_argument("--client", metavar="ID", help="with --endpoint: the client whose token to send")
+    parser.add_argument(
+        "--config", action="append", metavar="PATH", help="with --endpoint: config file or folder (default config/)"
+    )
+    parser.add_argument(
         "--name", default=registration.DEFAULT_TOOL_NAME, help=f"default {registration.DEFAULT_TOOL_NAME}"
     )
     parser.add_argument("--description", default=registration.DEFAULT_DESCRIPTION)
@@ -106,11 +117,27 @@ def exit_code(error: HamsaError) -> int:
 
 
 def _hamsa_payload_of(args: argparse.Namespace, *, redact: bool = False) -> registration.Payload:
-    spec = registration.McpToolSpec(args.url, args.name, args.description, args.timeout, args.token_env)
+    url, token = args.url, None
+    if args.endpoint:
+        url = registration.endpoint_url(args.url, args.endpoint)
+        if not args.token_env:
+            token = registration.endpoint_client_token(_endpoints(args), args.endpoint, args.client)
+    elif args.client or args.config:
+        raise UsageError("--client and --config go with --endpoint")
+    spec = registration.McpToolSpec(url, args.name, args.description, args.timeout, args.token_env, token)
     payload = registration.build_payload(spec, os.environ, redact=redact)
     for note in payload.notes:
         print(f"note: {note}", file=sys.stderr)
     return payload
+
+
+def _endpoints(args: argparse.Namespace) -> EndpointConfig:
+    """The endpoints and clients of the config (`--config`, default config/); its errors as a `UsageError`."""
+    paths = args.config or [args.default_config]
+    try:
+        return load_definitions(paths).endpoints
+    except ConfigErrors as exc:
+        raise UsageError("the config does not load:\n" + "\n".join(f"  - {e}" for e in exc.errors)) from None
 
 
 @_hamsa_errors
@@ -119,6 +146,9 @@ def _hamsa_payload(args: argparse.Namespace) -> int:
     if args.token_env and not args.redact:
         print(f"note: the body holds the token from ${args.token_env}: treat it as a secret (--redact hides it)",
               file=sys.stderr)  # fmt: skip
+    elif payload.secrets and not args.redact:
+        print(f"note: the body holds the token of endpoint {args.endpoint!r}'s client: treat it as a secret "
+              "(--redact hides it)", file=sys.stderr)  # fmt: skip
     print(json.dumps(payload.body, indent=2, ensure_ascii=False))
     return 0
 

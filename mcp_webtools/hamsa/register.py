@@ -21,6 +21,7 @@ from .. import __version__
 from ..auth import authorization_value
 from ..definitions import url_problems
 from ..egress import is_loopback_host
+from ..endpoints import EndpointConfig
 from ..errors import ApiRefused, ApiUnavailable, UnusableAnswer, UsageError
 from ..redaction import MASK, Redactor
 from .format import envelope_refused
@@ -32,6 +33,8 @@ __all__ = [
     "Payload",
     "api_target",
     "build_payload",
+    "endpoint_client_token",
+    "endpoint_url",
     "register",
 ]
 
@@ -59,6 +62,39 @@ class McpToolSpec:
     description: str = DEFAULT_DESCRIPTION
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     token_env: str | None = None
+    token: str | None = field(default=None, repr=False)  # an endpoint's client's token, from the config
+
+
+def endpoint_url(server_url: str, endpoint: str) -> str:
+    """`https://host` or `https://host/mcp` -> `https://host/mcp/<endpoint>`: where that endpoint is served."""
+    base = server_url.rstrip("/")
+    return f"{base}/{endpoint}" if base.endswith("/mcp") else f"{base}/mcp/{endpoint}"
+
+
+def endpoint_client_token(config: EndpointConfig, endpoint: str, client_id: str | None) -> str:
+    """The token of the client that will call `endpoint` (its only client, or `client_id`), from the
+    config; a `UsageError` saying what to choose when there is no single answer."""
+    found = config.endpoints.get(endpoint)
+    if found is None:
+        defined = ", ".join(sorted(config.endpoints)) or "none (add endpoints: to a config file)"
+        raise UsageError(f"--endpoint {endpoint}: no such endpoint in the config; defined: {defined}")
+    if client_id is None:
+        if len(found.clients) != 1:
+            listed = ", ".join(found.clients) or "none"
+            raise UsageError(
+                f"endpoint {endpoint!r} has {len(found.clients) or 'no'} clients ({listed}): choose one with "
+                "--client ID, or give the token with --token-env NAME"
+            )
+        client_id = found.clients[0]
+    elif client_id not in found.clients:
+        listed = ", ".join(found.clients) or "none"
+        raise UsageError(f"--client {client_id}: endpoint {endpoint!r} does not list it (clients: {listed})")
+    client = config.clients.get(client_id)
+    if client is None or client.token is None:
+        raise UsageError(
+            f"client {client_id!r} has only a tokenSha256 in the config: give its token with --token-env NAME"
+        )
+    return client.token
 
 
 @dataclass(frozen=True)
@@ -80,10 +116,10 @@ def build_payload(spec: McpToolSpec, environ: Mapping[str, str], *, redact: bool
     settings: dict[str, Any] = {"serverUrl": spec.server_url}
     secrets: list[str] = []
     notes: list[str] = []
-    if spec.token_env is None:
+    if spec.token_env is None and spec.token is None:
         notes.append("no --token-env: the tool is registered without auth; the server must not require a token")
     else:
-        token = read_secret(environ, spec.token_env, "--token-env")
+        token = read_secret(environ, spec.token_env, "--token-env") if spec.token_env else spec.token or ""
         # Our server takes `Bearer <token>` (or `Token <token>`); Hamsa sends authToken as the header value.
         value = authorization_value(token)
         secrets += [token, value]

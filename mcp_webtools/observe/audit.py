@@ -26,9 +26,11 @@ def log_call(record: CallRecord) -> None:
     if not logger.isEnabledFor(logging.INFO):
         return  # not logged at this level: skip building the line's fields
     status = "-" if record.status is None else str(record.status)
+    # Who called, when a configured client did (endpoints.py): its id, never its token.
+    client = "" if record.client is None else f" client={record.client}"
     logger.info(
         "call tool=%s method=%s url=%s outcome=%s status=%s attempts=%d duration_ms=%.1f "
-        "request_bytes=%d response_bytes=%d request_id=%s",
+        "request_bytes=%d response_bytes=%d request_id=%s%s",
         record.tool,
         record.method,
         record.url_template,
@@ -39,5 +41,6 @@ def log_call(record: CallRecord) -> None:
         record.request_bytes,
         record.response_bytes,
         "-" if record.request_id is None else record.request_id,
+        client,
         extra={"event": "tool_call", **record.fields()},
     )

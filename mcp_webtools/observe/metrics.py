@@ -6,14 +6,16 @@ metrics are fed from the same `outcomes.CallRecord` as the audit log (`Metrics.o
 
 Label values are bounded: `tool` is always a configured tool name (a call naming an unknown tool
 is refused before any record exists), `outcome` one of `outcomes.Outcome`, `status_class` one of
-1xx..5xx, `result` ok/error, `reason` one of `UNAUTHORIZED_REASONS`.
+1xx..5xx, `result` ok/error, `reason` one of `UNAUTHORIZED_REASONS`, `client` a configured client's
+id (`clients`, read at each call, so a reload's clients count at once), `none` for a call no client
+made (stdio, no tokens), and `other` for anything else.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,24 +23,33 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..outcomes import CallRecord
 
-__all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "UNAUTHORIZED_REASONS", "Metrics"]
+__all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "NO_CLIENT", "OTHER_CLIENT", "UNAUTHORIZED_REASONS", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # From 1 ms (a call refused before it was sent) to 60 s (the longest sensible tool timeout), roughly x2.5 apart.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Why the bearer-token guard refused a request (http_app.BearerTokenGuard says what each means).
 UNAUTHORIZED_REASONS = ("missing", "scheme", "overlong", "wrong")
+# The `client` label of a call no authenticated client made, and of a client no longer configured.
+NO_CLIENT, OTHER_CLIENT = "none", "other"
 
 
 class Metrics:
     """The server's metrics. `in_flight` and `tools_loaded` are read when scraped."""
 
-    def __init__(self, *, in_flight: Callable[[], int], tools_loaded: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        *,
+        in_flight: Callable[[], int],
+        tools_loaded: Callable[[], int],
+        clients: Callable[[], Container[str]] = frozenset,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._clients = clients  # the configured client ids now: the `client` label's values
         self.calls = Counter(
             "mcp_webtools_tool_calls",
-            "Tool calls by tool and outcome (the outcomes: docs/operations.md, Observability).",
-            ["tool", "outcome"],
+            "Tool calls by tool, outcome and client (the outcomes: docs/operations.md, Observability).",
+            ["tool", "outcome", "client"],
             registry=self.registry,
         )
         self.upstream_responses = Counter(
@@ -95,19 +106,24 @@ class Metrics:
             "mcp_webtools_process_id", "The id of the server process that answered this scrape.", registry=self.registry
         )
         process_id.set_function(os.getpid)  # read when scraped: right in a forked worker too
-        # Labelled children by (tool, outcome, status class): bounded, as the labels are (see above).
-        self._call_children: dict[tuple[str, str, str | None], tuple[Any, Any, Any]] = {}
+        # Labelled children by (tool, outcome, status class, client): bounded, as the labels are (see above).
+        self._call_children: dict[tuple[str, str, str | None, str], tuple[Any, Any, Any]] = {}
 
     def observe_call(self, record: CallRecord) -> None:
         """Count one finished call (a `CallObserver`)."""
         status = record.status
         status_class = f"{status // 100}xx" if status is not None and 100 <= status <= 599 else None
-        key = (record.tool, record.outcome, status_class)
+        client = record.client
+        if client is None:
+            client = NO_CLIENT
+        elif client not in self._clients():
+            client = OTHER_CLIENT
+        key = (record.tool, record.outcome, status_class, client)
         children = self._call_children.get(key)
         if children is None:
             # `labels()` takes a lock and builds a key on every use; the children are the same each time.
             children = self._call_children[key] = (
-                self.calls.labels(tool=record.tool, outcome=record.outcome),
+                self.calls.labels(tool=record.tool, outcome=record.outcome, client=client),
                 self.upstream_responses.labels(tool=record.tool, status_class=status_class) if status_class else None,
                 self.duration.labels(tool=record.tool),
             )

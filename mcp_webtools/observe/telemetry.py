@@ -125,6 +125,8 @@ def _record_attributes(record: CallRecord) -> dict[str, Any]:
     }
     if record.status is not None:
         attributes["http.response.status_code"] = record.status
+    if record.client is not None:
+        attributes["mcp_webtools.client"] = record.client  # a configured client's id, never a token
     return attributes
 
 

@@ -40,6 +40,7 @@ EXTENSION_FIELDS = {
     "outputSchema": "output_schema",
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
+    "tags": "tags",  # which endpoints serve the tool (endpoints.py)
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
     "examples": "examples",  # calls for `mcp-webtools test` (examples.py); never published or sent to Hamsa
     "forwardCaller": "forward_caller",  # the caller's own credential, per call (forwarding.py)
@@ -47,9 +48,7 @@ EXTENSION_FIELDS = {
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})
 NOT_AN_OBJECT = "a tool definition must be an object"
-NEITHER_SHAPE = (
-    "is neither the Hamsa API shape (with `toolSettings`) nor the guide shape (with `methodType` and `url`)"
-)
+NEITHER_SHAPE = "is neither the Hamsa API shape (with `toolSettings`) nor the guide shape (with `methodType` and `url`)"
 
 
 @dataclass

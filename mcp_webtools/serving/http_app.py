@@ -1,11 +1,12 @@
-"""The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, probes, `/metrics`.
+"""The HTTP face of the server: Streamable HTTP at `/mcp`, legacy HTTP+SSE, probes, `/metrics`, and
+each configured endpoint (endpoints.py) at `/mcp/<name>` and `/sse/<name>` (`EndpointRouting`).
 
 Transports only carry bytes; tool logic lives in `calls.ToolCalls`. DNS-rebinding protection is
 always on with explicit `TransportSecuritySettings` (the SDK leaves it off when none are given),
-an optional static bearer token guards every path but the probes `/healthz` and `/readyz` (and
-`/metrics` with `metrics_public`, and the web console's data-free page), request bodies past
-`HttpSettings.max_body_bytes` get 413 before they are parsed, and a body that is not one JSON-RPC
-message is answered before the SDK sees it.
+bearer tokens (`--auth-token`, the config's clients: client_auth.py) guard every path but the
+probes `/healthz` and `/readyz` (and `/metrics` with `metrics_public`, and the web console's
+data-free page), request bodies past `HttpSettings.max_body_bytes` get 413 before they are parsed,
+and a body that is not one JSON-RPC message is answered before the SDK sees it.
 
 What anyone on the network can cause (a refused token, a body that is not JSON-RPC, a body cut
 short) is a WARNING line naming the client and the reason, never a traceback, and capped
@@ -15,10 +16,9 @@ short) is a WARNING line naming the client and the reason, never a traceback, an
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -37,11 +37,13 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..egress import LOOPBACK_HOSTS
+from ..endpoints import EndpointConfig
 from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
+from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, may_use
 from .console import Console
-from .http_scope import CLIENT_GONE, HangUp
+from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
@@ -63,9 +65,8 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 # The SDK's own default: room for a tool call whose arguments fill the default 1 MiB request cap
 # several times over (JSON escaping can double a string), and no more.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
-# Longer than any token worth issuing (the README's recipe makes 43 characters): a refusal of one
-# is logged as `overlong`, the kind of thing someone probing the server sends.
-MAX_TOKEN_BYTES = 1024
+# Sessions whose endpoint `EndpointRouting` remembers; past it the oldest is forgotten (then any endpoint may use it).
+MAX_BOUND_SESSIONS = 100_000
 # What each `metrics.UNAUTHORIZED_REASONS` means, as the log line says it (never the token itself).
 UNAUTHORIZED = {
     "missing": "no token (send Authorization: Bearer <token>)",
@@ -192,29 +193,57 @@ class StreamableHttpLifecycle:
 
 
 class BearerTokenGuard:
-    """Requires `Authorization: Bearer <token>` (or Hamsa's `Token <token>`) on every guarded path.
+    """Requires `Authorization: Bearer <token>` (or Hamsa's `Token <token>`) on every guarded path,
+    and that the token's client may use the endpoint the path is for (client_auth.py).
 
-    Each refusal is a WARNING line on `mcp_webtools.auth` with the client's address and the reason
-    (one of `UNAUTHORIZED`, never what was sent), capped per minute, and counted in `metrics`.
+    No valid token: 401 with `WWW-Authenticate: Bearer`; a valid token of a client the endpoint
+    does not list: 403. Each refusal is a WARNING line on `mcp_webtools.auth` with the client's
+    address and the reason (one of `UNAUTHORIZED`, or the client's id, never what was sent),
+    capped per minute, and counted in `metrics`. The caller goes into the ASGI scope under
+    `AUTHENTICATED` for the layers below (the audit record's `client`).
     """
 
     def __init__(
-        self, app: ASGIApp, token: str, open_paths: frozenset[str] = OPEN_PATHS, metrics: Metrics | None = None
+        self,
+        app: ASGIApp,
+        authenticators: Sequence[Authenticator],
+        open_paths: frozenset[str] = OPEN_PATHS,
+        metrics: Metrics | None = None,
+        endpoints: Callable[[], EndpointConfig] = EndpointConfig,
     ) -> None:
         self.app = app
-        self._token = token.encode("utf-8")
+        self.authenticators = tuple(authenticators)  # tried in order; the first that knows the caller wins
         self.open_paths = open_paths
         self.metrics = metrics
+        self._endpoints = endpoints
         self._log = CappedLog(auth_logger, "refused requests")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        active = [a for a in self.authenticators if a.active]
+        if scope["type"] != "http" or scope["path"] in self.open_paths or not active:
             await self.app(scope, receive, send)
             return
-        reason = self._refusal(scope)
-        if reason is None:
-            await self.app(scope, receive, send)
+        refusals = [a.authenticate(scope) for a in active]
+        caller = next((c for c in refusals if isinstance(c, Caller)), None)
+        if caller is None:
+            await self._unauthorized(str(refusals[0]), scope, receive, send)
             return
+        endpoint = endpoint_in_path(scope["path"])
+        if not may_use(caller, endpoint, self._endpoints()):
+            self._log.warning(
+                "403 for %s: client %r may not use %s", request_line(scope), caller.id,
+                f"the endpoint {endpoint!r}" if endpoint else "this path (only the --auth-token may)",
+                extra={"event": "forbidden", "client": client_address(scope), "client_id": caller.id},
+            )  # fmt: skip
+            opens = f"the endpoint {endpoint!r}" if endpoint else "this path"
+            description = f"this token does not open {opens}"
+            response = JSONResponse({"error": "forbidden", "error_description": description}, status_code=403)
+            await response(scope, receive, send)
+            return
+        scope[AUTHENTICATED] = Caller(caller.id, caller.scopes, endpoint)
+        await self.app(scope, receive, send)
+
+    async def _unauthorized(self, reason: str, scope: Scope, receive: Receive, send: Send) -> None:
         if self.metrics is not None:
             self.metrics.observe_unauthorized(reason)
         client = client_address(scope)
@@ -229,25 +258,66 @@ class BearerTokenGuard:
         )
         await response(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> str | None:
-        """None for the right token, else why not (a key of `UNAUTHORIZED`)."""
-        header: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value
-                break
-        scheme, _, credential = (header or b"").strip().partition(b" ")
-        presented = credential.strip() if scheme.lower() in (b"bearer", b"token") else b""
-        # Compare in constant time, always, so timing says nothing about the token.
-        if hmac.compare_digest(presented, self._token) and presented:
-            return None
-        if not header:
-            return "missing"
-        if scheme.lower() not in (b"bearer", b"token"):
-            return "scheme"
-        if not presented:
-            return "missing"
-        return "overlong" if len(presented) > MAX_TOKEN_BYTES else "wrong"
+
+class EndpointRouting:
+    """Says which endpoint a request is for (endpoints.py), or answers 404 for one not configured.
+
+    `/mcp/<name>`, `/sse/<name>` and `/messages/<name>/` put `<name>` in the ASGI scope (`ENDPOINT`)
+    and in `REQUEST_ENDPOINT` for the request's task. `/mcp`, `/sse` and `/messages/` serve every
+    tool unless `defaultEndpoint: none`. A handshake-era session stays with the endpoint it was
+    opened on: its id sent to another endpoint gets the SDK's own 404 for an unknown session.
+    """
+
+    def __init__(self, app: ASGIApp, endpoints: Callable[[], EndpointConfig]) -> None:
+        self.app = app
+        self._endpoints = endpoints
+        self._sessions: dict[bytes, str | None] = {}  # Mcp-Session-Id -> the endpoint it was opened on
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        head = path.lstrip("/").partition("/")[0]
+        if head not in ("mcp", "sse", "messages"):
+            await self.app(scope, receive, send)
+            return
+        endpoint = endpoint_in_path(path)
+        config = self._endpoints()
+        served = config.serves_default if endpoint is None else endpoint in config.endpoints
+        if not served:
+            what = f"no endpoint {endpoint!r} is configured" if endpoint else "no tools here (defaultEndpoint: none)"
+            await JSONResponse({"error": "not_found", "error_description": what}, status_code=404)(scope, receive, send)
+            return
+        if endpoint is not None:
+            scope[ENDPOINT] = endpoint
+        session = dict(scope["headers"]).get(b"mcp-session-id") if head == "mcp" else None
+        if session is not None and self._sessions.get(session, endpoint) != endpoint:
+            body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Session not found"}}
+            await JSONResponse(body, status_code=404)(scope, receive, send)
+            return
+        token = REQUEST_ENDPOINT.set(endpoint)
+        try:
+            await self.app(scope, receive, self._noting_session(send, endpoint) if head == "mcp" else send)
+        finally:
+            REQUEST_ENDPOINT.reset(token)
+
+    def _noting_session(self, send: Send, endpoint: str | None) -> Send:
+        async def noting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"mcp-session-id":
+                        if len(self._sessions) >= MAX_BOUND_SESSIONS:
+                            self._sessions.pop(next(iter(self._sessions)))  # the oldest
+                        self._sessions[value] = endpoint
+            await send(message)
+
+        return noting
+
+
+def endpoint_in_path(path: str) -> str | None:
+    """The endpoint `/mcp/<name>`, `/sse/<name>` or `/messages/<name>/...` is for; None for any other path."""
+    head, _, rest = path.lstrip("/").partition("/")
+    if head in ("mcp", "sse", "messages") and rest:
+        return rest.partition("/")[0] or None
+    return None
 
 
 class JsonRpcBodyCheck:
@@ -334,7 +404,16 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
         security_settings=security,
         max_request_body_size=settings.max_body_bytes,
     )
-    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
+    # Legacy SSE: one transport (its own sessions) per endpoint, `/messages/<name>/` (None: `/sse`).
+    sse_transports: dict[str | None, SseServerTransport] = {}
+
+    def sse_of(endpoint: str | None) -> SseServerTransport:
+        if endpoint not in sse_transports:
+            path = "/messages/" if endpoint is None else f"/messages/{endpoint}/"
+            sse_transports[endpoint] = SseServerTransport(
+                path, security_settings=security, max_request_body_size=settings.max_body_bytes
+            )
+        return sse_transports[endpoint]
 
     guard = TransportSecurityMiddleware(security)
 
@@ -344,9 +423,13 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
         refused = await guard.validate_request(request)
         if refused is not None:
             return refused
+        sse = sse_of(request.scope.get(ENDPOINT))
         async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
             await webtools.server.run(read, write, webtools.server.create_initialization_options())
         return Response()
+
+    async def sse_message(scope: Scope, receive: Receive, send: Send) -> None:
+        await sse_of(scope.get(ENDPOINT)).handle_post_message(scope, receive, send)
 
     # The probes answer anyone, so they say nothing but the state: the tool count and the
     # process id are in /metrics, behind the token.
@@ -376,11 +459,14 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
     def checked(app: ASGIApp) -> ASGIApp:
         return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log)
 
+    streamable = StreamableHttpLifecycle(checked(StreamableHTTPASGIApp(manager)), webtools)
     app: ASGIApp = Starlette(
         routes=[
-            Route("/mcp", endpoint=StreamableHttpLifecycle(checked(StreamableHTTPASGIApp(manager)), webtools)),
+            Route("/mcp", endpoint=streamable),
+            Route("/mcp/{endpoint}", endpoint=streamable),
             Route("/sse", endpoint=sse_endpoint, methods=["GET"]),
-            Mount("/messages/", app=checked(sse.handle_post_message)),
+            Route("/sse/{endpoint}", endpoint=sse_endpoint, methods=["GET"]),
+            Mount("/messages", app=checked(sse_message)),
             Route("/healthz", endpoint=healthz, methods=["GET"]),
             Route("/readyz", endpoint=readyz, methods=["GET"]),
             Route("/metrics", endpoint=metrics, methods=["GET"]),
@@ -388,9 +474,16 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
         ],
         lifespan=lifespan,
     )
-    if settings.auth_token:
-        open_paths = OPEN_PATHS | {"/metrics"} if settings.metrics_public else OPEN_PATHS
-        app = BearerTokenGuard(
-            app, settings.auth_token, open_paths | (console.public_paths if console else set()), webtools.metrics
-        )
-    return app
+    app = EndpointRouting(app, lambda: webtools.toolset.endpoints)
+
+    def endpoints() -> EndpointConfig:
+        return webtools.toolset.endpoints
+
+    open_paths = OPEN_PATHS | {"/metrics"} if settings.metrics_public else OPEN_PATHS
+    return BearerTokenGuard(
+        app,
+        [StaticClients(endpoints, settings.auth_token)],
+        open_paths | (console.public_paths if console else set()),
+        webtools.metrics,
+        endpoints,
+    )

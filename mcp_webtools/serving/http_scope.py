@@ -7,6 +7,11 @@ stdio there is no HTTP request: nothing to watch, and the caller is the process'
 
 Whoever authenticates an HTTP request (a configured client's token, an OAuth access token) says who
 the caller is by putting a `Caller` in the ASGI scope under `AUTHENTICATED`; `caller_of(ctx)` reads it.
+
+`http_app` puts the endpoint a request came to (`/mcp/<name>`, `/sse/<name>`: endpoints.py) in the
+scope under `ENDPOINT` (absent for `/mcp`); `endpoint_of(ctx)` reads it. It also sets
+`REQUEST_ENDPOINT` for the request's own task, for SDK hooks that are given no context (the
+2026-07-28 `Mcp-Param-*` schema lookup).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import anyio
@@ -22,10 +28,14 @@ from mcp.server import ServerRequestContext
 __all__ = [
     "AUTHENTICATED",
     "CLIENT_GONE",
+    "ENDPOINT",
+    "NO_ENDPOINT",
+    "REQUEST_ENDPOINT",
     "Caller",
     "HangUp",
     "caller_key",
     "caller_of",
+    "endpoint_of",
     "hang_up_of",
     "inbound_headers",
 ]
@@ -34,6 +44,12 @@ __all__ = [
 CLIENT_GONE = "mcp_webtools.client_gone"
 # ASGI scope key: the `Caller` the HTTP layer authenticated for this request.
 AUTHENTICATED = "mcp_webtools.caller"
+# ASGI scope key: the name of the endpoint (`/mcp/<name>`) the request came to.
+ENDPOINT = "mcp_webtools.endpoint"
+# What `endpoint_of` says for a request with no HTTP scope (stdio): the process's own choice.
+NO_ENDPOINT = object()
+# The endpoint of the HTTP request the current task serves (None: `/mcp`); unset outside one.
+REQUEST_ENDPOINT: ContextVar[str | None] = ContextVar("mcp_webtools.request_endpoint", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +108,15 @@ def inbound_headers(ctx: ServerRequestContext) -> list[tuple[bytes, bytes]] | No
     """The headers of the HTTP request this MCP request came on (ASGI form); None over stdio."""
     scope = _http_scope(ctx)
     return list(scope.get("headers") or []) if scope is not None else None
+
+
+def endpoint_of(ctx: ServerRequestContext) -> str | None | object:
+    """The endpoint an HTTP request came to (None: `/mcp`), or `NO_ENDPOINT` without an HTTP request."""
+    scope = _http_scope(ctx)
+    if scope is None:
+        return NO_ENDPOINT
+    endpoint = scope.get(ENDPOINT)
+    return endpoint if isinstance(endpoint, str) else None
 
 
 def caller_key(ctx: ServerRequestContext) -> str:

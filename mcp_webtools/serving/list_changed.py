@@ -1,4 +1,5 @@
-"""`notifications/tools/list_changed` for both protocol eras, sent after a reload.
+"""`notifications/tools/list_changed` for both protocol eras, sent after a reload, to the clients of
+the endpoints whose tool list changed.
 
 The two eras listen on different channels:
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable, Collection
 from typing import Any
 
 import anyio
@@ -20,6 +22,7 @@ from mcp.server import InitializationOptions, NotificationOptions, Server, Serve
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp_types import SubscriptionsListenRequestParams
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 __all__ = ["ListChangedServer", "ToolListNotifier"]
@@ -47,35 +50,55 @@ class ListChangedServer(Server):
 
 
 class ToolListNotifier:
-    """Tells every client that can hear it that the tool list changed.
+    """Tells the clients that can hear it that their tool list changed, endpoint by endpoint.
 
     Give `listeners` to the server as `on_subscriptions_listen` and add `track_connection` to
-    its middleware; then `notify()` reaches both eras.
+    its middleware; then `notify(endpoints)` reaches both eras. Each endpoint (endpoints.py; None
+    is `/mcp`) has its own subscription bus and its own connections, so a reload that changes one
+    endpoint's tools tells only that endpoint's clients. `endpoint_of(ctx)` says which endpoint a
+    request came to.
     """
 
-    def __init__(self) -> None:
-        self.bus = InMemorySubscriptionBus()
-        self.listeners = ListenHandler(self.bus)
-        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+    def __init__(self, endpoint_of: Callable[[ServerRequestContext], str | None] = lambda ctx: None) -> None:
+        self._endpoint_of = endpoint_of
+        self._listeners: dict[str | None, tuple[InMemorySubscriptionBus, ListenHandler]] = {}
+        self._connections: weakref.WeakKeyDictionary[Connection, str | None] = weakref.WeakKeyDictionary()
+
+    def _listener(self, endpoint: str | None) -> tuple[InMemorySubscriptionBus, ListenHandler]:
+        found = self._listeners.get(endpoint)
+        if found is None:
+            bus = InMemorySubscriptionBus()
+            found = self._listeners[endpoint] = (bus, ListenHandler(bus))
+        return found
+
+    async def listeners(self, ctx: ServerRequestContext, params: SubscriptionsListenRequestParams) -> Any:
+        """`subscriptions/listen`: a stream on the bus of the endpoint the request came to."""
+        _, handler = self._listener(self._endpoint_of(ctx))
+        return await handler(ctx, params)
 
     async def track_connection(self, ctx: ServerRequestContext, call_next: CallNext) -> HandlerResult:
-        """Middleware: remember each handshake-era connection that has a channel for notifications."""
+        """Middleware: remember each handshake-era connection that has a channel for notifications,
+        with the endpoint it serves."""
         connection = getattr(ctx.session, "_connection", None)  # private in mcp 2.3
         if (
             isinstance(connection, Connection)
             and connection.protocol_version not in MODERN_PROTOCOL_VERSIONS
             and connection.has_standalone_channel
+            and connection not in self._connections
         ):
-            self._connections.add(connection)
+            self._connections[connection] = self._endpoint_of(ctx)
         return await call_next(ctx)
 
-    async def notify(self) -> int:
-        """Send the notification, best effort; returns how many handshake-era connections were sent it.
+    async def notify(self, endpoints: Collection[str | None] | None = None) -> int:
+        """Send the notification to the clients of `endpoints` (all of them when None), best effort;
+        returns how many handshake-era connections were sent it.
 
         2026-07-28 listeners are not counted: the bus never blocks (each stream has a buffer).
         """
-        await self.bus.publish(ToolsListChanged())
-        connections = list(self._connections)
+        for endpoint, (bus, _) in list(self._listeners.items()):
+            if endpoints is None or endpoint in endpoints:
+                await bus.publish(ToolsListChanged())
+        connections = [c for c, e in list(self._connections.items()) if endpoints is None or e in endpoints]
         async with anyio.create_task_group() as tg:
             for connection in connections:
                 tg.start_soon(_send_list_changed, connection)
@@ -83,7 +106,8 @@ class ToolListNotifier:
 
     def close(self) -> None:
         """End the 2026-07-28 listen streams cleanly (at shutdown, so they do not hold it up)."""
-        self.listeners.close()
+        for _, handler in self._listeners.values():
+            handler.close()
 
 
 async def _send_list_changed(connection: Connection) -> None:

@@ -61,11 +61,12 @@ class ReloadOutcome:
     errors: tuple[ConfigProblem, ...] = ()
     notified: bool = False  # whether clients were sent tools/list_changed
     warnings: tuple[ConfigProblem, ...] = ()  # of the set just loaded (already redacted), when it loaded
+    endpoints_changed: bool = False  # the endpoints or clients changed (endpoints.py)
 
     @property
     def swapped(self) -> bool:
         """True when a new toolset is now serving."""
-        return self.ok and bool(self.added or self.removed or self.changed)
+        return self.ok and bool(self.added or self.removed or self.changed or self.endpoints_changed)
 
     def describe(self) -> str:
         """One log line (the errors, if any, follow on their own lines)."""
@@ -79,11 +80,18 @@ class ReloadOutcome:
         if not self.swapped:
             return f"config reload ({self.trigger}): no changes; {self.tools} tool(s)"
         parts = [f"{len(names)} {label}{_names(names)}" for label, names in self._changes()]
+        if self.endpoints_changed:
+            parts.append("endpoints or clients changed")
         listed = "notified clients" if self.notified else "tools/list unchanged"
         return f"config reloaded ({self.trigger}): {', '.join(parts)}; {self.tools} tool(s) now, {listed}"
 
     def _changes(self) -> list[tuple[str, tuple[str, ...]]]:
         return [("added", self.added), ("removed", self.removed), ("changed", self.changed)]
+
+
+def _listing(view: Toolset | None) -> list[object] | None:
+    """What an endpoint's clients see in tools/list (None: the endpoint is not served)."""
+    return None if view is None else [tool.listing for tool in view]
 
 
 def _names(names: tuple[str, ...], shown: int = 5) -> str:
@@ -239,12 +247,15 @@ class Reloader:
                 if (old := current.get(tool.name)) is not None and old.definition != tool.definition
             )
         )
-        if not (added or removed or changed):
+        endpoints_changed = new.endpoints != current.endpoints
+        if not (added or removed or changed or endpoints_changed):
             return ReloadOutcome(trigger, ok=True, tools=len(current), warnings=new.warnings)
         self.webtools.replace_toolset(new)
-        listing_changed = [t.listing for t in current] != [t.listing for t in new]
-        if listing_changed:
-            await self.webtools.notify_tools_changed()
+        # Each endpoint's clients hear of it only when their own list changed (None: `/mcp`).
+        listings = {None, *current.views, *new.views}
+        notify = [e for e in listings if _listing(current.view(e)) != _listing(new.view(e))]
+        if notify:
+            await self.webtools.notify_tools_changed(notify)
         return ReloadOutcome(
             trigger,
             ok=True,
@@ -252,8 +263,9 @@ class Reloader:
             added=added,
             removed=removed,
             changed=changed,
-            notified=listing_changed,
+            notified=bool(notify),
             warnings=new.warnings,
+            endpoints_changed=endpoints_changed,
         )
 
     async def poll(self) -> ReloadOutcome | None:

@@ -27,6 +27,7 @@ from sse_starlette.sse import AppStatus
 from ..auth import AuthenticatingSender
 from ..calls import ToolCalls
 from ..egress import EgressPolicy
+from ..endpoints import OPERATOR_CLIENT
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES, Executor, create_http_client
 from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE, CallLimits
 from ..loading import LoadResult, load_definitions
@@ -127,6 +128,7 @@ def load_toolset(
         warnings=loaded.warnings,
         learned=learned,
         tokens=tokens,
+        endpoints=loaded.endpoints,
     )
     if log_filter is not None:
         # Added to, not replaced: calls still running on an old toolset may log its secrets.
@@ -183,7 +185,12 @@ def open_webtools(
     # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
     sender = TracingSender(AuthenticatingSender(innermost(executor) if innermost is not None else executor))
     limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
-    metrics = Metrics(in_flight=lambda: len(calls.in_flight), tools_loaded=lambda: len(calls.toolset))
+    # The `client` label's values: the configured clients now, and `serve --auth-token`'s.
+    metrics = Metrics(
+        in_flight=lambda: len(calls.in_flight),
+        tools_loaded=lambda: len(calls.toolset),
+        clients=lambda: calls.toolset.endpoints.clients.keys() | {OPERATOR_CLIENT},
+    )
     # Every finished call's record goes to these: the audit log, the metrics, the trace span.
     calls = ToolCalls(toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call])
     return WebTools(calls, executor, metrics, TaskStore() if options.tasks else None)

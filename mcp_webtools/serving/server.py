@@ -9,6 +9,7 @@ HTTP request says (a hang-up, who is calling) it asks the HTTP layer (http_scope
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from contextvars import ContextVar
 
 import mcp_types as types
@@ -26,7 +27,7 @@ from ..observe.metrics import Metrics
 from ..redaction import Redactor
 from ..results import error_result
 from ..toolset import Toolset
-from .http_scope import caller_key, hang_up_of, inbound_headers
+from .http_scope import NO_ENDPOINT, REQUEST_ENDPOINT, caller_key, caller_of, endpoint_of, hang_up_of, inbound_headers
 from .list_changed import ListChangedServer, ToolListNotifier
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
@@ -58,12 +59,16 @@ class WebTools:
         executor: Executor,
         metrics: Metrics,
         tasks: TaskStore | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.calls = calls
         self.executor = executor  # its connection pool is opened and closed with the transport
         self.metrics = metrics
-        # tools/list_changed after a reload, to clients of both eras (list_changed.py).
-        self.tool_list = ToolListNotifier()
+        # The endpoint served where no HTTP request says one (`serve --endpoint NAME` over stdio);
+        # None: every tool, as `/mcp` serves them.
+        self.endpoint = endpoint
+        # tools/list_changed after a reload, to clients of both eras, endpoint by endpoint (list_changed.py).
+        self.tool_list = ToolListNotifier(self.endpoint_of)
         self.server: Server = ListChangedServer(
             SERVER_NAME,
             version=__version__,
@@ -72,7 +77,8 @@ class WebTools:
             on_call_tool=self._call_tool,
             on_subscriptions_listen=self.tool_list.listeners,
             # Modern-era HTTP calls look schemas up here instead of re-running tools/list.
-            get_tool_input_schema=lambda name: self.toolset.input_schema(name),
+            # It is given no context: the HTTP layer says the request's endpoint in `REQUEST_ENDPOINT`.
+            get_tool_input_schema=lambda name: self.tools_of(REQUEST_ENDPOINT.get()).input_schema(name),
         )
         self.server.middleware.append(self.tool_list.track_connection)
         # Task-style calls (tasks.py), only when enabled: the SDK does not implement the extension yet.
@@ -93,16 +99,29 @@ class WebTools:
         """The calls running now, for a graceful shutdown and the readiness probe."""
         return self.calls.in_flight
 
+    def endpoint_of(self, ctx: ServerRequestContext) -> str | None:
+        """The endpoint a request is served from: its HTTP request's, else this process's own."""
+        endpoint = endpoint_of(ctx)
+        return self.endpoint if endpoint is NO_ENDPOINT else endpoint  # type: ignore[return-value]
+
+    def tools_of(self, endpoint: str | None) -> Toolset:
+        """The tools `endpoint` serves now (see `Toolset.view`); none for an endpoint no longer configured."""
+        toolset = self.toolset
+        view = toolset.view(endpoint)
+        return view if view is not None else Toolset((), toolset.redactor)
+
     def replace_toolset(self, toolset: Toolset) -> Toolset:
         """Serve `toolset` from now on; return the one it replaces (see `ToolCalls.replace_toolset`)."""
         return self.calls.replace_toolset(toolset)
 
-    async def notify_tools_changed(self) -> int:
-        """Send `notifications/tools/list_changed` to every client that can hear it, both eras."""
-        return await self.tool_list.notify()
+    async def notify_tools_changed(self, endpoints: Collection[str | None] | None = None) -> int:
+        """Send `notifications/tools/list_changed` to every client of `endpoints` (None: all) that can
+        hear it, both eras."""
+        return await self.tool_list.notify(endpoints)
 
     async def _list_tools(self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> dict:
-        return self.toolset.list_wire  # dumped once per toolset: see Toolset.list_wire
+        # Dumped once per view: see Toolset.list_wire.
+        return self.tools_of(self.endpoint_of(ctx)).list_wire
 
     async def _call_tool(
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
@@ -110,26 +129,36 @@ class WebTools:
         CALLER.set(ctx)  # this handler's own task (and a task it starts) sees it; the next call sets its own
         # What a `forwardCaller` tool reads its caller's credential from: this call's HTTP request, or none.
         INBOUND_HEADERS.set(inbound_headers(ctx))
+        # Only the caller's endpoint's tools: any other name is "unknown tool", as for one that does not exist.
+        toolset = self.tools_of(self.endpoint_of(ctx))
+        caller = caller_of(ctx)
+        client = caller.id if caller is not None else None
         if self._wants_task(ctx):
             assert self.tasks is not None
             # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.
-            prepared = self.calls.prepare(params.name, params.arguments, ctx.request_id)
+            prepared = self.calls.prepare(params.name, params.arguments, ctx.request_id, toolset=toolset, client=client)
             if isinstance(prepared, types.CallToolResult):
                 return prepared
             return self.tasks.start(
                 caller_key(ctx),
-                lambda: self.calls.call(params.name, params.arguments, request_id=ctx.request_id),
+                lambda: self.calls.call(
+                    params.name, params.arguments, request_id=ctx.request_id, toolset=toolset, client=client
+                ),
             )
         hang_up = hang_up_of(ctx)
         send_progress = spoken_sender(ctx)  # progress (given a progress token) and log entries (given a level)
         if hang_up is None:
-            return await self.calls.call(params.name, params.arguments, send_progress, ctx.request_id)
+            return await self.calls.call(
+                params.name, params.arguments, send_progress, ctx.request_id, toolset=toolset, client=client
+            )
         # A handshake-era HTTP call answers on its own POST, but runs in the session's task, so
         # the client hanging up does not cancel it by itself (a 2026-07-28 call runs in the
         # POST's own task, and a cancel notification is applied by the SDK). With no answer
         # stream left and no way to resume one, the call and its upstream request are abandoned.
         with hang_up.cancels():
-            return await self.calls.call(params.name, params.arguments, send_progress, ctx.request_id)
+            return await self.calls.call(
+                params.name, params.arguments, send_progress, ctx.request_id, toolset=toolset, client=client
+            )
         logger.info("tool=%s cancelled: the client disconnected", params.name)
         return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
 
@@ -146,4 +175,3 @@ class WebTools:
         if self.tasks is None:  # never registered then; kept for the type checker
             raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found")
         return self.tasks.get(caller_key(ctx), params.task_id)
-

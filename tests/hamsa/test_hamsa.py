@@ -114,7 +114,13 @@ def test_payload_without_token_says_the_tool_has_no_auth(run_cli):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://localhost:8000/mcp", "http://[::1]/mcp", "http://127.0.0.2/mcp", "http://127.1/mcp", "http://ip6-localhost/mcp"],
+    [
+        "http://localhost:8000/mcp",
+        "http://[::1]/mcp",
+        "http://127.0.0.2/mcp",
+        "http://127.1/mcp",
+        "http://ip6-localhost/mcp",
+    ],
 )
 def test_plain_http_is_accepted_for_loopback(run_cli, url):
     code, out, _ = run_cli("hamsa", "payload", "--url", url)
@@ -393,7 +399,7 @@ def exported_tools() -> list[dict]:
         "description": "Finds a caller.",
         "async": False,
         "messages": [START],
-        "tags": ["crm"],
+        "tags": ["crm"],  # ours too (endpoints select tools by tag): kept
         "toolSettings": {
             "serverUrl": "https://api.crm.example.com/v1/customers/search",
             "methodType": "POST",
@@ -486,7 +492,6 @@ def test_import_writes_one_loadable_file_per_tool_and_no_secret(run_cli, tmp_pat
         f"wrote {out}/get_order_status.json  (Get Order Status)",
         f"wrote {out}/tool_4.json  (البحث عن العميل)",
         "skipped 'Remote MCP': an MCP-type tool is a server, not an HTTP tool to serve",
-        "dropped 'CRM Customer Lookup': field `tags`",
         "dropped 'Get Order Status': field `toolSettings.retries`",
         "Set these environment variables to the values the tools have in Hamsa (not written here):",
         '  CRM_CUSTOMER_LOOKUP_AUTH_TOKEN  CRM Customer Lookup: toolSettings.authToken (the part after "Bearer")',
@@ -507,6 +512,7 @@ def test_import_writes_one_loadable_file_per_tool_and_no_secret(run_cli, tmp_pat
                          "httpHeaders": {"Content-Type": "application/json"}},
         "async": False, "messages": [START],
         "params": {"type": "object", "properties": {"phone": {"type": "string", "description": "E.164"}}},
+        "tags": ["crm"],
     }  # fmt: skip
 
     # With the variables set, the tools load and behave as they did in Hamsa.
@@ -547,13 +553,24 @@ def test_import_reads_each_export_form(run_cli, tmp_path, monkeypatch, document)
 
 
 def test_import_writes_guide_shape_tools_in_the_api_shape_without_their_secrets(run_cli, tmp_path):
-    guide = {"name": "Get Order", "methodType": "GET", "url": "https://api.shop.example.com/orders/:orderId",
-             "authType": "jwtAuth", "authToken": f"Bearer {SHOP_TOKEN}", "timeoutSeconds": 4,
-             "headers": [{"name": "X-Client-ID", "value": CLIENT_ID}, {"name": "Accept", "value": "application/json"}],
-             "pathParameters": [{"name": "orderId", "defaultValue": "ORD-1"}],
-             "parameters": {"type": "object", "properties": {"orderId": {"type": "string"}}}}
-    no_auth = {"name": "Ping", "methodType": "GET", "url": "https://api.example.com/ping", "authType": "none",
-               "authToken": HEADER_TOKEN}
+    guide = {
+        "name": "Get Order",
+        "methodType": "GET",
+        "url": "https://api.shop.example.com/orders/:orderId",
+        "authType": "jwtAuth",
+        "authToken": f"Bearer {SHOP_TOKEN}",
+        "timeoutSeconds": 4,
+        "headers": [{"name": "X-Client-ID", "value": CLIENT_ID}, {"name": "Accept", "value": "application/json"}],
+        "pathParameters": [{"name": "orderId", "defaultValue": "ORD-1"}],
+        "parameters": {"type": "object", "properties": {"orderId": {"type": "string"}}},
+    }
+    no_auth = {
+        "name": "Ping",
+        "methodType": "GET",
+        "url": "https://api.example.com/ping",
+        "authType": "none",
+        "authToken": HEADER_TOKEN,
+    }
     export = tmp_path / "export.json"
     export.write_text(json.dumps([guide, no_auth]))
     code, stdout, err = run_cli("hamsa", "import", str(export), "--out", str(tmp_path / "c"))
@@ -716,3 +733,80 @@ def test_the_hamsa_format_has_one_home():
     assert format.seconds_from_milliseconds(2500) == 2.5
     assert format.envelope_refused({"success": False, "message": "bad key"})
     assert not format.envelope_refused({"success": False, "message": "success"})  # the API reference's example
+
+
+# -- one endpoint: its URL and its client's token, from the config -------------------------------------
+
+SALES_CLIENT_TOKEN = secret("hamsa-sales-client-token-31d7")
+
+
+def endpoints_config(directory: Path) -> Path:
+    tool = {"name": "get_order", "methodType": "GET", "url": "https://api.example.com/orders"}
+    (directory / "tools.json").write_text(json.dumps([tool]))
+    endpoints = {
+        "endpoints": [
+            {"name": "sales", "tools": ["get_order"], "clients": ["hamsa-sales"]},
+            {"name": "support", "tools": ["get_order"], "clients": ["hamsa-support", "ide"]},
+        ],
+        "clients": [
+            {"id": "hamsa-sales", "token": "${SALES_CLIENT_TOKEN}"},
+            {"id": "hamsa-support", "token": "${SUPPORT_CLIENT_TOKEN}"},
+            {"id": "ide", "tokenSha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+        ],
+    }
+    (directory / "endpoints.json").write_text(json.dumps(endpoints))
+    return directory
+
+
+@pytest.mark.anyio
+async def test_register_one_endpoint_with_its_url_and_its_clients_token(run_cli, hamsa_api, monkeypatch, tmp_path):
+    monkeypatch.setenv("SALES_CLIENT_TOKEN", SALES_CLIENT_TOKEN)
+    monkeypatch.setenv("SUPPORT_CLIENT_TOKEN", secret("hamsa-support-client-token-8e02"))
+    argv = ("hamsa", "register", "--url", "https://mcp.example.com", "--endpoint", "sales")
+    argv += ("--config", str(endpoints_config(tmp_path)), "--base-url", hamsa_api.url)
+    code, out, err = await anyio.to_thread.run_sync(functools.partial(run_cli, *argv))
+    assert (code, out) == (0, f"{TOOL_ID}\n"), err
+    [request] = hamsa_api.received
+    expected = body_for(f"Bearer {SALES_CLIENT_TOKEN}", url="https://mcp.example.com/mcp/sales")
+    assert json.loads(request.body) == expected
+    assert SALES_CLIENT_TOKEN not in out + err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--endpoint", "support"],
+            "error: endpoint 'support' has 2 clients (hamsa-support, ide): choose one with --client ID, "
+            "or give the token with --token-env NAME",
+        ),
+        (
+            ["--endpoint", "support", "--client", "ide"],
+            "error: client 'ide' has only a tokenSha256 in the config: give its token with --token-env NAME",
+        ),
+        (
+            ["--endpoint", "support", "--client", "hamsa-sales"],
+            "error: --client hamsa-sales: endpoint 'support' does not list it (clients: hamsa-support, ide)",
+        ),
+        (
+            ["--endpoint", "nowhere"],
+            "error: --endpoint nowhere: no such endpoint in the config; defined: sales, support",
+        ),
+        (["--client", "ide"], "error: --client and --config go with --endpoint"),
+    ],
+)
+def test_payload_endpoint_choices_that_need_the_user(run_cli, monkeypatch, tmp_path, extra, message):
+    monkeypatch.setenv("SALES_CLIENT_TOKEN", SALES_CLIENT_TOKEN)
+    monkeypatch.setenv("SUPPORT_CLIENT_TOKEN", secret("hamsa-support-client-token-8e02"))
+    argv = ["hamsa", "payload", "--url", "https://mcp.example.com/mcp", "--config", str(endpoints_config(tmp_path))]
+    code, out, err = run_cli(*argv, *extra)
+    assert (code, out, err.strip().splitlines()[-1]) == (2, "", message)
+
+
+def test_payload_endpoint_with_a_token_from_the_environment(run_cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("SALES_CLIENT_TOKEN", SALES_CLIENT_TOKEN)
+    monkeypatch.setenv("SUPPORT_CLIENT_TOKEN", secret("hamsa-support-client-token-8e02"))
+    monkeypatch.setenv("IDE_TOKEN", SHOWN_TOKEN)
+    argv = ["hamsa", "payload", "--url", "https://mcp.example.com/mcp", "--endpoint", "support"]
+    code, out, _ = run_cli(*argv, "--token-env", "IDE_TOKEN", "--config", str(endpoints_config(tmp_path)))
+    assert (code, json.loads(out)) == (0, body_for(f"Bearer {SHOWN_TOKEN}", url="https://mcp.example.com/mcp/support"))

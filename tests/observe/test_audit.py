@@ -296,7 +296,9 @@ async def test_answers_cut_off_or_unusable_are_audited_as_the_client_got_them(up
     assert [(r.tool, r.outcome, r.status, r.attempts) for r in audit_log] == [
         (tool, outcome, status, 1) for tool, (_, outcome, status) in expected.items()
     ]
-    assert found == {(("outcome", outcome), ("tool", tool)): 1.0 for tool, (_, outcome, _) in expected.items()}
+    assert found == {
+        (("client", "none"), ("outcome", outcome), ("tool", tool)): 1.0 for tool, (_, outcome, _) in expected.items()
+    }
 
 
 async def test_refused_calls_are_audited_as_busy_or_shutdown(upstream, tmp_path, audit_log):
@@ -439,6 +441,7 @@ async def test_json_log_lines_over_stdio_carry_the_audit_record_and_no_secret(up
             "request_bytes": 0,
             "response_bytes": len(b'{"order": 42}'),
             "request_id": "call-7",
+            "client": None,  # over stdio no configured client calls
         },
         {
             **base,
@@ -448,6 +451,7 @@ async def test_json_log_lines_over_stdio_carry_the_audit_record_and_no_secret(up
             "request_bytes": 0,
             "response_bytes": 0,
             "request_id": 8,
+            "client": None,
         },
     ]
     assert KEY not in text and TOKEN not in text

@@ -22,6 +22,8 @@ from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from support import Reply, answer_lifespan, bound_socket, hamsa_tool, secret, serve_asgi, write_tools
 
+from mcp_webtools.observe.metrics import Metrics
+from mcp_webtools.outcomes import CallRecord
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_reloader, open_webtools, start_http
 from mcp_webtools.serving.server import WebTools
@@ -90,9 +92,9 @@ async def test_metrics_count_the_calls_made(upstream, tmp_path):
 
     calls = {key[1]: v for key, v in found.items() if key[0] == "mcp_webtools_tool_calls_total"}
     assert calls == {
-        (("outcome", "ok"), ("tool", "ok")): 2.0,
-        (("outcome", "invalid_arguments"), ("tool", "ok")): 1.0,
-        (("outcome", "http_error"), ("tool", "broken")): 1.0,
+        (("client", "none"), ("outcome", "ok"), ("tool", "ok")): 2.0,
+        (("client", "none"), ("outcome", "invalid_arguments"), ("tool", "ok")): 1.0,
+        (("client", "none"), ("outcome", "http_error"), ("tool", "broken")): 1.0,
     }
     responses = {key[1]: v for key, v in found.items() if key[0] == "mcp_webtools_upstream_responses_total"}
     assert responses == {
@@ -124,8 +126,8 @@ async def test_each_app_has_its_own_registry(upstream, tmp_path):
         async with httpx2.AsyncClient() as http:
             one = samples((await http.get(f"{first}/metrics")).text)
             other = samples((await http.get(f"{second}/metrics")).text)
-    assert value(one, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok") == 1.0
-    assert value(other, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok") is None
+    assert value(one, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok", client="none") == 1.0
+    assert value(other, "mcp_webtools_tool_calls_total", tool="ok", outcome="ok", client="none") is None
 
 
 @pytest.mark.parametrize("metrics_public", [False, True])
@@ -226,3 +228,18 @@ async def test_config_reloads_are_counted(upstream, tmp_path):
         <= value(rejected, "mcp_webtools_config_last_reload_timestamp_seconds")
         <= value(after, "mcp_webtools_config_last_reload_timestamp_seconds")
     )
+
+
+def test_the_client_label_is_bounded_to_the_configured_clients():
+    configured = {"hamsa-sales"}
+    metrics = Metrics(in_flight=lambda: 0, tools_loaded=lambda: 1, clients=lambda: configured)
+    for client in ("hamsa-sales", "someone-else", None):
+        metrics.observe_call(CallRecord("t", "GET", "https://x.example", "ok", client=client))
+    configured.clear()  # a reload removed it: its calls still ending count as "other"
+    metrics.observe_call(CallRecord("t", "GET", "https://x.example", "ok", client="hamsa-sales"))
+    found = samples(metrics.exposition().decode())
+    assert {labels: v for (name, labels), v in found.items() if name == "mcp_webtools_tool_calls_total"} == {
+        (("client", "hamsa-sales"), ("outcome", "ok"), ("tool", "t")): 1.0,
+        (("client", "other"), ("outcome", "ok"), ("tool", "t")): 2.0,
+        (("client", "none"), ("outcome", "ok"), ("tool", "t")): 1.0,
+    }

@@ -82,10 +82,12 @@ async def test_one_span_per_call_with_the_upstream_request_as_its_child(upstream
     ]
     config = write_tools(tmp_path, tools)
     environ = {**os.environ, "OTEL_KEY": KEY, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "webtools-test"}
+    environ["MCP_WEBTOOLS_AUTH_TOKEN"] = secret("otel-inbound-token-6d1f")  # the caller: client `default`
     register_config_secrets(config, environ)
     traceparent = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
     async with serve(config, environ) as (server, base):
-        http = httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=60))
+        auth = {"Authorization": f"Bearer {environ['MCP_WEBTOOLS_AUTH_TOKEN']}"}
+        http = httpx2.AsyncClient(headers=auth, timeout=httpx2.Timeout(30, read=60))
         async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=era) as client:
             await client.list_tools()
             ok = await client.call_tool("item", {"id": "5"}, meta={"traceparent": traceparent})
@@ -111,6 +113,7 @@ async def test_one_span_per_call_with_the_upstream_request_as_its_child(upstream
         "mcp_webtools.tool": "item",
         "mcp_webtools.outcome": "ok",
         "mcp_webtools.attempts": 1,
+        "mcp_webtools.client": "default",  # the configured client's id, never its token
         "http.request.method": "GET",
         "http.response.status_code": 200,
         "url.template": item_template,

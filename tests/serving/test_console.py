@@ -238,6 +238,24 @@ async def test_tools_show_what_the_model_sees_and_what_is_sent_without_secrets(u
     assert order["endpoints"] == ["/mcp", "/sse"]
 
 
+async def test_tools_list_the_endpoints_that_serve_each(upstream, tmp_path):
+    folder = tmp_path / "config"
+    write_tools(folder, [order_tool(upstream.url), {**ticket_tool(upstream.url), "tags": ["helpdesk"]}])
+    endpoints = {
+        "endpoints": [{"name": "sales", "tools": ["get_*"]}, {"name": "support", "tags": ["helpdesk"]}],
+        "defaultEndpoint": "none",
+    }
+    (folder / "endpoints.json").write_text(json.dumps(endpoints))
+    async with console(folder) as served:
+        tools = (await served.http.get("/ui/api/tools", headers=AUTH)).json()["tools"]
+        overview = (await served.http.get("/ui/api/overview", headers=AUTH)).json()
+    assert {tool["name"]: tool["endpoints"] for tool in tools} == {
+        "create_ticket": ["/mcp/support", "/sse/support"],
+        "get_order": ["/mcp/sales", "/sse/sales"],
+    }
+    assert overview["endpoints"] == ["/mcp/sales", "/sse/sales", "/mcp/support", "/sse/support"]
+
+
 # -- Try: dry run and call -----------------------------------------------------------------------------
 
 
@@ -352,7 +370,7 @@ async def test_a_call_streams_its_spoken_messages_then_its_result_through_the_mc
     assert call["client"] == "web console (http 127.0.0.1)"
     assert call["request_id"] == events[0]["request_id"] == "console-1"
     assert (call["tool"], call["outcome"], call["status"], call["attempts"]) == ("get_order", "ok", 200, 1)
-    assert 'mcp_webtools_tool_calls_total{outcome="ok",tool="get_order"} 1.0' in metrics
+    assert 'mcp_webtools_tool_calls_total{client="none",outcome="ok",tool="get_order"} 1.0' in metrics
 
 
 async def test_closing_the_page_cancels_its_call(tmp_path, holding):
@@ -378,7 +396,10 @@ async def test_closing_the_page_cancels_its_call(tmp_path, holding):
 
 @pytest.mark.parametrize("era", ["legacy", "auto"])
 async def test_calls_of_mcp_clients_arrive_live_redacted_as_in_the_audit_log(
-    upstream, tmp_path, audit_log, era  # noqa: F811 - the fixture imported above
+    upstream,
+    tmp_path,
+    audit_log,
+    era,  # noqa: F811 - the fixture imported above
 ):
     key = secret("query-key-never-shown-5b")
     # The key is written into the URL itself, so the URL template (which the audit record names) holds it.
@@ -403,10 +424,12 @@ async def test_calls_of_mcp_clients_arrive_live_redacted_as_in_the_audit_log(
     (call,) = calls
     assert key not in json.dumps(call)
     assert call["url_template"] == f"{upstream.url}/lookup?key=***"
-    assert call["client"] == "voice-agent 2.1 (http 127.0.0.1)"  # its clientInfo, in either era
-    # The ring holds the audit record's own fields, redacted the same way.
+    # Its clientInfo, in either era, and the configured client (the --auth-token's) the audit record names.
+    assert call["client"] == "voice-agent 2.1 (http 127.0.0.1, client default)"
+    # The ring holds the audit record's own fields, redacted the same way (`client` as the page says it).
     (record,) = audit_log
-    logged = {name: getattr(record, name) for name in record.__dict__ if name in call}
+    assert record.client == "default"
+    logged = {name: getattr(record, name) for name in record.__dict__ if name in call and name != "client"}
     assert logged == {name: call[name] for name in logged}
     assert set(logged) == {
         "tool", "method", "url_template", "outcome", "status", "attempts", "duration_ms", "request_bytes",

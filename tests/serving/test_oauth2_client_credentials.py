@@ -443,7 +443,8 @@ def problems_of(
         ({"scopes": ["orders.read orders.write"]}, "field `auth.scopes`: must be a list of scope names, each a "
          "non-empty string without spaces"),
         ({"audience": ""}, "field `auth.audience`: must be a non-empty string (the API the token is for)"),
-        ({"grantType": "password"}, "field `auth.grantType`: is not a field of auth type oauth2ClientCredentials; "
+        ({"grantType": "client_credentials"},
+         "field `auth.grantType`: is not a field of auth type oauth2ClientCredentials; "
          "it takes tokenUrl, clientId, clientSecret, scopes, audience, clientAuth"),
     ],
 )  # fmt: skip

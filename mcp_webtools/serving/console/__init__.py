@@ -86,7 +86,8 @@ class Console:
         toolset = self.webtools.toolset
         if self._views[0] is not toolset:
             listed = toolset.list_wire["tools"]
-            self._views = (toolset, [tool_view(tool, entry) for tool, entry in zip(toolset, listed, strict=True)])
+            views = [tool_view(tool, entry, toolset.endpoints) for tool, entry in zip(toolset, listed, strict=True)]
+            self._views = (toolset, views)
         return self._views[1]
 
     def _reloaded(self, outcome: ReloadOutcome) -> None:

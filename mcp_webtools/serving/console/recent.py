@@ -59,7 +59,8 @@ class RecentCalls:
             "started": round(ended - record.duration_ms / 1000, 3),
             "ended": round(ended, 3),
             **record.fields(),
-            "client": describe_caller(CALLER.get()),
+            # Who called as the page shows it; the configured client's id (the audit record's `client`) in it.
+            "client": describe_caller(CALLER.get(), record.client),
         }
         redactor = self._redactor()
         if redactor:
@@ -95,8 +96,9 @@ class RecentCalls:
             self._listeners.discard(send)
 
 
-def describe_caller(caller: object) -> str:
-    """Who made a call, as the Calls page shows it: `name version (stdio)` or `(http <peer address>)`.
+def describe_caller(caller: object, client: str | None = None) -> str:
+    """Who made a call, as the Calls page shows it: `name version (stdio)` or `(http <peer address>)`,
+    plus `, client <id>` for a configured client (endpoints.py).
 
     `caller` is what `server.CALLER` held during the call: an MCP request context, or a label.
     """
@@ -114,4 +116,6 @@ def describe_caller(caller: object) -> str:
     else:
         peer = getattr(getattr(request, "client", None), "host", None)
         where = f"http {peer}" if peer else "http"
+    if client is not None:
+        where += f", client {client}"
     return f"{who} ({where})"[:MAX_CLIENT_CHARS]

@@ -40,7 +40,7 @@ from ...calls import build_call, problems_of
 from ...requests import RequestBuildError
 from ..reload import REQUEST
 from ..server import CALLER
-from .views import ENDPOINTS, config_view, reload_view
+from .views import config_view, endpoint_paths, reload_view
 
 if TYPE_CHECKING:
     from . import Console
@@ -109,7 +109,7 @@ def console_routes(console: Console) -> list[Route]:
                 "workers": console.workers,
                 "auth": console.auth,
                 "tools": len(webtools.toolset),
-                "endpoints": list(ENDPOINTS),
+                "endpoints": endpoint_paths(webtools.toolset.endpoints),
                 "ring": console.recent.capacity,
                 "started": round(console.started, 3),
             }

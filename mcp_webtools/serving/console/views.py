@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ...auth import authorization_value
+from ...endpoints import EndpointConfig
 from ...forwarding import ForwardCallerAuth
 from ...loading import ConfigProblem
 from ...redaction import MASK, NON_SECRET_HEADERS
@@ -20,14 +21,21 @@ from ...requests import BODY_METHODS, OutboundRequest
 from ...toolset import PreparedTool, Toolset
 from ..reload import Reloader, ReloadOutcome
 
-__all__ = ["config_view", "error_view", "reload_view", "tool_view"]
-
-# Every tool is served on every MCP endpoint of the server.
-ENDPOINTS = ("/mcp", "/sse")
+__all__ = ["config_view", "endpoint_paths", "error_view", "reload_view", "tool_view"]
 
 
-def tool_view(tool: PreparedTool, listed: dict[str, Any]) -> dict[str, Any]:
-    """One tool: `listed` is its wire `tools/list` entry (what the model sees)."""
+def endpoint_paths(config: EndpointConfig, tool: str | None = None) -> list[str]:
+    """The paths that serve `tool` (every path when None): `/mcp` and `/sse` unless `defaultEndpoint:
+    none`, then `/mcp/<name>` and `/sse/<name>` of each endpoint that serves it (endpoints.py)."""
+    paths = ["/mcp", "/sse"] if config.serves_default else []
+    for endpoint in config.endpoints.values():
+        if tool is None or tool in endpoint.tools:
+            paths += [f"/mcp/{endpoint.name}", f"/sse/{endpoint.name}"]
+    return paths
+
+
+def tool_view(tool: PreparedTool, listed: dict[str, Any], endpoints: EndpointConfig) -> dict[str, Any]:
+    """One tool: `listed` is its wire `tools/list` entry (what the model sees); `endpoints`: the config's."""
     definition, template = tool.definition, tool.template
     params = definition.params
     return {
@@ -55,7 +63,7 @@ def tool_view(tool: PreparedTool, listed: dict[str, Any]) -> dict[str, Any]:
             "delayedMessageSeconds": definition.delayed_message_seconds,
         },
         "source": definition.source,
-        "endpoints": list(ENDPOINTS),
+        "endpoints": endpoint_paths(endpoints, tool.name),
     }
 
 

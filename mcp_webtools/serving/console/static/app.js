@@ -362,7 +362,7 @@
         s.flatten ? fact("Flatten", "structuredContent is the flat variables map") : null,
         s.async ? fact("Async", `heartbeat every ${s.progressIntervalSeconds || 2} s`) : null,
         fact("Defined in", tool.source),
-        fact("Endpoints", `${tool.endpoints.join(", ")} (every endpoint serves every tool)`)));
+        fact("Endpoints", tool.endpoints.length ? tool.endpoints.join(", ") : "none (no endpoint serves it)")));
   }
   const fact = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
 
