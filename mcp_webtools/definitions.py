@@ -30,6 +30,7 @@ from .shaping.projection import (
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "did_you_mean",
+    "is_scope_token",
     "Message",
     "ToolDefinition",
     "placeholder_spellings",
@@ -99,6 +100,11 @@ class Message(BaseModel):
     content: str
 
 
+def is_scope_token(scope: str) -> bool:
+    """RFC 6749 appendix A.4: printable ASCII but space, `"` and `\\` (a challenge quotes scopes)."""
+    return bool(scope) and all("!" <= ch <= "~" and ch not in '"\\' for ch in scope)
+
+
 class ToolDefinition(BaseModel):
     """One FUNCTION web tool, whichever shape it was written in.
 
@@ -138,6 +144,8 @@ class ToolDefinition(BaseModel):
     # Progress while a call runs (see voice.py and docs/hamsa-and-voice.md, "Async tools and spoken messages").
     progress_interval_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     delayed_message_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
+    # OAuth scopes an HTTP caller's access token must grant to see and call the tool (docs/security.md).
+    required_scopes: tuple[str, ...] = ()
     source: str = ""
     secrets: frozenset[str] = frozenset()
 
@@ -191,6 +199,14 @@ class ToolDefinition(BaseModel):
         if value is not None and not _VISIBLE_HEADER_VALUE.match(value):
             raise ValueError("contains control characters or leading/trailing whitespace")
         return value
+
+    @field_validator("required_scopes")
+    @classmethod
+    def _scope_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for scope in value:
+            if not is_scope_token(scope):
+                raise ValueError(f"{scope!r} is not an OAuth scope (printable ASCII, no space, quote or backslash)")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("params")
     @classmethod

@@ -127,6 +127,11 @@ class Toolset:
         return cls(tools, redactor, files=files, warnings=warnings)
 
     @cached_property
+    def required_scopes(self) -> frozenset[str]:
+        """Every OAuth scope some tool requires (for the resource server's `scopes_supported`)."""
+        return frozenset(scope for tool in self._tools.values() for scope in tool.definition.required_scopes)
+
+    @cached_property
     def list_wire(self) -> dict[str, Any]:
         """`list_result` in its wire form, dumped once: the SDK accepts a dict as a handler's result
         and would otherwise dump the whole model again on every tools/list (most of the server's

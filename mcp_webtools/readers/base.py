@@ -41,6 +41,7 @@ EXTENSION_FIELDS = {
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
+    "requiredScopes": "required_scopes",  # OAuth scopes a caller needs for the tool (serving/resource_server.py)
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})

@@ -18,7 +18,7 @@ import contextlib
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -30,6 +30,7 @@ from mcp.server.transport_security import (
     TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
+from mcp_types import JSONRPCMessage, JSONRPCRequest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,10 +42,11 @@ from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
 from .console import Console
-from .http_scope import CLIENT_GONE, HangUp
+from .http_scope import AUTHENTICATED, CLIENT_GONE, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
+from .resource_server import OAuthSettings, Refused, ResourceServer, insufficient_scope
 from .server import WebTools
 
 __all__ = [
@@ -87,6 +89,7 @@ class HttpSettings:
     metrics_public: bool = False  # serve /metrics without the bearer token (for a scraper without it)
     ui: bool = False  # the web console at /ui (console/), behind the same token and Host/Origin checks
     workers: int = 1  # `serve --workers N`: the console says it shows one worker's calls
+    oauth: OAuthSettings | None = None  # resource-server mode (resource_server.py), next to or instead of auth_token
 
 
 def transport_security(settings: HttpSettings) -> TransportSecuritySettings:
@@ -194,17 +197,28 @@ class StreamableHttpLifecycle:
 class BearerTokenGuard:
     """Requires `Authorization: Bearer <token>` (or Hamsa's `Token <token>`) on every guarded path.
 
+    The token is the static one (`token`), or, with `oauth`, an access token the resource server
+    accepts: its caller goes in the ASGI scope under `AUTHENTICATED`; its refusals are answered with
+    the challenge the MCP authorization spec prescribes (`resource_server.Refused`).
+
     Each refusal is a WARNING line on `mcp_webtools.auth` with the client's address and the reason
-    (one of `UNAUTHORIZED`, never what was sent), capped per minute, and counted in `metrics`.
+    (one of `UNAUTHORIZED`, or the resource server's, never what was sent), capped per minute, and
+    counted in `metrics`.
     """
 
     def __init__(
-        self, app: ASGIApp, token: str, open_paths: frozenset[str] = OPEN_PATHS, metrics: Metrics | None = None
+        self,
+        app: ASGIApp,
+        token: str | None,
+        open_paths: frozenset[str] = OPEN_PATHS,
+        metrics: Metrics | None = None,
+        oauth: ResourceServer | None = None,
     ) -> None:
         self.app = app
-        self._token = token.encode("utf-8")
+        self._token = token.encode("utf-8") if token else None
         self.open_paths = open_paths
         self.metrics = metrics
+        self.oauth = oauth
         self._log = CappedLog(auth_logger, "refused requests")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -214,6 +228,9 @@ class BearerTokenGuard:
         reason = self._refusal(scope)
         if reason is None:
             await self.app(scope, receive, send)
+            return
+        if self.oauth is not None:
+            await self._oauth(reason, scope, receive, send)
             return
         if self.metrics is not None:
             self.metrics.observe_unauthorized(reason)
@@ -229,6 +246,27 @@ class BearerTokenGuard:
         )
         await response(scope, receive, send)
 
+    async def _oauth(self, reason: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Resource-server mode: a token other than the static one is an access token to verify."""
+        assert self.oauth is not None
+        presented = _presented(scope) if reason in ("wrong", "overlong") else b""
+        verdict: Caller | Refused
+        if not presented:
+            verdict = self.oauth.unauthenticated(UNAUTHORIZED[reason])
+        else:
+            verdict = await self.oauth.authenticate(presented.decode("utf-8", "replace"))
+        if isinstance(verdict, Caller):
+            scope[AUTHENTICATED] = verdict
+            await self.app(scope, receive, send)
+            return
+        if self.metrics is not None:
+            self.metrics.observe_unauthorized(reason)
+        self._log.warning(
+            "%d for %s: %s", verdict.status, request_line(scope), verdict.reason,
+            extra={"event": "unauthorized", "reason": verdict.error or reason, "client": client_address(scope)},
+        )  # fmt: skip
+        await verdict.response(self.oauth.metadata_url())(scope, receive, send)
+
     def _refusal(self, scope: Scope) -> str | None:
         """None for the right token, else why not (a key of `UNAUTHORIZED`)."""
         header: bytes | None = None
@@ -239,7 +277,7 @@ class BearerTokenGuard:
         scheme, _, credential = (header or b"").strip().partition(b" ")
         presented = credential.strip() if scheme.lower() in (b"bearer", b"token") else b""
         # Compare in constant time, always, so timing says nothing about the token.
-        if hmac.compare_digest(presented, self._token) and presented:
+        if self._token is not None and hmac.compare_digest(presented, self._token) and presented:
             return None
         if not header:
             return "missing"
@@ -248,6 +286,15 @@ class BearerTokenGuard:
         if not presented:
             return "missing"
         return "overlong" if len(presented) > MAX_TOKEN_BYTES else "wrong"
+
+
+def _presented(scope: Scope) -> bytes:
+    """The credential of an `Authorization: Bearer` header (OAuth knows no `Token` scheme), else b""."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credential = value.strip().partition(b" ")
+            return credential.strip() if scheme.lower() == b"bearer" else b""
+    return b""
 
 
 class JsonRpcBodyCheck:
@@ -266,11 +313,19 @@ class JsonRpcBodyCheck:
     over whole, or as far as it came before the client hung up.
     """
 
-    def __init__(self, app: ASGIApp, guard: TransportSecurityMiddleware, max_body_bytes: int, log: CappedLog) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: TransportSecurityMiddleware,
+        max_body_bytes: int,
+        log: CappedLog,
+        admit: Callable[[Scope, JSONRPCMessage], Response | None] | None = None,
+    ) -> None:
         self.app = app
         self._guard = guard
         self._read_whole = RequestBodyLimitMiddleware(self._check, max_body_bytes)
         self._log = log
+        self._admit = admit  # a last say on a valid message (a tools/call the caller's scopes do not allow: 403)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -298,13 +353,17 @@ class JsonRpcBodyCheck:
             await refused(scope, replay, send)
             return
         try:
-            read_message(first["body"])
+            message = read_message(first["body"])
         except Refusal as refusal:
             self._log.warning(
                 "%s: answered %s", request_line(scope), refusal,
                 extra={"event": "protocol_error", "client": client_address(scope)},
             )  # fmt: skip
             await Response(answer_json(refusal), 400, media_type="application/json")(scope, replay, send)
+            return
+        refused = self._admit(scope, message) if self._admit is not None else None
+        if refused is not None:
+            await refused(scope, replay, send)
             return
         await self.app(scope, replay, send)
 
@@ -366,16 +425,24 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
     # so that the page can ask for it; its API sits behind the token like /mcp.
     console = Console(webtools, settings, guard, reloader) if settings.ui else None
 
+    oauth = resource_server(webtools, settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with webtools.executor.client, manager.run(), console.running() if console else _nothing():
-            yield
+            try:
+                yield
+            finally:
+                if oauth is not None:
+                    await oauth.aclose()
 
     protocol_log = CappedLog(protocol_logger, "bad request bodies")
+    admit = _tool_scopes(webtools, oauth) if oauth is not None else None
 
     def checked(app: ASGIApp) -> ASGIApp:
-        return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log)
+        return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log, admit)
 
+    metadata_routes = [oauth.metadata_route(), oauth.metadata_route("/mcp")] if oauth is not None else []
     app: ASGIApp = Starlette(
         routes=[
             Route("/mcp", endpoint=StreamableHttpLifecycle(checked(StreamableHTTPASGIApp(manager)), webtools)),
@@ -385,12 +452,54 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
             Route("/readyz", endpoint=readyz, methods=["GET"]),
             Route("/metrics", endpoint=metrics, methods=["GET"]),
             *(console.routes if console else ()),
+            *(metadata_routes if oauth is not None else ()),
         ],
         lifespan=lifespan,
     )
-    if settings.auth_token:
+    if settings.auth_token or oauth is not None:
         open_paths = OPEN_PATHS | {"/metrics"} if settings.metrics_public else OPEN_PATHS
+        open_paths |= {route.path for route in metadata_routes} if oauth is not None else set()
         app = BearerTokenGuard(
-            app, settings.auth_token, open_paths | (console.public_paths if console else set()), webtools.metrics
+            app,
+            settings.auth_token,
+            open_paths | (console.public_paths if console else set()),
+            webtools.metrics,
+            oauth,
         )
     return app
+
+
+# --- OAuth resource-server mode (resource_server.py) -------------------------------------------------
+
+
+def resource_server(webtools: WebTools, settings: HttpSettings) -> ResourceServer | None:
+    """The resource server of `settings.oauth`; it advertises the tools' requiredScopes of the day."""
+    if settings.oauth is None:
+        return None
+    return ResourceServer(settings.oauth, scopes_in_use=lambda: webtools.toolset.required_scopes)
+
+
+def _tool_scopes(webtools: WebTools, oauth: ResourceServer) -> Callable[[Scope, JSONRPCMessage], Response | None]:
+    """403 with the step-up challenge for a `tools/call` of a tool whose requiredScopes the caller lacks.
+
+    Answered at the HTTP level, as the MCP spec's scope step-up flow expects (a client reads the
+    403's `scope=` and asks for a token with them), in both eras and on both endpoints.
+    """
+
+    def admit(scope: Scope, message: JSONRPCMessage) -> Response | None:
+        if not isinstance(message, JSONRPCRequest) or message.method != "tools/call":
+            return None
+        name = (message.params or {}).get("name")
+        tool = webtools.toolset.get(name) if isinstance(name, str) else None
+        if tool is None:
+            return None  # the SDK answers an unknown tool
+        refused = insufficient_scope(scope.get(AUTHENTICATED), tool.definition.required_scopes)
+        if refused is None:
+            return None
+        auth_logger.warning(
+            "403 for %s: tool %s: %s", request_line(scope), name, refused.reason,
+            extra={"event": "insufficient_scope", "tool": name, "client": client_address(scope)},
+        )  # fmt: skip
+        return refused.response(oauth.metadata_url())
+
+    return admit

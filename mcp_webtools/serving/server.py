@@ -25,7 +25,7 @@ from ..observe.metrics import Metrics
 from ..redaction import Redactor
 from ..results import error_result
 from ..toolset import Toolset
-from .http_scope import caller_key, hang_up_of
+from .http_scope import caller_key, caller_of, hang_up_of
 from .list_changed import ListChangedServer, ToolListNotifier
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
@@ -101,7 +101,13 @@ class WebTools:
         return await self.tool_list.notify()
 
     async def _list_tools(self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> dict:
-        return self.toolset.list_wire  # dumped once per toolset: see Toolset.list_wire
+        wire = self.toolset.list_wire  # dumped once per toolset: see Toolset.list_wire
+        caller = caller_of(ctx)
+        if caller is None or caller.scopes is None:
+            return wire
+        # An OAuth caller sees only the tools its token's scopes allow it to call (http_app answers 403 to the rest).
+        toolset = self.toolset
+        return {**wire, "tools": [entry for entry in wire["tools"] if _allowed(toolset, entry["name"], caller.scopes)]}
 
     async def _call_tool(
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
@@ -144,3 +150,7 @@ class WebTools:
             raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found")
         return self.tasks.get(caller_key(ctx), params.task_id)
 
+
+def _allowed(toolset: Toolset, name: str, scopes: frozenset[str]) -> bool:
+    tool = toolset.get(name)
+    return tool is None or set(tool.definition.required_scopes) <= scopes
