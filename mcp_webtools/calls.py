@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 
 from .errors import ArgumentError, Busy, RequestBuildError, SendError, ShuttingDown, UpstreamTimeout
 from .limits import CallLimits, InFlightCalls
-from .outcomes import CallObserver, CallRecord, Outcome
+from .outcomes import CALLER_ID, CallObserver, CallRecord, Outcome
 from .redaction import Redactor
 from .requests import OutboundRequest, build_request
 from .results import answer_outcome, error_result, response_result
@@ -302,4 +302,5 @@ def _record(
         request_bytes=len(call.request.body or b"") if call is not None else 0,
         response_bytes=len(response.body) if response is not None else 0,
         request_id=call.request_id if call is not None else request_id,
+        caller=CALLER_ID.get(),
     )

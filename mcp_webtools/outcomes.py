@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
 from .redaction import Redactor
 
-__all__ = ["OUTCOMES", "CallObserver", "CallRecord", "Outcome"]
+__all__ = ["CALLER_ID", "OUTCOMES", "CallObserver", "CallRecord", "Outcome"]
+
+# Who the current call is for, as the HTTP layer authenticated it (an OAuth token's `sub` or
+# `client_id`, a configured client's id); None over stdio or a static token. The server sets it per
+# call (serving/server.py); the call's record carries it into the audit line and the span.
+CALLER_ID: ContextVar[str | None] = ContextVar("mcp_webtools.caller_id", default=None)
 
 
 class Outcome(StrEnum):
@@ -55,6 +61,7 @@ class CallRecord:
     request_bytes: int = 0
     response_bytes: int = 0
     request_id: str | int | None = None
+    caller: str | None = None  # CALLER_ID when the record was made
 
     def redacted(self, redactor: Redactor) -> CallRecord:
         """The same record with every string through `redactor` (a URL template may hold a `${SECRET}`)."""
@@ -73,6 +80,8 @@ class CallRecord:
         # Not `dataclasses.asdict`, which deep-copies every value: a cost paid on every call.
         fields: dict[str, object] = {name: getattr(self, name) for name in _FIELD_NAMES}
         fields["duration_ms"] = round(self.duration_ms, 3)
+        if self.caller is None:
+            del fields["caller"]  # a line about nobody in particular says nothing about a caller
         return fields
 
 

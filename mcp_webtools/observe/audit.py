@@ -28,7 +28,7 @@ def log_call(record: CallRecord) -> None:
     status = "-" if record.status is None else str(record.status)
     logger.info(
         "call tool=%s method=%s url=%s outcome=%s status=%s attempts=%d duration_ms=%.1f "
-        "request_bytes=%d response_bytes=%d request_id=%s",
+        "request_bytes=%d response_bytes=%d request_id=%s" + (" caller=%s" if record.caller is not None else ""),
         record.tool,
         record.method,
         record.url_template,
@@ -39,5 +39,6 @@ def log_call(record: CallRecord) -> None:
         record.request_bytes,
         record.response_bytes,
         "-" if record.request_id is None else record.request_id,
+        *(() if record.caller is None else (record.caller,)),
         extra={"event": "tool_call", **record.fields()},
     )

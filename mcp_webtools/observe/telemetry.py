@@ -125,6 +125,8 @@ def _record_attributes(record: CallRecord) -> dict[str, Any]:
     }
     if record.status is not None:
         attributes["http.response.status_code"] = record.status
+    if record.caller is not None:
+        attributes["enduser.id"] = record.caller  # OpenTelemetry's name for the authenticated user
     return attributes
 
 

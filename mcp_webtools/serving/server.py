@@ -22,6 +22,7 @@ from ..executor import Executor
 from ..limits import InFlightCalls
 from ..observe.client_logs import set_level, spoken_sender
 from ..observe.metrics import Metrics
+from ..outcomes import CALLER_ID
 from ..redaction import Redactor
 from ..results import error_result
 from ..toolset import Toolset
@@ -113,6 +114,8 @@ class WebTools:
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult | dict:
         CALLER.set(ctx)  # this handler's own task (and a task it starts) sees it; the next call sets its own
+        caller = caller_of(ctx)
+        CALLER_ID.set(caller.id if caller is not None else None)  # for the audit record and the span
         if self._wants_task(ctx):
             assert self.tasks is not None
             # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.

@@ -29,6 +29,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from oauth_server import OAuthServer
 from support import Upstream, bound_socket, hamsa_tool, run_module, secret, serve_asgi, text_of, write_tools
 
+from mcp_webtools.errors import ConfigErrors
+from mcp_webtools.loading import load_definitions
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.resource_server import OAuthSettings
 from mcp_webtools.serving.runtime import open_webtools
@@ -194,8 +196,9 @@ async def test_a_rotated_key_is_fetched_once_and_unknown_kids_do_not_refetch_wit
 
 
 async def test_scopes_hide_tools_and_a_call_without_them_gets_403_insufficient_scope(
-    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path
+    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "mcp_webtools.audit")
     async with protected(tools(upstream, tmp_path), oauth_server) as (base, http):
         token = await oauth_server.issue({"aud": f"{base}/mcp", "sub": "alice", "scope": "orders.read"})
         headers = {"Authorization": f"Bearer {token}"}
@@ -216,6 +219,11 @@ async def test_scopes_hide_tools_and_a_call_without_them_gets_403_insufficient_s
             'error_description="the token lacks the scope orders.write"'
         )
         assert [r.raw_path for r in upstream.requests] == ["/orders", "/orders"]  # refund never reached upstream
+        audit = [r for r in caplog.records if r.name == "mcp_webtools.audit"]
+        assert [(r.getMessage().split(" ")[1], r.getMessage().rsplit(" ", 1)[1]) for r in audit] == [
+            ("tool=orders", "caller=alice")
+        ] * 2  # the token's subject is the caller in the audit record
+        assert all(r.caller == "alice" for r in audit)
         assert all(token not in value for r in upstream.requests for _, value in r.header_list)
 
 
@@ -323,3 +331,20 @@ async def test_serve_refuses_incomplete_or_unsafe_oauth_settings() -> None:
     assert code == 2, err
     assert "--oauth-issuer must be an https:// URL (http:// only on loopback)" in err
     assert "--oauth-introspection-url needs --oauth-client-id and a client secret" in err
+
+
+def test_required_scopes_are_read_in_every_shape_and_a_bad_one_names_file_tool_and_field(tmp_path: Path) -> None:
+    url = "https://api.example.com/orders"
+    entries = [
+        {**hamsa_tool("api_shape", url), "requiredScopes": ["orders.read", "orders.read"]},
+        {"name": "guide_shape", "methodType": "GET", "url": url, "requiredScopes": ["orders.read"]},
+    ]
+    definitions = load_definitions([write_tools(tmp_path, entries)]).definitions
+    assert [d.required_scopes for d in definitions] == [("orders.read",), ("orders.read",)]
+    bad = write_tools(tmp_path, [{**hamsa_tool("bad", url), "requiredScopes": ["orders read"]}], "bad.json")
+    with pytest.raises(ConfigErrors) as caught:
+        load_definitions([bad])
+    assert [str(problem) for problem in caught.value.errors] == [
+        f"{bad}: tool 'bad': field `[0].requiredScopes`: 'orders read' is not an OAuth scope "
+        "(printable ASCII, no space, quote or backslash)"
+    ]
