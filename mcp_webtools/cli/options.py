@@ -97,6 +97,13 @@ def http_options(parser: argparse.ArgumentParser) -> None:
     ):  # fmt: skip
         oauth.add_argument(option, default=os.environ.get(variable), metavar="V", help=f"{described} (or ${variable})")
     oauth.add_argument(
+        "--oauth-token-audience",
+        action="append",
+        default=env_list("MCP_WEBTOOLS_OAUTH_TOKEN_AUDIENCES"),
+        metavar="AUD",
+        help="also accept tokens whose aud is AUD (Entra ID: the API's application id); repeatable",
+    )
+    oauth.add_argument(
         "--oauth-scopes",
         nargs="+",
         default=os.environ.get("MCP_WEBTOOLS_OAUTH_SCOPES", "").split(),
@@ -207,6 +214,7 @@ def oauth_settings(args: argparse.Namespace) -> OAuthSettings | None:
         introspection_url=args.oauth_introspection_url or None,
         client_id=args.oauth_client_id or None,
         client_secret=secret or None,
+        token_audiences=tuple(args.oauth_token_audience),
     )
     problems += settings_problems(settings) if not problems else []
     if problems:

@@ -82,6 +82,9 @@ class OAuthSettings:
     introspection_url: str | None = None  # RFC 7662, for opaque tokens
     client_id: str | None = None  # our credentials at the introspection endpoint
     client_secret: str | None = field(default=None, repr=False)  # a secret: never in a repr or log
+    # Other `aud` values to accept, for identity providers that do not put the resource URL there
+    # (Entra ID v2 tokens carry the API's application id).
+    token_audiences: tuple[str, ...] = ()
 
 
 def settings_problems(settings: OAuthSettings) -> list[str]:
@@ -246,7 +249,7 @@ class ResourceServer:
         The token's audience must be this server's (`--oauth-audience`) or, for an endpoint, the
         endpoint's own resource URL (`resource_path`).
         """
-        audiences = {_normal(self.settings.audience)}
+        audiences = {_normal(audience) for audience in (self.settings.audience, *self.settings.token_audiences)}
         if resource_path is not None:
             audiences.add(_normal(self.resource(resource_path)))
         try:

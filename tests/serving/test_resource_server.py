@@ -227,6 +227,17 @@ async def test_scopes_hide_tools_and_a_call_without_them_gets_403_insufficient_s
         assert all(token not in value for r in upstream.requests for _, value in r.header_list)
 
 
+async def test_an_extra_token_audience_is_accepted_and_no_other(
+    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    app_id = "6f1c2a9e-0000-4000-8000-000000000001"  # Entra ID v2 tokens name the API's application id
+    async with protected(tools(upstream, tmp_path), oauth_server, token_audiences=(app_id,)) as (base, http):
+        ok = await post(http, INITIALIZE, await oauth_server.issue({"aud": app_id, "sub": "svc", "scp": ["a"]}))
+        assert ok.status_code == 200, ok.text
+        other = await post(http, INITIALIZE, await oauth_server.issue({"aud": "6f1c2a9e-other", "sub": "svc"}))
+        assert other.json()["error_description"] == "the token was issued for another audience"
+
+
 async def test_the_static_token_still_works_next_to_oauth_and_sees_every_tool(
     oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path
 ) -> None:
