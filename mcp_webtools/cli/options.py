@@ -55,20 +55,14 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("MCP_WEBTOOLS_AUTH_TOKEN"),
         help="require `Authorization: Bearer <token>` on HTTP (prefer $MCP_WEBTOOLS_AUTH_TOKEN)",
     )
-    parser.add_argument(
-        "--allowed-host",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_ALLOWED_HOSTS"),
-        metavar="HOST",
-        help="an extra Host header to accept (DNS-rebinding protection); repeatable",
-    )
-    parser.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_ALLOWED_ORIGINS"),
-        metavar="ORIGIN",
-        help="an extra Origin to accept, e.g. https://app.example.com; repeatable",
-    )
+    _repeatable(
+        parser, "--allowed-host", "MCP_WEBTOOLS_ALLOWED_HOSTS", "HOST",
+        "an extra Host header to accept (DNS-rebinding protection); repeatable",
+    )  # fmt: skip
+    _repeatable(
+        parser, "--allowed-origin", "MCP_WEBTOOLS_ALLOWED_ORIGINS", "ORIGIN",
+        "an extra Origin to accept, e.g. https://app.example.com; repeatable",
+    )  # fmt: skip
     parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
     parser.add_argument(
         "--metrics-public",
@@ -96,13 +90,10 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         ("--oauth-client-secret", "MCP_WEBTOOLS_OAUTH_CLIENT_SECRET", "its secret; ${NAME} reads $NAME"),
     ):  # fmt: skip
         oauth.add_argument(option, default=os.environ.get(variable), metavar="V", help=f"{described} (or ${variable})")
-    oauth.add_argument(
-        "--oauth-token-audience",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_OAUTH_TOKEN_AUDIENCES"),
-        metavar="AUD",
-        help="also accept tokens whose aud is AUD (Entra ID: the API's application id); repeatable",
-    )
+    _repeatable(
+        oauth, "--oauth-token-audience", "MCP_WEBTOOLS_OAUTH_TOKEN_AUDIENCES", "AUD",
+        "also accept tokens whose aud is AUD (Entra ID: the API's application id); repeatable",
+    )  # fmt: skip
     oauth.add_argument(
         "--oauth-scopes",
         nargs="+",
@@ -126,6 +117,13 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes "
         f"(default {_mib(DEFAULT_MAX_BODY_BYTES)})",
     )
+
+
+def _repeatable(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, option: str, variable: str, metavar: str, help: str
+) -> None:
+    """A repeatable option whose default is the comma-separated list in `$variable`."""
+    parser.add_argument(option, action="append", default=env_list(variable), metavar=metavar, help=help)
 
 
 def limit_options(parser: argparse.ArgumentParser) -> None:

@@ -383,21 +383,13 @@ class ResourceServer:
             return cached[1]
         settings = self.settings
         assert settings.introspection_url and settings.client_id and settings.client_secret
-        try:
-            response = await self._client().post(
-                settings.introspection_url,
-                data={"token": token, "token_type_hint": "access_token"},
-                auth=httpx2.BasicAuth(settings.client_id, settings.client_secret),
-            )
-        except httpx2.HTTPError as failure:
-            raise _Unavailable(f"introspection: {type(failure).__name__}") from None
-        if response.status_code != 200:
-            raise _Unavailable(f"introspection answered HTTP {response.status_code}")
-        try:
-            answer = response.json()
-        except ValueError:
-            raise _Unavailable("introspection answered something that is not JSON") from None
-        verdict, lifetime = self._introspection_verdict(answer if isinstance(answer, dict) else {}, audiences)
+        answer = await self._json(
+            "POST",
+            settings.introspection_url,
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=httpx2.BasicAuth(settings.client_id, settings.client_secret),
+        )
+        verdict, lifetime = self._introspection_verdict(answer, audiences)
         self._introspected[digest] = (self._clock() + lifetime, verdict)
         while len(self._introspected) > INTROSPECTION_CACHE_ENTRIES:
             self._introspected.popitem(last=False)
@@ -421,8 +413,12 @@ class ResourceServer:
         return verdict, lifetime
 
     async def _get_json(self, url: str) -> dict[str, Any]:
+        return await self._json("GET", url)
+
+    async def _json(self, method: str, url: str, **options: Any) -> dict[str, Any]:
+        """The JSON object the identity provider answers at `url`; `_Unavailable` for anything else."""
         try:
-            response = await self._client().get(url, headers={"Accept": "application/json"})
+            response = await self._client().request(method, url, headers={"Accept": "application/json"}, **options)
         except httpx2.HTTPError as failure:
             raise _Unavailable(f"{url}: {type(failure).__name__}") from None
         if response.status_code != 200:
