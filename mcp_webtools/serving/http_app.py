@@ -486,6 +486,8 @@ def _tool_scopes(webtools: WebTools, oauth: ResourceServer) -> Callable[[Scope, 
     403's `scope=` and asks for a token with them), in both eras and on both endpoints.
     """
 
+    log = CappedLog(auth_logger, "refused calls")  # a flood of refused calls cannot fill the disk
+
     def admit(scope: Scope, message: JSONRPCMessage) -> Response | None:
         if not isinstance(message, JSONRPCRequest) or message.method != "tools/call":
             return None
@@ -496,7 +498,7 @@ def _tool_scopes(webtools: WebTools, oauth: ResourceServer) -> Callable[[Scope, 
         refused = insufficient_scope(scope.get(AUTHENTICATED), tool.definition.required_scopes)
         if refused is None:
             return None
-        auth_logger.warning(
+        log.warning(
             "403 for %s: tool %s: %s", request_line(scope), name, refused.reason,
             extra={"event": "insufficient_scope", "tool": name, "client": client_address(scope)},
         )  # fmt: skip

@@ -22,12 +22,24 @@ import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from mcp import Client
+from mcp import Client, ClientSession
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from oauth_server import OAuthServer
-from support import Upstream, bound_socket, hamsa_tool, run_module, secret, serve_asgi, text_of, write_tools
+from support import (
+    Upstream,
+    bound_socket,
+    hamsa_tool,
+    http_server_process,
+    mcp_client,
+    run_module,
+    secret,
+    serve_asgi,
+    text_of,
+    write_tools,
+)
 
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
@@ -359,3 +371,82 @@ def test_required_scopes_are_read_in_every_shape_and_a_bad_one_names_file_tool_a
         f"{bad}: tool 'bad': field `[0].requiredScopes`: 'orders read' is not an OAuth scope "
         "(printable ASCII, no space, quote or backslash)"
     ]
+
+
+async def test_serve_from_the_command_line_and_environment_accepts_oauth_and_static_tokens(
+    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audience = "https://mcp.example.com/mcp"  # behind a proxy: the public URL, not the bind address
+    monkeypatch.setenv("MCP_WEBTOOLS_AUTH_TOKEN", secret(STATIC))
+    monkeypatch.setenv("MCP_WEBTOOLS_OAUTH_ISSUER", oauth_server.issuer)
+    monkeypatch.setenv("MCP_WEBTOOLS_OAUTH_SCOPES", "mcp:tools orders.read")
+    monkeypatch.setenv("INTROSPECTION_SECRET", secret("cli-introspection-never-shown"))
+    await oauth_server.require_client("webtools-cli", "cli-introspection-never-shown")
+    flags = ["--oauth-audience", audience, "--oauth-introspection-url", oauth_server.introspection_url]
+    flags += ["--oauth-client-id", "webtools-cli", "--oauth-client-secret", "${INTROSPECTION_SECRET}"]
+    async with http_server_process(tools(upstream, tmp_path), *flags) as server:
+        match = await server.wait_for_log(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp")
+        async with httpx2.AsyncClient(base_url=match.group(1), timeout=30, trust_env=False) as http:
+            metadata = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
+            assert metadata == {
+                "resource": audience,
+                "authorization_servers": [oauth_server.issuer],
+                "scopes_supported": ["mcp:tools", "orders.read", "orders.write"],
+                "bearer_methods_supported": ["header"],
+            }
+            missing = await post(http, INITIALIZE)
+            assert missing.headers["www-authenticate"] == (
+                'Bearer scope="mcp:tools orders.read", '
+                'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"'
+            )
+            jwt_token = await oauth_server.issue({"aud": audience, "sub": "alice"})
+            opaque = await oauth_server.opaque({"aud": audience, "sub": "bob"})
+            for token in (jwt_token, opaque, STATIC):
+                assert (await post(http, INITIALIZE, token)).status_code == 200
+            expired = await post(http, INITIALIZE, await oauth_server.issue({"aud": audience}, expires_in=-300))
+            assert expired.status_code == 401
+        await server.wait_for_log(r"401 for POST /mcp from 127\.0\.0\.1:\d+: the token has expired")
+    assert [r["client_id"] for r in await oauth_server.introspections()] == ["webtools-cli"]
+
+
+async def test_an_unreachable_authorization_server_gives_503_not_401(
+    upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = bound_socket()  # listening, never accepting: then closed, so connecting is refused
+    issuer = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    oauth = OAuthSettings(issuer=issuer, audience="https://mcp.example.com/mcp")
+    app = build_http_app(open_webtools([str(tools(upstream, tmp_path))]), HttpSettings(oauth=oauth))
+    token = secret("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.bmV2ZXItc2hvd24")
+    async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=30, trust_env=False) as http:
+        answer = await post(http, INITIALIZE, token)
+    assert (answer.status_code, answer.headers["retry-after"], answer.json()["error"]) == (
+        503,
+        "5",
+        "temporarily_unavailable",
+    )
+    assert "the authorization server could not be reached" in answer.json()["error_description"]
+    assert token not in caplog.text
+
+
+async def test_the_legacy_sse_transport_lists_by_scope_too(
+    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    async with protected(tools(upstream, tmp_path), oauth_server) as (base, http):
+        token = await oauth_server.issue({"aud": f"{base}/mcp", "sub": "carol", "scope": "orders.read orders.write"})
+        async with sse_client(f"{base}/sse", headers={"Authorization": f"Bearer {token}"}) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                assert [t.name for t in (await session.list_tools()).tools] == ["orders", "public", "refund"]
+        narrow = await oauth_server.issue({"aud": f"{base}/mcp", "sub": "dave", "scope": ""})
+        async with sse_client(f"{base}/sse", headers={"Authorization": f"Bearer {narrow}"}) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                assert [t.name for t in (await session.list_tools()).tools] == ["public"]
+
+
+async def test_over_stdio_required_scopes_limit_nothing(upstream: Upstream, tmp_path: Path) -> None:
+    async with mcp_client("stdio", "legacy", tools(upstream, tmp_path)) as client:
+        assert [tool.name for tool in (await client.list_tools()).tools] == ["orders", "public", "refund"]
+        assert not (await client.call_tool("refund", {})).is_error
+    assert [r.raw_path for r in upstream.requests] == ["/refund"]
