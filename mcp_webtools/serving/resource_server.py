@@ -50,10 +50,14 @@ from .http_scope import Caller
 
 __all__ = [
     "ALGORITHMS",
+    "INTROSPECTION_CACHE_SECONDS",
+    "JWKS_MAX_AGE_SECONDS",
+    "JWKS_REFETCH_SECONDS",
     "METADATA_PATH",
     "OAuthSettings",
     "Refused",
     "ResourceServer",
+    "discovery_urls",
     "insufficient_scope",
     "metadata_path",
     "settings_problems",
@@ -65,6 +69,7 @@ logger = logging.getLogger("mcp_webtools.auth")
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 LEEWAY_SECONDS = 30  # clock skew allowed on exp / nbf
 JWKS_REFETCH_SECONDS = 60.0  # an unknown kid refetches the JWKS at most this often
+JWKS_MAX_AGE_SECONDS = 3600.0  # and it is refetched anyway once this old, so a retired key stops verifying
 INTROSPECTION_CACHE_SECONDS = 30.0  # how long an introspection answer stands (never past the token's exp)
 INTROSPECTION_CACHE_ENTRIES = 10_000
 FETCH_TIMEOUT = httpx2.Timeout(5.0)  # each request to the identity provider
@@ -189,6 +194,7 @@ class ResourceServer:
         self._lock = anyio.Lock()
         self._discovered: dict[str, Any] | None = None
         self._keys: dict[str | None, jwt.PyJWK] | None = None
+        self._fetched_at = 0.0
         self._refetched_at: float | None = None
         self._introspected: OrderedDict[str, tuple[float, Caller | Refused]] = OrderedDict()
 
@@ -311,9 +317,9 @@ class ResourceServer:
 
     async def _key(self, kid: Any) -> jwt.PyJWK | None:
         """The issuer's key `kid`: from the cached JWKS, or after one refetch if it is unknown there."""
-        if self._keys is None:
+        if self._keys is None or self._clock() - self._fetched_at >= JWKS_MAX_AGE_SECONDS:
             async with self._lock:
-                if self._keys is None:
+                if self._keys is None or self._clock() - self._fetched_at >= JWKS_MAX_AGE_SECONDS:
                     self._keys = await self._fetch_keys()
         found = self._pick(kid)
         if found is not None:
@@ -348,6 +354,7 @@ class ResourceServer:
             except jwt.PyJWTError:
                 continue  # a key type this PyJWT cannot use: tokens signed with it are refused
         logger.info("fetched the JWKS of %s: %d signing keys", self.settings.issuer, len(keys))
+        self._fetched_at = self._clock()
         return keys
 
     async def _discover(self) -> dict[str, Any]:
@@ -355,15 +362,8 @@ class ResourceServer:
         if self._discovered is not None:
             return self._discovered
         issuer = self.settings.issuer
-        parts = urlsplit(issuer)
-        path = parts.path.rstrip("/")
-        candidates = [
-            urlunsplit((parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", "")),
-            issuer.rstrip("/") + "/.well-known/openid-configuration",
-            urlunsplit((parts.scheme, parts.netloc, "/.well-known/openid-configuration" + path, "", "")),
-        ]
         failures = []
-        for url in dict.fromkeys(candidates):
+        for url in discovery_urls(issuer):
             try:
                 document = await self._get_json(url)
             except _Unavailable as failure:
@@ -440,6 +440,20 @@ class ResourceServer:
         if self._own_http and self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def discovery_urls(issuer: str) -> list[str]:
+    """Where the metadata of `issuer` may be, in the order the MCP authorization spec tries them:
+    RFC 8414 (the well-known path before the issuer's path), then OpenID discovery after the path
+    (Keycloak, Auth0, Entra ID), then OpenID discovery before it."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    candidates = [
+        urlunsplit((parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", "")),
+        issuer.rstrip("/") + "/.well-known/openid-configuration",
+        urlunsplit((parts.scheme, parts.netloc, "/.well-known/openid-configuration" + path, "", "")),
+    ]
+    return list(dict.fromkeys(candidates))
 
 
 def _invalid(reason: str) -> Refused:

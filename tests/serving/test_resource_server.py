@@ -44,12 +44,22 @@ from support import (
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
-from mcp_webtools.serving.resource_server import OAuthSettings
+from mcp_webtools.serving.http_scope import Caller
+from mcp_webtools.serving.resource_server import (
+    INTROSPECTION_CACHE_SECONDS,
+    JWKS_MAX_AGE_SECONDS,
+    JWKS_REFETCH_SECONDS,
+    OAuthSettings,
+    Refused,
+    ResourceServer,
+    discovery_urls,
+)
 from mcp_webtools.serving.runtime import open_webtools
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 STATIC = "static-token-never-shown-7d1"
+AUDIENCE = "https://mcp.example.com/mcp"
 POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -450,3 +460,76 @@ async def test_over_stdio_required_scopes_limit_nothing(upstream: Upstream, tmp_
         assert [tool.name for tool in (await client.list_tools()).tools] == ["orders", "public", "refund"]
         assert not (await client.call_tool("refund", {})).is_error
     assert [r.raw_path for r in upstream.requests] == ["/refund"]
+
+
+class Clock:
+    """A monotonic clock the test moves: the refetch interval, the JWKS's age and the cache's life."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_discovery_tries_rfc_8414_then_openid_with_the_issuer_path_in_both_places() -> None:
+    assert discovery_urls("https://idp.example.com/realms/tools") == [
+        "https://idp.example.com/.well-known/oauth-authorization-server/realms/tools",
+        "https://idp.example.com/realms/tools/.well-known/openid-configuration",
+        "https://idp.example.com/.well-known/openid-configuration/realms/tools",
+    ]
+    assert discovery_urls("https://tenant.eu.auth0.com/") == [
+        "https://tenant.eu.auth0.com/.well-known/oauth-authorization-server",
+        "https://tenant.eu.auth0.com/.well-known/openid-configuration",
+    ]
+
+
+async def test_the_jwks_is_refetched_when_stale_so_a_retired_key_stops_verifying(oauth_server: OAuthServer) -> None:
+    clock = Clock()
+    verifier = ResourceServer(OAuthSettings(issuer=oauth_server.issuer, audience=AUDIENCE), clock=clock)
+    try:
+        old = await oauth_server.issue({"aud": AUDIENCE, "sub": "alice", "scope": "a b"})
+        assert await verifier.authenticate(old) == Caller(id="alice", scopes=frozenset({"a", "b"}))
+        await oauth_server.rotate_key(retire=True)
+        clock.now += JWKS_MAX_AGE_SECONDS - 1
+        assert isinstance(await verifier.authenticate(old), Caller)  # the cached JWKS still has its key
+        new = await oauth_server.issue({"aud": AUDIENCE, "sub": "bob"})
+        assert isinstance(await verifier.authenticate(new), Caller)  # unknown kid: refetched
+        await oauth_server.rotate_key()
+        newer = await oauth_server.issue({"aud": AUDIENCE, "sub": "carol"})
+        assert isinstance(await verifier.authenticate(newer), Refused)  # within the refetch interval
+        clock.now += JWKS_REFETCH_SECONDS
+        assert isinstance(await verifier.authenticate(newer), Caller)  # the interval is over
+        clock.now += JWKS_MAX_AGE_SECONDS
+        refused = await verifier.authenticate(old)
+        assert refused == Refused(
+            401, "the token is signed with a key the issuer does not publish", "invalid_token"
+        )  # the stale JWKS was refetched, without the retired key
+    finally:
+        await verifier.aclose()
+
+
+async def test_an_introspection_answer_is_reused_only_for_its_cache_life(oauth_server: OAuthServer) -> None:
+    await oauth_server.require_client("rs", "rs-secret-never-shown")
+    settings = OAuthSettings(
+        issuer=oauth_server.issuer,
+        audience=AUDIENCE,
+        introspection_url=oauth_server.introspection_url,
+        client_id="rs",
+        client_secret="rs-secret-never-shown",
+    )
+    clock = Clock()
+    verifier = ResourceServer(settings, clock=clock)
+    try:
+        token = await oauth_server.opaque({"aud": AUDIENCE, "sub": "bob"})
+        assert await verifier.authenticate(token) == Caller(id="bob", scopes=frozenset())
+        await oauth_server.http.post(oauth_server.revocation_url, data={"token": token})
+        clock.now += INTROSPECTION_CACHE_SECONDS - 1
+        assert isinstance(await verifier.authenticate(token), Caller)  # cached: revocation not seen yet
+        clock.now += 1
+        assert await verifier.authenticate(token) == Refused(
+            401, "the authorization server says the token is not active", "invalid_token"
+        )
+        assert len(await oauth_server.introspections()) == 2
+    finally:
+        await verifier.aclose()
