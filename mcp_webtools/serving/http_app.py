@@ -250,11 +250,14 @@ class BearerTokenGuard:
         """Resource-server mode: a token other than the static one is an access token to verify."""
         assert self.oauth is not None
         presented = _presented(scope) if reason in ("wrong", "overlong") else b""
+        # An endpoint (`/mcp/<name>`) is a resource of its own: its URL is an accepted audience too,
+        # and its challenge points at its own metadata.
+        endpoint = scope["path"] if scope["path"].startswith("/mcp/") else None
         verdict: Caller | Refused
         if not presented:
             verdict = self.oauth.unauthenticated(UNAUTHORIZED[reason])
         else:
-            verdict = await self.oauth.authenticate(presented.decode("utf-8", "replace"))
+            verdict = await self.oauth.authenticate(presented.decode("utf-8", "replace"), endpoint)
         if isinstance(verdict, Caller):
             scope[AUTHENTICATED] = verdict
             await self.app(scope, receive, send)
@@ -265,7 +268,7 @@ class BearerTokenGuard:
             "%d for %s: %s", verdict.status, request_line(scope), verdict.reason,
             extra={"event": "unauthorized", "reason": verdict.error or reason, "client": client_address(scope)},
         )  # fmt: skip
-        await verdict.response(self.oauth.metadata_url())(scope, receive, send)
+        await verdict.response(self.oauth.metadata_url(endpoint))(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> str | None:
         """None for the right token, else why not (a key of `UNAUTHORIZED`)."""

@@ -533,3 +533,27 @@ async def test_an_introspection_answer_is_reused_only_for_its_cache_life(oauth_s
         assert len(await oauth_server.introspections()) == 2
     finally:
         await verifier.aclose()
+
+
+async def test_an_endpoint_path_is_a_resource_of_its_own_for_the_endpoints_to_plug_in(
+    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path
+) -> None:
+    """The seam for `/mcp/<name>` endpoints: their URL is an accepted audience, and their challenge and
+    metadata name them (the endpoint routes themselves come with the endpoints)."""
+    verifier = ResourceServer(OAuthSettings(issuer=oauth_server.issuer, audience=AUDIENCE, scopes=("mcp",)))
+    assert verifier.metadata("/mcp/orders")["resource"] == "https://mcp.example.com/mcp/orders"
+    assert verifier.metadata_route("/mcp/orders").path == "/.well-known/oauth-protected-resource/mcp/orders"
+    async with protected(tools(upstream, tmp_path), oauth_server) as (base, http):
+        for_endpoint = await oauth_server.issue({"aud": f"{base}/mcp/orders", "sub": "erin"})
+        headers = {**POST_HEADERS, "Authorization": f"Bearer {for_endpoint}"}
+        assert (await http.post("/mcp/orders", json=INITIALIZE, headers=headers)).status_code == 404  # past auth
+        refused = await post(http, INITIALIZE, for_endpoint)  # /mcp is another resource
+        assert refused.json()["error_description"] == "the token was issued for another audience"
+        other = await oauth_server.issue({"aud": f"{base}/mcp/billing", "sub": "erin"})
+        headers["Authorization"] = f"Bearer {other}"
+        answer = await http.post("/mcp/orders", json=INITIALIZE, headers=headers)
+        assert answer.status_code == 401
+        assert (
+            f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp/orders"'
+            in (answer.headers["www-authenticate"])
+        )
