@@ -46,6 +46,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..definitions import is_scope_token
+from ..errors import IdentityProviderUnavailable
 from .http_scope import Caller
 
 __all__ = [
@@ -165,10 +166,6 @@ def insufficient_scope(caller: Caller | None, required: Iterable[str]) -> Refuse
     return Refused(403, f"the token lacks the scope {missing}", "insufficient_scope", " ".join(needed))
 
 
-class _Unavailable(Exception):
-    """The identity provider could not be asked (network, status, not JSON): a 503, not a 401."""
-
-
 class ResourceServer:
     """Verifies access tokens for one issuer and audience; serves our Protected Resource Metadata.
 
@@ -266,7 +263,7 @@ class ResourceServer:
             if self.settings.introspection_url:
                 return await self._introspect(token, audiences)
             return _invalid("the token is not a JWT, and no introspection endpoint is configured")
-        except _Unavailable as unavailable:
+        except IdentityProviderUnavailable as unavailable:
             return Refused(503, f"the authorization server could not be reached: {unavailable}")
 
     async def _verify_jwt(self, token: str, audiences: set[str]) -> Caller | Refused:
@@ -343,7 +340,7 @@ class ResourceServer:
         metadata = await self._discover()
         jwks_uri = metadata.get("jwks_uri")
         if not isinstance(jwks_uri, str):
-            raise _Unavailable(f"the issuer's metadata has no jwks_uri ({self.settings.issuer})")
+            raise IdentityProviderUnavailable(f"the issuer's metadata has no jwks_uri ({self.settings.issuer})")
         document = await self._get_json(jwks_uri)
         keys: dict[str | None, jwt.PyJWK] = {}
         for entry in document.get("keys", []) if isinstance(document.get("keys"), list) else []:
@@ -366,7 +363,7 @@ class ResourceServer:
         for url in discovery_urls(issuer):
             try:
                 document = await self._get_json(url)
-            except _Unavailable as failure:
+            except IdentityProviderUnavailable as failure:
                 failures.append(str(failure))
                 continue
             if document.get("issuer") != issuer:
@@ -374,7 +371,7 @@ class ResourceServer:
                 continue
             self._discovered = document
             return document
-        raise _Unavailable("; ".join(failures))
+        raise IdentityProviderUnavailable("; ".join(failures))
 
     async def _introspect(self, token: str, audiences: set[str]) -> Caller | Refused:
         digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -416,19 +413,19 @@ class ResourceServer:
         return await self._json("GET", url)
 
     async def _json(self, method: str, url: str, **options: Any) -> dict[str, Any]:
-        """The JSON object the identity provider answers at `url`; `_Unavailable` for anything else."""
+        """The JSON object the identity provider answers at `url`; `IdentityProviderUnavailable` for anything else."""
         try:
             response = await self._client().request(method, url, headers={"Accept": "application/json"}, **options)
         except httpx2.HTTPError as failure:
-            raise _Unavailable(f"{url}: {type(failure).__name__}") from None
+            raise IdentityProviderUnavailable(f"{url}: {type(failure).__name__}") from None
         if response.status_code != 200:
-            raise _Unavailable(f"{url} answered HTTP {response.status_code}")
+            raise IdentityProviderUnavailable(f"{url} answered HTTP {response.status_code}")
         try:
             document = response.json()
         except ValueError:
-            raise _Unavailable(f"{url} answered something that is not JSON") from None
+            raise IdentityProviderUnavailable(f"{url} answered something that is not JSON") from None
         if not isinstance(document, dict):
-            raise _Unavailable(f"{url} answered JSON that is not an object")
+            raise IdentityProviderUnavailable(f"{url} answered JSON that is not an object")
         return document
 
     def _client(self) -> httpx2.AsyncClient:
