@@ -557,3 +557,25 @@ async def test_an_endpoint_path_is_a_resource_of_its_own_for_the_endpoints_to_pl
             f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp/orders"'
             in (answer.headers["www-authenticate"])
         )
+
+
+async def test_the_web_console_gives_an_oauth_caller_no_more_than_mcp_does(
+    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "mcp_webtools.audit")
+    sock = bound_socket()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    oauth = OAuthSettings(issuer=oauth_server.issuer, audience=f"{base}/mcp")
+    app = build_http_app(open_webtools([str(tools(upstream, tmp_path))]), HttpSettings(oauth=oauth, ui=True))
+    token = await oauth_server.issue({"aud": f"{base}/mcp", "sub": "frank", "scope": "orders.read"})
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with serve_asgi(app, sock), httpx2.AsyncClient(base_url=base, timeout=30, trust_env=False) as http:
+        refused = await http.post("/ui/api/call", json={"tool": "refund", "arguments": {}}, headers=headers)
+        assert (refused.status_code, refused.json()) == (
+            403,
+            {"error": "insufficient_scope", "error_description": "the token lacks the scope orders.write"},
+        )
+        allowed = await http.post("/ui/api/call", json={"tool": "orders", "arguments": {}}, headers=headers)
+        assert allowed.status_code == 200, allowed.text
+    assert [r.raw_path for r in upstream.requests] == ["/orders"]
+    assert [r.caller for r in caplog.records if r.name == "mcp_webtools.audit"] == ["frank"]

@@ -37,8 +37,11 @@ from starlette.types import Receive, Scope, Send
 from ... import __version__
 from ...arguments import ArgumentError
 from ...calls import build_call, problems_of
+from ...outcomes import CALLER_ID
 from ...requests import RequestBuildError
+from ..http_scope import AUTHENTICATED, Caller
 from ..reload import REQUEST
+from ..resource_server import insufficient_scope
 from ..server import CALLER
 from .views import ENDPOINTS, config_view, reload_view
 
@@ -135,6 +138,11 @@ def console_routes(console: Console) -> list[Route]:
         if isinstance(parsed, Response):
             return parsed
         tool, arguments = parsed
+        # An OAuth caller gets no more through the console than through /mcp (resource_server.py).
+        authenticated = request.scope.get(AUTHENTICATED)
+        refused = insufficient_scope(authenticated, tool.definition.required_scopes)
+        if refused is not None:
+            return answer({"error": refused.error, "error_description": refused.reason}, refused.status)
         peer = request.client.host if request.client else None
         caller = f"web console (http {peer})" if peer else "web console"
         request_id = f"console-{next(call_ids)}"
@@ -149,6 +157,7 @@ def console_routes(console: Console) -> list[Route]:
                 await write({"type": "progress", "progress": value, "total": total, "message": message, "ms": ms()})
 
             CALLER.set(caller)
+            CALLER_ID.set(authenticated.id if isinstance(authenticated, Caller) else None)
             await write({"type": "started", "tool": tool.name, "request_id": request_id, "pid": os.getpid()})
             try:
                 result = await webtools.calls.call(tool.name, arguments, progress, request_id=request_id)
