@@ -33,6 +33,7 @@ __all__ = [
     "EXPECT_KEYS",
     "Example",
     "Expect",
+    "is_scope_token",
     "Message",
     "ToolDefinition",
     "placeholder_spellings",
@@ -160,6 +161,11 @@ class Example(BaseModel):
         return _known_keys(value, EXAMPLE_KEYS, "an example")
 
 
+def is_scope_token(scope: str) -> bool:
+    """RFC 6749 appendix A.4: printable ASCII but space, `"` and `\\` (a challenge quotes scopes)."""
+    return bool(scope) and all("!" <= ch <= "~" and ch not in '"\\' for ch in scope)
+
+
 class ToolDefinition(BaseModel):
     """One FUNCTION web tool, whichever shape it was written in.
 
@@ -205,6 +211,8 @@ class ToolDefinition(BaseModel):
     examples: tuple[Example, ...] = ()
     # Tags an endpoint may select the tool by (endpoints.py); no effect on the call.
     tags: tuple[Annotated[str, Field(min_length=1, max_length=100, strict=True)], ...] = ()
+    # OAuth scopes an HTTP caller's access token must grant to see and call the tool (docs/security.md).
+    required_scopes: tuple[str, ...] = ()
     source: str = ""
     secrets: frozenset[str] = frozenset()
     # Each secret value read through a `${...}` reference -> that reference as written, so a recording
@@ -261,6 +269,14 @@ class ToolDefinition(BaseModel):
         if value is not None and not _VISIBLE_HEADER_VALUE.match(value):
             raise ValueError("contains control characters or leading/trailing whitespace")
         return value
+
+    @field_validator("required_scopes")
+    @classmethod
+    def _scope_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for scope in value:
+            if not is_scope_token(scope):
+                raise ValueError(f"{scope!r} is not an OAuth scope (printable ASCII, no space, quote or backslash)")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("params")
     @classmethod

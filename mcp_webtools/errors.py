@@ -23,6 +23,7 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 ├── OutputMismatch              the shaped answer does not match the tool's outputSchema
 ├── ListenError                 a port or address cannot be listened on; the message names the option to change
 ├── Refusal                     an inbound message is no JSON-RPC request we handle; `.code`, `.message`, `.id`
+├── IdentityProviderUnavailable the OAuth authorization server cannot be asked (discovery, JWKS, introspection)
 └── HamsaError                  a `hamsa` command failed; the message is the whole story for the user
     ├── UsageError              a bad option or a missing environment variable: nothing sent or written
     ├── ApiRefused              4xx or a redirect: retrying as is will not help
@@ -56,6 +57,7 @@ __all__ = [
     "DefinitionError",
     "EgressDenied",
     "HamsaError",
+    "IdentityProviderUnavailable",
     "InvalidArguments",
     "ListenError",
     "OutputMismatch",
@@ -131,6 +133,11 @@ class Refusal(WebToolsError):
         self.code = code
         self.message = message
         self.id = id
+
+
+class IdentityProviderUnavailable(WebToolsError):
+    """The OAuth authorization server could not be asked (network, status, not JSON): the resource
+    server answers 503, not 401, since the client's token may be fine (serving/resource_server.py)."""
 
 
 class ShapeError(DefinitionError):

@@ -160,6 +160,13 @@ class Toolset:
         return cls(tools, redactor, files=files, warnings=warnings, tokens=tokens, endpoints=endpoints)
 
     @cached_property
+    def required_scopes(self) -> frozenset[str]:
+        """Every OAuth scope some tool or endpoint requires (for the resource server's `scopes_supported`)."""
+        tools = (scope for tool in self._tools.values() for scope in tool.definition.required_scopes)
+        endpoints = (scope for endpoint in self.endpoints.endpoints.values() for scope in endpoint.required_scopes)
+        return frozenset((*tools, *endpoints))
+
+    @cached_property
     def list_wire(self) -> dict[str, Any]:
         """`list_result` in its wire form, dumped once: the SDK accepts a dict as a handler's result
         and would otherwise dump the whole model again on every tools/list (most of the server's

@@ -58,6 +58,8 @@ class OAuthServer:
         self.issuer = issuer  # http://127.0.0.1:<port>: tokens' `iss`, and the base of every endpoint
         self.token_url = f"{issuer}/token"
         self.jwks_url = f"{issuer}/jwks"
+        self.introspection_url = f"{issuer}/introspect"  # RFC 7662, real: active only for live tokens issued here
+        self.revocation_url = f"{issuer}/revoke"  # RFC 7009: the token stops being active
         self.http = http  # for requests to it (a new client costs ~60 ms)
         self.clients: dict[str, str] = {}
 
@@ -152,6 +154,18 @@ class OAuthServer:
         ask = {"claims": claims or {}, "foreign": foreign_key}
         ask |= {name: value for name, value in (("expires_in", expires_in), ("kid", kid)) if value is not None}
         return secret((await self._control("POST", "issue", ask))["token"])
+
+    async def opaque(self, claims: dict[str, Any] | None = None, *, expires_in: int | None = None) -> str:
+        """An opaque access token (not a JWT) that only introspection reads: `iss`, `iat`, `exp` (`expires_in`
+        from now, default 3600 s) and `claims` (None removes one); a test secret."""
+        ask: dict[str, Any] = {"claims": claims or {}}
+        if expires_in is not None:
+            ask["expires_in"] = expires_in
+        return secret((await self._control("POST", "opaque", ask))["token"])
+
+    async def introspections(self) -> list[dict[str, Any]]:
+        """Every introspection request so far: the client id and `token_type_hint` (never the token)."""
+        return (await self._control("GET", "introspections"))["introspections"]
 
     async def metadata(self) -> dict[str, Any]:
         """The OpenID discovery document (`/.well-known/openid-configuration`)."""

@@ -301,9 +301,10 @@ async def read_body(receive: Callable[[], Awaitable[dict]]) -> bytes:
 
 
 @asynccontextmanager
-async def serve_asgi(app: Any, **options: Any) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free loopback port; yield its base URL. `options`: more `uvicorn.Config`."""
-    sock = bound_socket()
+async def serve_asgi(app: Any, sock: socket.socket | None = None, **options: Any) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on a free loopback port (or on `sock`, bound earlier: an app that must know its
+    own URL); yield its base URL. `options`: more `uvicorn.Config`."""
+    sock = sock or bound_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, **{"log_config": None, "lifespan": "auto", "timeout_graceful_shutdown": 2, **options})
     server = uvicorn.Server(config)

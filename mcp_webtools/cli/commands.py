@@ -39,6 +39,7 @@ from .options import (
     egress_options,
     http_options,
     limit_options,
+    oauth_settings,
     port_number,
     positive_float,
     server_options,
@@ -203,6 +204,15 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     args.log_filter.hide(getattr(args, "auth_token", None))
+    try:
+        oauth = oauth_settings(args)
+    except ValueError as problems:
+        print(f"serve: {problems}", file=sys.stderr)
+        return 2
+    args.log_filter.hide(oauth.client_secret if oauth else None)
+    if oauth is not None and args.transport != "http":
+        print("--oauth-issuer needs --transport http (OAuth guards HTTP requests)", file=sys.stderr)
+        return 2
     options = server_options(args)
     if args.ui and args.transport != "http":
         print("--ui needs --transport http (the console is a web page served next to /mcp)", file=sys.stderr)
@@ -252,6 +262,7 @@ def _serve(args: argparse.Namespace) -> int:
             metrics_public=args.metrics_public,
             ui=args.ui,
             workers=args.workers,
+            oauth=oauth,
         )
         anyio.run(
             functools.partial(

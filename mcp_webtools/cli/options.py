@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 
 from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES
 from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..serving.http_app import DEFAULT_MAX_BODY_BYTES
+from ..serving.resource_server import OAuthSettings, settings_problems
 from ..serving.runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "egress_options",
     "http_options",
     "limit_options",
+    "oauth_settings",
     "non_negative_float",
     "non_negative_int",
     "port_number",
@@ -52,20 +55,14 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("MCP_WEBTOOLS_AUTH_TOKEN"),
         help="require `Authorization: Bearer <token>` on HTTP (prefer $MCP_WEBTOOLS_AUTH_TOKEN)",
     )
-    parser.add_argument(
-        "--allowed-host",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_ALLOWED_HOSTS"),
-        metavar="HOST",
-        help="an extra Host header to accept (DNS-rebinding protection); repeatable",
-    )
-    parser.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=env_list("MCP_WEBTOOLS_ALLOWED_ORIGINS"),
-        metavar="ORIGIN",
-        help="an extra Origin to accept, e.g. https://app.example.com; repeatable",
-    )
+    _repeatable(
+        parser, "--allowed-host", "MCP_WEBTOOLS_ALLOWED_HOSTS", "HOST",
+        "an extra Host header to accept (DNS-rebinding protection); repeatable",
+    )  # fmt: skip
+    _repeatable(
+        parser, "--allowed-origin", "MCP_WEBTOOLS_ALLOWED_ORIGINS", "ORIGIN",
+        "an extra Origin to accept, e.g. https://app.example.com; repeatable",
+    )  # fmt: skip
     parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
     parser.add_argument(
         "--metrics-public",
@@ -84,6 +81,26 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="HTTP worker processes sharing the port; needs --stateless (default 1 or $MCP_WEBTOOLS_WORKERS)",
     )
+    oauth = parser.add_argument_group("OAuth resource server (docs/security.md)")
+    for option, variable, described in (
+        ("--oauth-issuer", "MCP_WEBTOOLS_OAUTH_ISSUER", "accept access tokens of this authorization server"),
+        ("--oauth-audience", "MCP_WEBTOOLS_OAUTH_AUDIENCE", "this server's resource URL, e.g. https://mcp.example.com/mcp"),
+        ("--oauth-introspection-url", "MCP_WEBTOOLS_OAUTH_INTROSPECTION_URL", "RFC 7662 endpoint for opaque tokens"),
+        ("--oauth-client-id", "MCP_WEBTOOLS_OAUTH_CLIENT_ID", "our client id at the introspection endpoint"),
+        ("--oauth-client-secret", "MCP_WEBTOOLS_OAUTH_CLIENT_SECRET", "its secret; ${NAME} reads $NAME"),
+    ):  # fmt: skip
+        oauth.add_argument(option, default=os.environ.get(variable), metavar="V", help=f"{described} (or ${variable})")
+    _repeatable(
+        oauth, "--oauth-token-audience", "MCP_WEBTOOLS_OAUTH_TOKEN_AUDIENCES", "AUD",
+        "also accept tokens whose aud is AUD (Entra ID: the API's application id); repeatable",
+    )  # fmt: skip
+    oauth.add_argument(
+        "--oauth-scopes",
+        nargs="+",
+        default=os.environ.get("MCP_WEBTOOLS_OAUTH_SCOPES", "").split(),
+        metavar="SCOPE",
+        help="scopes to advertise (scopes_supported) and ask for in a 401 (or $MCP_WEBTOOLS_OAUTH_SCOPES)",
+    )
     parser.add_argument(
         "--shutdown-grace",
         type=non_negative_float,
@@ -100,6 +117,13 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         help="answer 413 to HTTP request bodies (JSON-RPC messages) over N bytes "
         f"(default {_mib(DEFAULT_MAX_BODY_BYTES)})",
     )
+
+
+def _repeatable(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, option: str, variable: str, metavar: str, help: str
+) -> None:
+    """A repeatable option whose default is the comma-separated list in `$variable`."""
+    parser.add_argument(option, action="append", default=env_list(variable), metavar=metavar, help=help)
 
 
 def limit_options(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +189,35 @@ def config_paths(args: argparse.Namespace) -> list[str]:
         return list(paths)
     from_env = os.environ.get("MCP_WEBTOOLS_CONFIG")
     return [p for p in from_env.split(os.pathsep) if p] if from_env else [DEFAULT_CONFIG]
+
+
+def oauth_settings(args: argparse.Namespace) -> OAuthSettings | None:
+    """The resource-server settings of `serve`, or None without `--oauth-issuer`/`--oauth-audience`.
+
+    Raises `ValueError` naming each option that is wrong (main prints it, exit 2).
+    """
+    if not (args.oauth_issuer or args.oauth_audience):
+        return None
+    problems = [] if args.oauth_issuer and args.oauth_audience else ["--oauth-issuer and --oauth-audience go together"]
+    secret = args.oauth_client_secret
+    reference = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", secret or "")
+    if reference:
+        secret = os.environ.get(reference.group(1))
+        if not secret:
+            problems.append(f"--oauth-client-secret: ${reference.group(1)} is not set")
+    settings = OAuthSettings(
+        issuer=args.oauth_issuer or "",
+        audience=args.oauth_audience or "",
+        scopes=tuple(args.oauth_scopes),
+        introspection_url=args.oauth_introspection_url or None,
+        client_id=args.oauth_client_id or None,
+        client_secret=secret or None,
+        token_audiences=tuple(args.oauth_token_audience),
+    )
+    problems += settings_problems(settings) if not problems else []
+    if problems:
+        raise ValueError("; ".join(problems))
+    return settings
 
 
 def server_options(args: argparse.Namespace) -> ServerOptions:

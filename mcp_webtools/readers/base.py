@@ -44,6 +44,7 @@ EXTENSION_FIELDS = {
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
     "examples": "examples",  # calls for `mcp-webtools test` (examples.py); never published or sent to Hamsa
     "forwardCaller": "forward_caller",  # the caller's own credential, per call (forwarding.py)
+    "requiredScopes": "required_scopes",  # OAuth scopes a caller needs for the tool (serving/resource_server.py)
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})

@@ -30,6 +30,7 @@ from mcp.server.transport_security import (
     TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
+from mcp_types import JSONRPCMessage, JSONRPCRequest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,12 +42,13 @@ from ..endpoints import EndpointConfig
 from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
-from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, may_use
+from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
 from .console import Console
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
+from .resource_server import METADATA_PATH, OAuthSettings, Refused, ResourceServer, insufficient_scope
 from .server import WebTools
 
 __all__ = [
@@ -88,6 +90,7 @@ class HttpSettings:
     metrics_public: bool = False  # serve /metrics without the bearer token (for a scraper without it)
     ui: bool = False  # the web console at /ui (console/), behind the same token and Host/Origin checks
     workers: int = 1  # `serve --workers N`: the console says it shows one worker's calls
+    oauth: OAuthSettings | None = None  # resource-server mode (resource_server.py), next to or instead of auth_token
 
 
 def transport_security(settings: HttpSettings) -> TransportSecuritySettings:
@@ -197,8 +200,12 @@ class BearerTokenGuard:
     and that the token's client may use the endpoint the path is for (client_auth.py).
 
     No valid token: 401 with `WWW-Authenticate: Bearer`; a valid token of a client the endpoint
-    does not list: 403. Each refusal is a WARNING line on `mcp_webtools.auth` with the client's
-    address and the reason (one of `UNAUTHORIZED`, or the client's id, never what was sent),
+    does not list: 403. With `oauth` (resource-server mode), a token no static client holds is an
+    access token the resource server verifies: its refusals, and an endpoint's `requiredScopes` the
+    token lacks, are answered with the challenge the MCP authorization spec prescribes
+    (`resource_server.Refused`); an OAuth caller's endpoints are opened by scopes, not client lists.
+    Each refusal is a WARNING line on `mcp_webtools.auth` with the client's address and the reason
+    (one of `UNAUTHORIZED`, the client's id, or the resource server's reason, never what was sent),
     capped per minute, and counted in `metrics`. The caller goes into the ASGI scope under
     `AUTHENTICATED` for the layers below (the audit record's `client`).
     """
@@ -210,26 +217,41 @@ class BearerTokenGuard:
         open_paths: frozenset[str] = OPEN_PATHS,
         metrics: Metrics | None = None,
         endpoints: Callable[[], EndpointConfig] = EndpointConfig,
+        oauth: ResourceServer | None = None,
     ) -> None:
         self.app = app
         self.authenticators = tuple(authenticators)  # tried in order; the first that knows the caller wins
         self.open_paths = open_paths
         self.metrics = metrics
         self._endpoints = endpoints
+        self.oauth = oauth
         self._log = CappedLog(auth_logger, "refused requests")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         active = [a for a in self.authenticators if a.active]
-        if scope["type"] != "http" or scope["path"] in self.open_paths or not active:
+        if scope["type"] != "http" or self._is_open(scope["path"]) or not (active or self.oauth):
             await self.app(scope, receive, send)
             return
         refusals = [a.authenticate(scope) for a in active]
         caller = next((c for c in refusals if isinstance(c, Caller)), None)
+        endpoint = endpoint_in_path(scope["path"])
+        if caller is None and self.oauth is not None:
+            reason = str(refusals[0]) if refusals else _reason_without_static_tokens(scope)
+            verdict = await self._oauth(reason, scope)
+            if isinstance(verdict, Refused):
+                await self._refuse(verdict, reason, endpoint, scope, receive, send)
+                return
+            caller = verdict
         if caller is None:
             await self._unauthorized(str(refusals[0]), scope, receive, send)
             return
-        endpoint = endpoint_in_path(scope["path"])
-        if not may_use(caller, endpoint, self._endpoints()):
+        if caller.scopes is not None:  # an OAuth access token: an endpoint is opened by its requiredScopes
+            config = self._endpoints().endpoints.get(endpoint) if endpoint else None
+            refused = insufficient_scope(caller, config.required_scopes if config is not None else ())
+            if refused is not None:
+                await self._refuse(refused, "insufficient_scope", endpoint, scope, receive, send)
+                return
+        elif not may_use(caller, endpoint, self._endpoints()):
             self._log.warning(
                 "403 for %s: client %r may not use %s", request_line(scope), caller.id,
                 f"the endpoint {endpoint!r}" if endpoint else "this path (only the --auth-token may)",
@@ -257,6 +279,37 @@ class BearerTokenGuard:
             headers={"WWW-Authenticate": 'Bearer realm="mcp-webtools"'},
         )
         await response(scope, receive, send)
+
+    async def _oauth(self, reason: str, scope: Scope) -> Caller | Refused:
+        """Resource-server mode: a token no static client holds is an access token to verify."""
+        assert self.oauth is not None
+        presented = _presented(scope) if reason in ("wrong", "overlong") else b""
+        # An endpoint (`/mcp/<name>`) is a resource of its own: its URL is an accepted audience too,
+        # and its challenge points at its own metadata.
+        endpoint = endpoint_in_path(scope["path"])
+        if not presented:
+            return self.oauth.unauthenticated(UNAUTHORIZED[reason])
+        return await self.oauth.authenticate(presented.decode("utf-8", "replace"), _resource_path(endpoint))
+
+    def _is_open(self, path: str) -> bool:
+        # Every protected resource metadata document (one per endpoint) is read before any token exists.
+        metadata = path == METADATA_PATH or path.startswith(METADATA_PATH + "/")
+        return path in self.open_paths or (self.oauth is not None and metadata)
+
+    async def _refuse(
+        self, refused: Refused, reason: str, endpoint: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Answer a resource-server refusal with its challenge, pointing at the endpoint's own metadata."""
+        assert self.oauth is not None
+        if self.metrics is not None and refused.status == 401:
+            self.metrics.observe_unauthorized(reason)
+        self._log.warning(
+            "%d for %s: %s", refused.status, request_line(scope), refused.reason,
+            extra={"event": "unauthorized" if refused.status == 401 else "insufficient_scope",
+                   "reason": refused.error or reason, "client": client_address(scope)},
+        )  # fmt: skip
+        await refused.response(self.oauth.metadata_url(_resource_path(endpoint)))(scope, receive, send)
+
 
 
 class EndpointRouting:
@@ -320,6 +373,30 @@ def endpoint_in_path(path: str) -> str | None:
     return None
 
 
+def _resource_path(endpoint: str | None) -> str | None:
+    """The resource path of an endpoint (`/mcp/<name>`); None for `/mcp` and the paths around it."""
+    return None if endpoint is None else f"/mcp/{endpoint}"
+
+
+def _reason_without_static_tokens(scope: Scope) -> str:
+    """Why a request is not yet let in when OAuth is the only way in (a key of `UNAUTHORIZED`)."""
+    header, presented = bearer_token(scope)
+    if presented:
+        return "overlong" if len(presented) > MAX_TOKEN_BYTES else "wrong"
+    if header and header.strip().partition(b" ")[0].lower() not in (b"bearer", b"token"):
+        return "scheme"
+    return "missing"
+
+
+def _presented(scope: Scope) -> bytes:
+    """The credential of an `Authorization: Bearer` header (OAuth knows no `Token` scheme), else b""."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credential = value.strip().partition(b" ")
+            return credential.strip() if scheme.lower() == b"bearer" else b""
+    return b""
+
+
 class JsonRpcBodyCheck:
     """The POST bodies of the MCP endpoints (`/mcp`, `/messages/`), read before the SDK's transport.
 
@@ -336,11 +413,19 @@ class JsonRpcBodyCheck:
     over whole, or as far as it came before the client hung up.
     """
 
-    def __init__(self, app: ASGIApp, guard: TransportSecurityMiddleware, max_body_bytes: int, log: CappedLog) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: TransportSecurityMiddleware,
+        max_body_bytes: int,
+        log: CappedLog,
+        admit: Callable[[Scope, JSONRPCMessage], Response | None] | None = None,
+    ) -> None:
         self.app = app
         self._guard = guard
         self._read_whole = RequestBodyLimitMiddleware(self._check, max_body_bytes)
         self._log = log
+        self._admit = admit  # a last say on a valid message (a tools/call the caller's scopes do not allow: 403)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -368,13 +453,17 @@ class JsonRpcBodyCheck:
             await refused(scope, replay, send)
             return
         try:
-            read_message(first["body"])
+            message = read_message(first["body"])
         except Refusal as refusal:
             self._log.warning(
                 "%s: answered %s", request_line(scope), refusal,
                 extra={"event": "protocol_error", "client": client_address(scope)},
             )  # fmt: skip
             await Response(answer_json(refusal), 400, media_type="application/json")(scope, replay, send)
+            return
+        refused = self._admit(scope, message) if self._admit is not None else None
+        if refused is not None:
+            await refused(scope, replay, send)
             return
         await self.app(scope, replay, send)
 
@@ -449,17 +538,33 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
     # so that the page can ask for it; its API sits behind the token like /mcp.
     console = Console(webtools, settings, guard, reloader) if settings.ui else None
 
+    oauth = resource_server(webtools, settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with webtools.executor.client, manager.run(), console.running() if console else _nothing():
-            yield
+            try:
+                yield
+            finally:
+                if oauth is not None:
+                    await oauth.aclose()
 
     protocol_log = CappedLog(protocol_logger, "bad request bodies")
+    admit = _tool_scopes(webtools, oauth) if oauth is not None else None
 
     def checked(app: ASGIApp) -> ASGIApp:
-        return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log)
+        return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log, admit)
 
     streamable = StreamableHttpLifecycle(checked(StreamableHTTPASGIApp(manager)), webtools)
+    metadata_routes = (
+        [
+            oauth.metadata_route(),
+            oauth.metadata_route("/mcp"),
+            oauth.endpoint_metadata_route(lambda name: name in webtools.toolset.endpoints.endpoints),
+        ]
+        if oauth is not None
+        else []
+    )
     app: ASGIApp = Starlette(
         routes=[
             Route("/mcp", endpoint=streamable),
@@ -471,6 +576,7 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
             Route("/readyz", endpoint=readyz, methods=["GET"]),
             Route("/metrics", endpoint=metrics, methods=["GET"]),
             *(console.routes if console else ()),
+            *(metadata_routes if oauth is not None else ()),
         ],
         lifespan=lifespan,
     )
@@ -486,4 +592,44 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
         open_paths | (console.public_paths if console else set()),
         webtools.metrics,
         endpoints,
+        oauth,
     )
+
+
+# --- OAuth resource-server mode (resource_server.py) -------------------------------------------------
+
+
+def resource_server(webtools: WebTools, settings: HttpSettings) -> ResourceServer | None:
+    """The resource server of `settings.oauth`; it advertises the tools' requiredScopes of the day."""
+    if settings.oauth is None:
+        return None
+    return ResourceServer(settings.oauth, scopes_in_use=lambda: webtools.toolset.required_scopes)
+
+
+def _tool_scopes(webtools: WebTools, oauth: ResourceServer) -> Callable[[Scope, JSONRPCMessage], Response | None]:
+    """403 with the step-up challenge for a `tools/call` of a tool whose requiredScopes the caller lacks.
+
+    Answered at the HTTP level, as the MCP spec's scope step-up flow expects (a client reads the
+    403's `scope=` and asks for a token with them), in both eras and on both endpoints.
+    """
+
+    log = CappedLog(auth_logger, "refused calls")  # a flood of refused calls cannot fill the disk
+
+    def admit(scope: Scope, message: JSONRPCMessage) -> Response | None:
+        if not isinstance(message, JSONRPCRequest) or message.method != "tools/call":
+            return None
+        name = (message.params or {}).get("name")
+        # The endpoint's own tools: another endpoint's tool is unknown here, not a scope to ask for.
+        tool = webtools.tools_of(scope.get(ENDPOINT)).get(name) if isinstance(name, str) else None
+        if tool is None:
+            return None  # the SDK answers an unknown tool
+        refused = insufficient_scope(scope.get(AUTHENTICATED), tool.definition.required_scopes)
+        if refused is None:
+            return None
+        log.warning(
+            "403 for %s: tool %s: %s", request_line(scope), name, refused.reason,
+            extra={"event": "insufficient_scope", "tool": name, "client": client_address(scope)},
+        )  # fmt: skip
+        return refused.response(oauth.metadata_url(_resource_path(scope.get(ENDPOINT))))
+
+    return admit

@@ -120,8 +120,13 @@ class WebTools:
         return await self.tool_list.notify(endpoints)
 
     async def _list_tools(self, ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> dict:
-        # Dumped once per view: see Toolset.list_wire.
-        return self.tools_of(self.endpoint_of(ctx)).list_wire
+        toolset = self.tools_of(self.endpoint_of(ctx))
+        wire = toolset.list_wire  # dumped once per view: see Toolset.list_wire
+        caller = caller_of(ctx)
+        if caller is None or caller.scopes is None:
+            return wire
+        # An OAuth caller sees only the tools its token's scopes allow it to call (http_app answers 403 to the rest).
+        return {**wire, "tools": [entry for entry in wire["tools"] if _allowed(toolset, entry["name"], caller.scopes)]}
 
     async def _call_tool(
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
@@ -175,3 +180,8 @@ class WebTools:
         if self.tasks is None:  # never registered then; kept for the type checker
             raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found")
         return self.tasks.get(caller_key(ctx), params.task_id)
+
+
+def _allowed(toolset: Toolset, name: str, scopes: frozenset[str]) -> bool:
+    tool = toolset.get(name)
+    return tool is None or set(tool.definition.required_scopes) <= scopes

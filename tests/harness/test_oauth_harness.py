@@ -171,7 +171,10 @@ async def test_expires_in_and_claims_are_the_tests(oauth_server: OAuthServer) ->
     answer = (await token_call(oauth_server, form)).json()
     claims = await verify(oauth_server, answer["access_token"])
     assert (answer["expires_in"], claims["exp"] - claims["iat"], "scope" in answer, "scope" in claims) == (
-        3600, 3600, False, False
+        3600,
+        3600,
+        False,
+        False,
     )
 
 
@@ -349,3 +352,30 @@ async def test_the_server_stops_with_its_context() -> None:
     async with httpx2.AsyncClient(timeout=30) as http:
         with pytest.raises(httpx2.ConnectError):
             await http.get(server.jwks_url)
+
+
+async def test_introspection_is_real_and_revocation_ends_a_token(oauth_server: OAuthServer) -> None:
+    await oauth_server.require_client(CLIENT, "introspector-never-shown-9")
+    auth = basic(CLIENT, "introspector-never-shown-9")
+
+    async def introspect(token: str, authorization: str = auth) -> httpx2.Response:
+        form = {"token": token, "token_type_hint": "access_token"}
+        return await oauth_server.http.post(
+            oauth_server.introspection_url, data=form, headers={"Authorization": authorization}
+        )
+
+    jwt_token = await oauth_server.issue({"sub": "alice", "aud": API, "scope": "orders.read"})
+    opaque = await oauth_server.opaque({"sub": "bob", "aud": API})
+    expired = await oauth_server.issue({"sub": "carol"}, expires_in=-5)
+    answer = (await introspect(jwt_token)).json()
+    assert (answer["active"], answer["sub"], answer["aud"], answer["scope"]) == (True, "alice", API, "orders.read")
+    answer = (await introspect(opaque)).json()
+    assert (answer["active"], answer["sub"], answer["iss"]) == (True, "bob", oauth_server.issuer)
+    assert (await introspect(expired)).json() == {"active": False}
+    assert (await introspect(secret("never-issued-never-shown"))).json() == {"active": False}
+    assert (await introspect(opaque, basic(CLIENT, "wrong-never-shown"))).status_code == 401
+
+    assert (await oauth_server.http.post(oauth_server.revocation_url, data={"token": opaque})).status_code == 200
+    assert (await introspect(opaque)).json() == {"active": False}
+    assert (await introspect(jwt_token)).json()["active"] is True
+    assert [r["client_id"] for r in await oauth_server.introspections()] == [CLIENT] * 7

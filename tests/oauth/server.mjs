@@ -11,13 +11,18 @@
 //     (invalid_client 401, server_error 500, ...), a body that is not JSON, or no answer until released. The
 //     library's event hooks can only change a JSON answer, so these must be answered here;
 //   - GET /.well-known/oauth-authorization-server (RFC 8414), which the library lacks: the same metadata as its
-//     OpenID discovery document, as identity providers serve it.
+//     OpenID discovery document, as identity providers serve it;
+//   - POST /introspect (RFC 7662) and POST /revoke (RFC 7009), answered here for real: the library's introspection
+//     says every token is active and its revocation does nothing. A token is active when this server issued it
+//     (through /token, /_harness/issue or /_harness/opaque), it has not expired and it was not revoked. With
+//     required clients (`/_harness/clients`), introspection takes only their credentials.
 //
 // The secrets scan: stdout carries one JSON object a line. First {"issuer": url}; then {"secrets": [...]} for
 // every client credential received and every token issued, and the front waits for a line on stdin (the
 // acknowledgement that the test process registered them) before it answers. So a token is a known secret before
 // the server under test holds it. When stdin closes (the test process is done or gone), the server exits.
 
+import { randomBytes } from "node:crypto";
 import { createServer, request } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -41,6 +46,8 @@ const requests = []; // every token request, as received
 const faults = { always: null, next: [] };
 const tokens = { always: {}, next: [] };
 let clients = null; // {client_id: secret}: when set, the token endpoint checks client credentials
+const issued = new Map(); // every access token issued -> {claims, revoked}
+const introspections = []; // every introspection request: {client_id, token_type_hint} (never the token)
 const held = []; // releases of the token requests a "hang" holds
 const waiters = []; // long polls waiting for a number of token requests
 let settled = 0; // token requests whose secrets are registered and that are held or being answered
@@ -105,6 +112,8 @@ async function handle(req, res) {
   const path = new URL(req.url, library.issuer.url).pathname;
   if (path.startsWith("/_harness/")) return reply(res, 200, await control(req, path, body));
   if (req.method === "POST" && path === "/token") return token(req, res, body);
+  if (req.method === "POST" && path === "/introspect") return introspect(req, res, body);
+  if (req.method === "POST" && path === "/revoke") return revoke(res, body);
   if (req.method === "GET" && path === "/.well-known/oauth-authorization-server") {
     req.url = "/.well-known/openid-configuration";
   }
@@ -151,8 +160,9 @@ async function token(req, res, body) {
   record.settings = { ...tokens.always, ...next(tokens) };
   const answer = await forward(req, body, { "x-harness-request": String(requests.indexOf(record)) });
   if (answer.status === 200) {
-    const issued = JSON.parse(answer.body);
-    await announce([issued.access_token, issued.refresh_token, issued.id_token]);
+    const tokens = JSON.parse(answer.body);
+    await announce([tokens.access_token, tokens.refresh_token, tokens.id_token]);
+    remember(tokens.access_token);
   }
   record.status = answer.status;
   send(res, answer);
@@ -162,6 +172,48 @@ async function token(req, res, body) {
 function notifyWaiters() {
   settled += 1;
   for (const waiter of waiters.splice(0)) (settled >= waiter.count ? waiter.resolve() : waiters.push(waiter));
+}
+
+// A JWT's claims (unverified: this server signed it), or null for an opaque token.
+function jwtClaims(token) {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  try {
+    return JSON.parse(Buffer.from(parts[1], "base64url").toString());
+  } catch {
+    return null;
+  }
+}
+
+function remember(token, claims = jwtClaims(token)) {
+  if (typeof token === "string" && claims !== null) issued.set(token, { claims, revoked: false });
+}
+
+// RFC 7662: active only for a token issued here, unexpired and unrevoked; its claims with it.
+async function introspect(req, res, body) {
+  const form = Object.fromEntries(new URLSearchParams(body.toString()));
+  const basic = basicCredentials(req.headers.authorization);
+  const client = basic?.id ?? form.client_id ?? null;
+  const secret = basic ? basic.secret : form.client_secret;
+  await announce([basic?.secret, form.client_secret, form.token]);
+  introspections.push({ client_id: client, token_type_hint: form.token_type_hint ?? null });
+  if (clients !== null && !(Object.hasOwn(clients, client ?? "") && clients[client] === secret)) {
+    const headers = { "content-type": "application/json", "www-authenticate": 'Basic realm="oauth2-mock-server"' };
+    return send(res, { status: 401, headers, body: Buffer.from(JSON.stringify({ error: "invalid_client" })) });
+  }
+  const known = issued.get(form.token ?? "");
+  const now = Math.floor(Date.now() / 1000);
+  const active = known !== undefined && !known.revoked && (known.claims.exp === undefined || known.claims.exp > now);
+  reply(res, 200, active ? { active: true, token_type: "Bearer", ...known.claims } : { active: false });
+}
+
+// RFC 7009: the token stops being active; 200 whether or not it was known.
+async function revoke(res, body) {
+  const form = Object.fromEntries(new URLSearchParams(body.toString()));
+  await announce([form.token, form.client_secret]);
+  const known = issued.get(form.token ?? "");
+  if (known !== undefined) known.revoked = true;
+  send(res, { status: 200, headers: {}, body: Buffer.alloc(0) });
 }
 
 function clientFault(record, basic, form) {
@@ -219,8 +271,22 @@ async function control(req, path, body) {
         setClaims(payload, ask.claims);
         if (ask.kid !== undefined) header.kid = ask.kid;
       };
-      return { token: await issuer.buildToken({ expiresIn: ask.expires_in, scopesOrTransform: transform }) };
+      const token = await issuer.buildToken({ expiresIn: ask.expires_in, scopesOrTransform: transform });
+      if (!ask.foreign) remember(token);
+      return { token };
     }
+    case "POST /_harness/opaque": {
+      // An opaque access token (no JWT) only introspection can read: `iss`, `iat`, `exp` and the asked claims.
+      const token = `opaque-${randomBytes(24).toString("base64url")}`;
+      const now = Math.floor(Date.now() / 1000);
+      const claims = { iss: library.issuer.url, iat: now, exp: now + (ask.expires_in ?? 3600) };
+      setClaims(claims, ask.claims);
+      await announce([token]);
+      remember(token, claims);
+      return { token };
+    }
+    case "GET /_harness/introspections":
+      return { introspections };
     default:
       throw new Error(`no control ${req.method} ${path}`);
   }

@@ -38,7 +38,9 @@ from ... import __version__
 from ...arguments import ArgumentError
 from ...calls import build_call, problems_of
 from ...requests import RequestBuildError
+from ..http_scope import AUTHENTICATED, Caller
 from ..reload import REQUEST
+from ..resource_server import insufficient_scope
 from ..server import CALLER
 from .views import config_view, endpoint_paths, reload_view
 
@@ -135,6 +137,11 @@ def console_routes(console: Console) -> list[Route]:
         if isinstance(parsed, Response):
             return parsed
         tool, arguments = parsed
+        # An OAuth caller gets no more through the console than through /mcp (resource_server.py).
+        authenticated = request.scope.get(AUTHENTICATED)
+        refused = insufficient_scope(authenticated, tool.definition.required_scopes)
+        if refused is not None:
+            return answer({"error": refused.error, "error_description": refused.reason}, refused.status)
         peer = request.client.host if request.client else None
         caller = f"web console (http {peer})" if peer else "web console"
         request_id = f"console-{next(call_ids)}"
@@ -151,7 +158,8 @@ def console_routes(console: Console) -> list[Route]:
             CALLER.set(caller)
             await write({"type": "started", "tool": tool.name, "request_id": request_id, "pid": os.getpid()})
             try:
-                result = await webtools.calls.call(tool.name, arguments, progress, request_id=request_id)
+                client = authenticated.id if isinstance(authenticated, Caller) else None
+                result = await webtools.calls.call(tool.name, arguments, progress, request_id=request_id, client=client)
             except MCPError as exc:  # the tool went away in a reload since the page looked it up
                 await write({"type": "error", "message": exc.error.message, "ms": ms()})
                 return
