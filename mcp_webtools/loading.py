@@ -27,6 +27,7 @@ from .auth import auth_block_problems, auth_block_secrets
 from .definitions import SchemaProblems, ToolDefinition
 from .egress import EgressPolicy, is_loopback_host
 from .errors import ConfigErrors, EgressDenied, ShapeError
+from .ratelimit import RateLimit
 from .readers import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, configured_secrets
 from .shaping.paths import format_path
@@ -37,6 +38,7 @@ __all__ = [
     "LoadResult",
     "config_files",
     "load_definitions",
+    "read_rate_limit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -492,6 +494,21 @@ def _say(problem: Any) -> str:
     if kind == "string_pattern_mismatch":
         return "is not a valid value here"
     return str(problem["msg"]).removeprefix("Value error, ")
+
+
+def read_rate_limit(raw: Any, where: str = "rateLimit") -> tuple[RateLimit | None, list[tuple[str, str]]]:
+    """A `rateLimit` block of an endpoint or a client, checked as a tool's is.
+
+    Returns the limit, or None and each `(field, message)` wrong with it (fields under `where`,
+    messages worded as for a tool's `rateLimit`, never quoting a value). None (no block) is no limit.
+    """
+    if raw is None:
+        return None, []
+    try:
+        return RateLimit.model_validate(raw), []
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False)
+        return None, [(format_path(problem["loc"], under=where), _say(problem)) for problem in problems]
 
 
 def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigProblem]:

@@ -31,6 +31,8 @@ class Outcome(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     TIMEOUT = "timeout"  # the tool's timeout passed while waiting on the upstream
     BUSY = "busy"  # no free slot: the queue was full, or the timeout passed while queued
+    # Refused by a rate limit (tool, endpoint or client) or an upstream's 429 pause: nothing was sent.
+    RATE_LIMITED = "rate_limited"
     INVALID_ARGUMENTS = "invalid_arguments"  # refused before anything was sent
     CANCELLED = "cancelled"  # the client cancelled the call or went away
     SHUTDOWN = "shutdown"  # refused or cancelled because the server is shutting down

@@ -217,6 +217,7 @@ def _prepare(definition: ToolDefinition, redactor: Redactor, max_request_bytes: 
                 else None
             ),
             url_template=redactor(definition.url_template),
+            upstream=definition.mcp_name,
         ),
         shaping=shaping,
         # Spoken aloud and sent to the client, so redacted like everything else it is shown.

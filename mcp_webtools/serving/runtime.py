@@ -34,6 +34,7 @@ from ..observe.audit import log_call
 from ..observe.logformat import formatter_for
 from ..observe.metrics import Metrics
 from ..observe.telemetry import TracingSender, annotate_call
+from ..ratelimit import RateLimits
 from ..redaction import LearnedSecrets, RedactingFilter
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..toolset import Toolset
@@ -166,13 +167,17 @@ def open_webtools(
     logger.info("loaded %d tool(s) from %d file(s)", len(toolset), len(loaded.files))
     # The pool is sized to the concurrency cap: every admitted call can have its own connection.
     client = create_http_client(max_connections=options.max_concurrency, egress=options.egress)
-    executor = Executor(client, max_response_bytes=options.max_response_bytes)
+    # Rate limits and upstream pauses: the executor records a 429's pause where calls check it.
+    rate_limits = RateLimits()
+    executor = Executor(client, max_response_bytes=options.max_response_bytes, pauses=rate_limits)
     # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
     sender = TracingSender(AuthenticatingSender(executor))
     limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
     metrics = Metrics(in_flight=lambda: len(calls.in_flight), tools_loaded=lambda: len(calls.toolset))
     # Every finished call's record goes to these: the audit log, the metrics, the trace span.
-    calls = ToolCalls(toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call])
+    calls = ToolCalls(
+        toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call], rate_limits=rate_limits
+    )
     return WebTools(calls, executor, metrics, TaskStore() if options.tasks else None)
 
 

@@ -9,6 +9,7 @@ HTTP request says (a hang-up, who is calling) it asks the HTTP layer (http_scope
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 
 import mcp_types as types
@@ -22,10 +23,11 @@ from ..executor import Executor
 from ..limits import InFlightCalls
 from ..observe.client_logs import set_level, spoken_sender
 from ..observe.metrics import Metrics
+from ..ratelimit import LimitKey
 from ..redaction import Redactor
 from ..results import error_result
 from ..toolset import Toolset
-from .http_scope import caller_key, hang_up_of
+from .http_scope import Caller, caller_key, caller_of, hang_up_of
 from .list_changed import ListChangedServer, ToolListNotifier
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
@@ -81,6 +83,9 @@ class WebTools:
             self.server.add_request_handler("tasks/get", types.GetTaskRequestParams, self._get_task)
         # The logging capability: spoken messages as log entries for clients that set a level (client_logs.py).
         self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+        # The rate limits of who is calling (their endpoint's, their client's), held with the tool's own:
+        # the seam where endpoints and clients plug their `rateLimit` in (ratelimit.LimitKey).
+        self.caller_limits: Callable[[Caller | None], Sequence[LimitKey]] = lambda caller: ()
 
     @property
     def toolset(self) -> Toolset:
@@ -107,6 +112,7 @@ class WebTools:
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult | dict:
         CALLER.set(ctx)  # this handler's own task (and a task it starts) sees it; the next call sets its own
+        limits = self.caller_limits(caller_of(ctx))
         if self._wants_task(ctx):
             assert self.tasks is not None
             # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.
@@ -115,18 +121,18 @@ class WebTools:
                 return prepared
             return self.tasks.start(
                 caller_key(ctx),
-                lambda: self.calls.call(params.name, params.arguments, request_id=ctx.request_id),
+                lambda: self.calls.call(params.name, params.arguments, request_id=ctx.request_id, limits=limits),
             )
         hang_up = hang_up_of(ctx)
         send_progress = spoken_sender(ctx)  # progress (given a progress token) and log entries (given a level)
         if hang_up is None:
-            return await self.calls.call(params.name, params.arguments, send_progress, ctx.request_id)
+            return await self.calls.call(params.name, params.arguments, send_progress, ctx.request_id, limits)
         # A handshake-era HTTP call answers on its own POST, but runs in the session's task, so
         # the client hanging up does not cancel it by itself (a 2026-07-28 call runs in the
         # POST's own task, and a cancel notification is applied by the SDK). With no answer
         # stream left and no way to resume one, the call and its upstream request are abandoned.
         with hang_up.cancels():
-            return await self.calls.call(params.name, params.arguments, send_progress, ctx.request_id)
+            return await self.calls.call(params.name, params.arguments, send_progress, ctx.request_id, limits)
         logger.info("tool=%s cancelled: the client disconnected", params.name)
         return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
 
