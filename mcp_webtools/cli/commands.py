@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -166,6 +167,8 @@ def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     args.log_filter.hide(getattr(args, "auth_token", None))
+    if args.state:
+        args.log_filter.hide(urlsplit(args.state).password)  # the URL is only ever shown without it
     options = server_options(args)
     if args.ui and args.transport != "http":
         print("--ui needs --transport http (the console is a web page served next to /mcp)", file=sys.stderr)
@@ -179,8 +182,11 @@ def _serve(args: argparse.Namespace) -> int:
             # A legacy-era session lives in one process; the client's next connection may reach another.
             print("--workers needs --stateless (legacy-era sessions cannot span processes)", file=sys.stderr)
             return 2
-        if args.tasks:
-            print("--workers cannot be combined with --tasks (task handles live in one process)", file=sys.stderr)
+        if args.tasks and not args.state:
+            print(
+                "--workers with --tasks needs --state redis://... (task handles otherwise live in one process)",
+                file=sys.stderr,
+            )
             return 2
         sockets = listen(args.host, args.port)  # first: a port in use is one line, before anything is logged
         # Config errors print once, before any worker starts.

@@ -41,6 +41,7 @@ from ..toolset import Toolset
 from .http_app import HttpSettings, build_http_app
 from .reload import DEFAULT_WATCH_INTERVAL, Reloader
 from .server import WebTools
+from .state import RedisState
 from .stdio import stdio_streams
 from .tasks import TaskStore
 
@@ -100,6 +101,8 @@ class ServerOptions:
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
     # Task-style calls for 2026-07-28 clients that declare the tasks extension (tasks.py).
     tasks: bool = False
+    # The shared store (state.py): a redis:// URL, or None to keep everything in this process.
+    state: str | None = None
 
 
 def load_toolset(
@@ -168,7 +171,10 @@ def open_webtools(
     # The pool is sized to the concurrency cap: every admitted call can have its own connection.
     client = create_http_client(max_connections=options.max_concurrency, egress=options.egress)
     # Rate limits and upstream pauses: the executor records a 429's pause where calls check it.
-    rate_limits = RateLimits()
+    shared = RedisState(options.state) if options.state else None
+    if shared is not None:
+        logger.info("shared state (rate limits, 429 pauses, task handles) on %s", shared.url)
+    rate_limits = RateLimits(shared)
     executor = Executor(client, max_response_bytes=options.max_response_bytes, pauses=rate_limits)
     # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
     sender = TracingSender(AuthenticatingSender(executor))
@@ -178,7 +184,7 @@ def open_webtools(
     calls = ToolCalls(
         toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call], rate_limits=rate_limits
     )
-    return WebTools(calls, executor, metrics, TaskStore() if options.tasks else None)
+    return WebTools(calls, executor, metrics, TaskStore(board=shared) if options.tasks else None)
 
 
 @contextlib.asynccontextmanager

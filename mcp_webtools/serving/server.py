@@ -119,7 +119,7 @@ class WebTools:
             prepared = self.calls.prepare(params.name, params.arguments, ctx.request_id)
             if isinstance(prepared, types.CallToolResult):
                 return prepared
-            return self.tasks.start(
+            return await self.tasks.start(
                 caller_key(ctx),
                 lambda: self.calls.call(params.name, params.arguments, request_id=ctx.request_id, limits=limits),
             )
@@ -148,5 +148,5 @@ class WebTools:
     async def _get_task(self, ctx: ServerRequestContext, params: types.GetTaskRequestParams) -> dict:
         if self.tasks is None:  # never registered then; kept for the type checker
             raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found")
-        return self.tasks.get(caller_key(ctx), params.task_id)
+        return await self.tasks.get(caller_key(ctx), params.task_id)
 
