@@ -17,6 +17,7 @@ upstream received hold secrets by design and are never scanned.
 from __future__ import annotations
 
 import codecs
+import importlib
 import json
 import os
 import re
@@ -472,6 +473,30 @@ async def stop_process(process: anyio.abc.Process, bound: float) -> None:
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+# --- outside tools ----------------------------------------------------------------------------------
+
+
+def required_module(name: str, install: str) -> Any:
+    """Import `name`, which `.ci/run` installs (`install` says how): missing, it fails the test under
+    CI=true and skips it elsewhere."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: .ci/run installs it ({install})")
+        pytest.skip(f"{name} is not installed ({install})")
+
+
+class ManualClock:
+    """A monotonic clock a test moves by hand (`clock.now += 30`), for code that takes a `clock`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 # --- redis-server -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ own (`ToolCalls.call(..., limits=...)`); tool limits are also tested end to end 
 from __future__ import annotations
 
 import pytest
-from support import hamsa_tool, write_tools
+from support import ManualClock, hamsa_tool, write_tools
 
 from mcp_webtools.errors import ConfigErrors, RateLimited
 from mcp_webtools.loading import load_definitions, read_rate_limit
@@ -16,17 +16,7 @@ from mcp_webtools.ratelimit import MAX_PAUSE_SECONDS, LimitKey, MemoryStore, Rat
 pytestmark = pytest.mark.anyio
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def limits_on(clock: Clock) -> RateLimits:
+def limits_on(clock: ManualClock) -> RateLimits:
     return RateLimits(MemoryStore(clock=clock))
 
 
@@ -39,7 +29,7 @@ async def refusal(limits: RateLimits, keys: list, upstream: str = "") -> RateLim
 
 
 async def test_a_bucket_lets_the_burst_through_then_refills_at_the_rate():
-    clock = Clock()
+    clock = ManualClock()
     limits = limits_on(clock)
     per_minute = LimitKey("tool", "orders", RateLimit(requests=60, per="minute", burst=3))
     assert [await refusal(limits, [per_minute]) for _ in range(3)] == [None] * 3
@@ -56,7 +46,7 @@ async def test_a_bucket_lets_the_burst_through_then_refills_at_the_rate():
 
 
 async def test_without_a_burst_the_bucket_holds_one_periods_requests():
-    clock = Clock()
+    clock = ManualClock()
     limits = limits_on(clock)
     hourly = ("client", "ide", RateLimit(requests=2, per="hour"))  # a plain tuple, as endpoint code may pass
     assert [await refusal(limits, [hourly]) is None for _ in range(3)] == [True, True, False]
@@ -68,7 +58,7 @@ async def test_without_a_burst_the_bucket_holds_one_periods_requests():
 async def test_all_limits_hold_and_a_refusal_by_one_takes_from_none():
     """Tool burst 2, client `a` burst 1: a's second call is refused by its client limit and leaves
     the tool's second token for client b; only then is the tool's own limit the one that refuses."""
-    clock = Clock()
+    clock = ManualClock()
     limits = limits_on(clock)
     tool = LimitKey("tool", "orders", RateLimit(requests=2, per="hour"))
     client_a = LimitKey("client", "a", RateLimit(requests=1, per="hour"))
@@ -90,7 +80,7 @@ async def test_all_limits_hold_and_a_refusal_by_one_takes_from_none():
 
 
 async def test_an_endpoint_limit_names_the_endpoint():
-    clock = Clock()
+    clock = ManualClock()
     limits = limits_on(clock)
     endpoint = LimitKey("endpoint", "support", RateLimit(requests=10, per="second", burst=1))
     assert await refusal(limits, [endpoint]) is None
@@ -102,7 +92,7 @@ async def test_an_endpoint_limit_names_the_endpoint():
 
 
 async def test_an_upstream_pause_refuses_its_tool_only_until_it_ends_and_takes_no_token():
-    clock = Clock()
+    clock = ManualClock()
     limits = limits_on(clock)
     tool = LimitKey("tool", "orders", RateLimit(requests=1, per="hour"))
     await limits.pause("orders", 30)

@@ -19,9 +19,9 @@ import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, Recorded, Reply, hamsa_tool, mcp_client, serve_asgi, text_of, write_tools
+from support import ERAS, ManualClock, Recorded, Reply, hamsa_tool, mcp_client, serve_asgi, text_of, write_tools
 
-from mcp_webtools.ratelimit import MemoryStore, RateLimits
+from mcp_webtools.ratelimit import LimitKey, MemoryStore, RateLimit, RateLimits
 from mcp_webtools.results import META_HTTP
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
@@ -32,20 +32,12 @@ pytestmark = pytest.mark.anyio
 JSON = [("content-type", "application/json")]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def limited_tool(url: str, rate_limit: dict, **settings: object) -> dict:
     return {**hamsa_tool("Orders", url, timeOut=20), "retry": {"retries": 0}, "rateLimit": rate_limit, **settings}
 
 
 @asynccontextmanager
-async def served(config: Path, era: str, clock: Clock) -> AsyncIterator[tuple[Client, WebTools]]:
+async def served(config: Path, era: str, clock: ManualClock) -> AsyncIterator[tuple[Client, WebTools]]:
     webtools = open_webtools([str(config)])
     # The buckets and the pauses on the test's clock: the same object for the calls and the executor.
     webtools.calls.rate_limits = webtools.executor.pauses = RateLimits(MemoryStore(clock=clock))
@@ -63,7 +55,7 @@ def refused_text(seconds: str, which: str = "the rate limit of tool 'orders' (10
 async def test_thirty_concurrent_calls_under_a_limit_of_ten_send_exactly_ten(upstream, tmp_path, caplog, era):
     upstream.reply_json("GET", "/orders", {"ok": True})
     config = write_tools(tmp_path, [limited_tool(f"{upstream.url}/orders", {"requests": 10, "per": "hour"})])
-    clock = Clock()
+    clock = ManualClock()
     results: list[types.CallToolResult] = []
     caplog.set_level(logging.INFO, "mcp_webtools.audit")
     async with served(config, era, clock) as (client, webtools):
@@ -117,7 +109,7 @@ async def test_a_429_with_retry_after_pauses_the_tool_for_every_caller(upstream,
 
     upstream.reply("GET", "/orders", answer)
     config = write_tools(tmp_path, [limited_tool(f"{upstream.url}/orders", {"requests": 100, "per": "second"})])
-    clock = Clock()
+    clock = ManualClock()
     async with served(config, era, clock) as (client, _):
         first = await client.call_tool("orders", {})
         assert first.is_error and text_of(first).startswith("The upstream API answered HTTP 429 Too Many Requests.")
@@ -139,7 +131,7 @@ async def test_a_429_pause_as_an_http_date_is_obeyed(upstream, tmp_path):
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
     upstream.reply("GET", "/orders", Reply(429, b"", [("retry-after", when)]))
     config = write_tools(tmp_path, [limited_tool(f"{upstream.url}/orders", {"requests": 100, "per": "second"})])
-    async with served(config, "auto", Clock()) as (client, _):
+    async with served(config, "auto", ManualClock()) as (client, _):
         await client.call_tool("orders", {})
         paused = await client.call_tool("orders", {})
     assert len(upstream.requests) == 1
@@ -168,3 +160,24 @@ async def test_a_retry_waits_out_a_pause_another_callers_429_started(upstream, t
         result = await webtools.calls.call("orders", {})
     assert result.is_error is False and len(arrivals) == 2
     assert arrivals[1] - arrivals[0] >= 0.95
+
+
+async def test_the_callers_limits_hold_with_the_tools(upstream, tmp_path):
+    """The seam endpoints and clients plug into: `WebTools.caller_limits` gives the caller's limits,
+    held together with the tool's own, over a real client."""
+    upstream.reply_json("GET", "/orders", {"ok": True})
+    config = write_tools(tmp_path, [limited_tool(f"{upstream.url}/orders", {"requests": 10, "per": "hour"})])
+    seen: list[object] = []
+
+    def caller_limits(caller: object) -> list[LimitKey]:
+        seen.append(caller)
+        return [LimitKey("client", "ide", RateLimit(requests=1, per="minute"))]
+
+    async with served(config, "auto", ManualClock()) as (client, webtools):
+        webtools.caller_limits = caller_limits
+        first = await client.call_tool("orders", {})
+        second = await client.call_tool("orders", {})
+    assert first.is_error is False and len(upstream.requests) == 1
+    assert text_of(second) == refused_text("60", "the rate limit of client 'ide' (1 per minute) is reached")
+    assert second.meta[META_HTTP] == {"retryAfterSeconds": 60.0, "limit": "client 'ide'"}
+    assert seen == [None, None]  # nobody authenticated these calls: no Caller in the scope

@@ -54,19 +54,25 @@ def call(request_id: int, tool: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool}}
 
 
+async def call_that_loses_its_stream(http: httpx2.AsyncClient, session: dict[str, str], upstream: Any) -> dict:
+    """Call `slow` as request 2, drop the connection once the upstream holds it, then let the upstream
+    answer; the priming event the stream began with. The call must have gone on to the answer."""
+    async with http.stream("POST", "/mcp", headers=session, json=call(2, "slow")) as answer:
+        priming = await anext(events(answer))
+        await upstream.arrived("/slow")
+    upstream.release("/slow")
+    assert await upstream.finished("/slow") == "answered"  # not "disconnected": the hang-up cancelled nothing
+    return priming
+
+
 async def test_a_broken_stream_is_resumed_with_last_event_id_and_the_call_goes_on(holding, tmp_path):
     upstream, url = holding
     app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Slow"))]), HttpSettings())
     async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
         session = await open_session(http)
-        async with http.stream("POST", "/mcp", headers=session, json=call(2, "slow")) as answer:
-            priming = await anext(events(answer))
-            await upstream.arrived("/slow")
-        # The connection is gone while the upstream still holds the request: the call goes on.
+        priming = await call_that_loses_its_stream(http, session, upstream)
         assert set(priming) == {"id", "retry", "data"} and priming["data"] == ""
         assert priming["retry"] == str(RETRY_MS) and len(priming["id"]) >= 16
-        upstream.release("/slow")
-        assert await upstream.finished("/slow") == "answered"
         resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
         with anyio.fail_after(BOUND):
             async with http.stream("GET", "/mcp", headers=resume) as replayed:
@@ -84,12 +90,7 @@ async def test_another_session_cannot_replay_a_sessions_events(holding, tmp_path
     upstream, url = holding
     app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Slow"))]), HttpSettings())
     async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
-        owner = await open_session(http)
-        async with http.stream("POST", "/mcp", headers=owner, json=call(2, "slow")) as answer:
-            priming = await anext(events(answer))
-            await upstream.arrived("/slow")
-        upstream.release("/slow")
-        assert await upstream.finished("/slow") == "answered"
+        priming = await call_that_loses_its_stream(http, await open_session(http), upstream)
         other = await open_session(http)
         resume = {**other, "accept": "text/event-stream", "last-event-id": priming["id"]}
         with anyio.fail_after(BOUND):

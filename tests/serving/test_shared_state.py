@@ -20,6 +20,7 @@ from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.streamable_http import streamable_http_client
 from support import (
     REPO,
+    ManualClock,
     RedisServer,
     Reply,
     ServerProcess,
@@ -41,14 +42,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]  # every test starts redis-ser
 
 BOUND = 60
 JSON = [("content-type", "application/json")]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def limited_tool(url: str, rate_limit: dict) -> dict:
@@ -115,7 +108,7 @@ async def test_a_pause_set_on_one_replica_refuses_on_the_other(redis: RedisServe
 
 
 async def test_redis_down_falls_back_to_this_process_with_one_warning_a_minute(redis: RedisServer, caplog):
-    clock = Clock()
+    clock = ManualClock()
     state = RedisState(redis.url, clock=clock)
     bucket = Bucket("tool:orders", 2.0, 2 / 3600)
     caplog.set_level(logging.WARNING, "mcp_webtools.state")

@@ -26,7 +26,18 @@ import pytest
 import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, REPO, free_port, hamsa_tool, nginx_binary, secret, serve_asgi, serving_pid, write_tools
+from support import (
+    ERAS,
+    REPO,
+    free_port,
+    hamsa_tool,
+    nginx_binary,
+    required_module,
+    secret,
+    serve_asgi,
+    serving_pid,
+    write_tools,
+)
 
 from mcp_webtools.serving.runtime import load_toolset
 from mcp_webtools.serving.state import state_url_problem
@@ -87,13 +98,7 @@ def one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 def schema_checker() -> Any:
     """The `kubernetes_validate` module: CI installs it, so there a missing one fails the test."""
-    try:
-        import kubernetes_validate
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("kubernetes-validate is not installed: .ci/run installs it (pip install -e '.[deploy-check]')")
-        pytest.skip("kubernetes-validate is not installed (pip install -e '.[deploy-check]')")
-    return kubernetes_validate
+    return required_module("kubernetes_validate", "pip install -e '.[deploy-check]'")
 
 
 @pytest.fixture(scope="module")
