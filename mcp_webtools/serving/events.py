@@ -11,8 +11,9 @@ session reuses ("1", "2", ...). `SessionEvents` keeps each session's events apar
 manager (http_app) gives each new session its own view, so a `Last-Event-ID` only ever replays
 events of the session that asks. Event ids are random, so they cannot be guessed either.
 
-Bounded: at most `MAX_EVENTS_PER_STREAM` events per stream and `MAX_STREAMS` streams (the oldest
-go first), each forgotten `TTL_SECONDS` after its last event. Sessions live in one process (see
+Bounded: at most `MAX_EVENTS_PER_STREAM` events per stream, `MAX_STREAMS` streams and `MAX_BYTES`
+of messages in all (the oldest go first: a tool result can be a megabyte), each stream forgotten
+`TTL_SECONDS` after its last event. Sessions live in one process (see
 docs/operations.md, "Running past one machine"), so their events do too: a reconnect must reach the
 process that holds the session, which is why this store is not on the shared Redis.
 """
@@ -41,6 +42,7 @@ from mcp_types import JSONRPCMessage
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, is_version_at_least
 
 __all__ = [
+    "MAX_BYTES",
     "MAX_EVENTS_PER_STREAM",
     "MAX_STREAMS",
     "RETRY_MS",
@@ -52,6 +54,7 @@ __all__ = [
 
 MAX_EVENTS_PER_STREAM = 1000
 MAX_STREAMS = 10_000
+MAX_BYTES = 64 * 2**20
 TTL_SECONDS = 600.0
 # How soon a client should reconnect after its stream ends (the SSE `retry` field), in milliseconds.
 RETRY_MS = 1000
@@ -62,7 +65,7 @@ RESUMABLE_FROM = "2025-11-25"  # the first protocol version with priming events 
 class _Stream:
     session: str
     stream_id: StreamId
-    events: OrderedDict[EventId, JSONRPCMessage | None] = field(default_factory=OrderedDict)
+    events: OrderedDict[EventId, tuple[JSONRPCMessage | None, int]] = field(default_factory=OrderedDict)
     touched: float = 0.0
 
 
@@ -73,6 +76,7 @@ class SessionEvents:
         self.clock = clock
         self._streams: OrderedDict[tuple[str, StreamId], _Stream] = OrderedDict()  # oldest first
         self._where: dict[EventId, tuple[str, StreamId]] = {}
+        self.bytes = 0  # the messages held, as JSON
 
     def for_session(self, session: str) -> EventStore:
         return _SessionView(self, session)
@@ -88,14 +92,16 @@ class SessionEvents:
         stream = self._streams.pop(key, None) or _Stream(session, stream_id)
         self._streams[key] = stream  # now the most recently used
         event_id = secrets.token_urlsafe(16)
-        stream.events[event_id] = message
+        size = len(message.model_dump_json(by_alias=True, exclude_none=True)) if message is not None else 0
+        stream.events[event_id] = (message, size)
         stream.touched = now
         self._where[event_id] = key
-        while len(stream.events) > MAX_EVENTS_PER_STREAM:
-            dropped, _ = stream.events.popitem(last=False)
-            del self._where[dropped]
-        while len(self._streams) > MAX_STREAMS:
+        self.bytes += size
+        # Other streams go first, oldest first; then this stream's own oldest events.
+        while len(self._streams) > MAX_STREAMS or (self.bytes > MAX_BYTES and len(self._streams) > 1):
             self._forget(next(iter(self._streams)))
+        while stream.events and (len(stream.events) > MAX_EVENTS_PER_STREAM or self.bytes > MAX_BYTES):
+            self._drop_oldest(stream)
         return event_id
 
     async def replay(self, session: str, last_event_id: EventId, send: EventCallback) -> StreamId | None:
@@ -105,7 +111,7 @@ class SessionEvents:
             return None
         stream = self._streams[key]
         after = False
-        for event_id, message in list(stream.events.items()):
+        for event_id, (message, _) in list(stream.events.items()):
             if after and message is not None:  # priming events carry nothing to replay
                 await send(EventMessage(message, event_id))
             after = after or event_id == last_event_id
@@ -120,8 +126,14 @@ class SessionEvents:
 
     def _forget(self, key: tuple[str, StreamId]) -> None:
         stream = self._streams.pop(key)
-        for event_id in stream.events:
+        for event_id, (_, size) in stream.events.items():
             self._where.pop(event_id, None)
+            self.bytes -= size
+
+    def _drop_oldest(self, stream: _Stream) -> None:
+        event_id, (_, size) = stream.events.popitem(last=False)
+        del self._where[event_id]
+        self.bytes -= size
 
 
 class _SessionView(EventStore):

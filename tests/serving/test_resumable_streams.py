@@ -16,6 +16,7 @@ import mcp_types as types
 import pytest
 from support import held_tools, serve_asgi
 
+from mcp_webtools.serving import events as events_module
 from mcp_webtools.serving.events import MAX_EVENTS_PER_STREAM, RETRY_MS, TTL_SECONDS, SessionEvents
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
@@ -166,3 +167,24 @@ async def test_events_are_bounded_per_stream_and_forgotten_after_their_ttl():
     kept = await view.store_event("7", None)
     now[0] += TTL_SECONDS + 1
     assert await replayed(store, "a", kept) == (None, []) and len(store) == 0
+
+
+async def test_events_are_bounded_in_bytes_the_oldest_streams_going_first(monkeypatch):
+    monkeypatch.setattr(events_module, "MAX_BYTES", 3000)
+    store = SessionEvents()
+    view = store.for_session("a")
+    big = types.JSONRPCNotification(jsonrpc="2.0", method="notifications/message", params={"data": "x" * 1000})
+    first = await view.store_event("1", big)
+    second = await view.store_event("2", big)
+    assert store.bytes > 2000
+    third = await view.store_event("3", big)  # over 3000 bytes: stream "1" is forgotten
+    assert store.bytes <= 3000 and len(store) == 2
+    assert await store.replay("a", first, _ignore) is None
+    assert await store.replay("a", second, _ignore) == "2" and await store.replay("a", third, _ignore) == "3"
+    monkeypatch.setattr(events_module, "MAX_BYTES", 1500)
+    await view.store_event("3", big)  # one stream alone over the bound: its own oldest events go
+    assert store.bytes <= 1500 and len(store) == 1
+
+
+async def _ignore(event: Any) -> None:
+    pass
