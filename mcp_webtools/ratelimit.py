@@ -2,6 +2,7 @@
 
 A `rateLimit: {requests: 60, per: minute, burst: 10}` is a token bucket: it holds `burst` tokens
 (`requests` when no burst is given), refills at `requests` per `per`, and every call takes one.
+A reload that changes a limit keeps its bucket: the calls already taken count against the new size.
 All the limits that apply to a call hold together: `RateLimits.acquire` takes one token from each
 bucket or, when any is empty, from none (a refusal by one limit must not use up the others).
 
@@ -129,7 +130,7 @@ class MemoryStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # id -> (tokens, when counted)
+        self._buckets: dict[str, tuple[float, float, float]] = {}  # id -> (tokens, when counted, capacity)
         self._pauses: dict[str, float] = {}  # key -> until (clock)
 
     async def take(self, buckets: Sequence[Bucket], pause: str) -> Refusal | None:
@@ -143,13 +144,15 @@ class MemoryStore:
             return Refusal(-1, left)
         counted = []
         for index, bucket in enumerate(buckets):
-            tokens, stamp = self._buckets.get(bucket.id, (bucket.capacity, now))
+            tokens, stamp, capacity = self._buckets.get(bucket.id, (bucket.capacity, now, bucket.capacity))
+            # A reload that resized the bucket: the calls already taken still count against the new size.
+            tokens += bucket.capacity - capacity
             tokens = min(bucket.capacity, tokens + max(0.0, now - stamp) * bucket.rate)
             if tokens + _EPSILON < 1:
                 return Refusal(index, (1 - tokens) / bucket.rate)
             counted.append(tokens)
         for bucket, tokens in zip(buckets, counted, strict=True):
-            self._buckets[bucket.id] = (tokens - 1, now)
+            self._buckets[bucket.id] = (tokens - 1, now, bucket.capacity)
         return None
 
     async def pause(self, key: str, seconds: float) -> None:

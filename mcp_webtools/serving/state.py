@@ -51,16 +51,18 @@ if paused > 0 then return {-1, tostring(paused / 1000)} end
 local counted = {}
 for i = 1, n do
   local capacity, rate = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local state = redis.call('HMGET', KEYS[i], 'tokens', 'stamp')
-  local tokens, stamp = tonumber(state[1]), tonumber(state[2])
-  if tokens == nil or stamp == nil then tokens, stamp = capacity, now end
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'stamp', 'capacity')
+  local tokens, stamp, was = tonumber(state[1]), tonumber(state[2]), tonumber(state[3])
+  if tokens == nil or stamp == nil then tokens, stamp, was = capacity, now, capacity end
+  -- Resized by a reload: the calls already taken count against the new size.
+  if was ~= nil then tokens = tokens + capacity - was end
   tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate)
   if tokens + 1e-9 < 1 then return {i - 1, tostring((1 - tokens) / rate)} end
   counted[i] = tokens
 end
 for i = 1, n do
   local capacity, rate = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  redis.call('HSET', KEYS[i], 'tokens', tostring(counted[i] - 1), 'stamp', tostring(now))
+  redis.call('HSET', KEYS[i], 'tokens', tostring(counted[i] - 1), 'stamp', tostring(now), 'capacity', ARGV[2 * i - 1])
   -- A bucket left alone this long is full again: forget it.
   redis.call('PEXPIRE', KEYS[i], math.ceil(capacity / rate * 1000) + 1000)
 end

@@ -9,9 +9,12 @@ from __future__ import annotations
 import pytest
 from support import ManualClock, hamsa_tool, write_tools
 
+from mcp_webtools.calls import ToolCalls
 from mcp_webtools.errors import ConfigErrors, RateLimited
 from mcp_webtools.loading import load_definitions, read_rate_limit
 from mcp_webtools.ratelimit import MAX_PAUSE_SECONDS, LimitKey, MemoryStore, RateLimit, RateLimits
+from mcp_webtools.sending import UpstreamResponse
+from mcp_webtools.toolset import Toolset
 
 pytestmark = pytest.mark.anyio
 
@@ -187,3 +190,41 @@ def test_an_endpoint_or_client_rate_limit_is_read_with_the_same_rules():
         ],
     )
     assert read_rate_limit("60/min") == (None, [("rateLimit", "must be an object")])
+
+
+# -- in ToolCalls --------------------------------------------------------------------------------
+
+
+class Answering:
+    """A sender that answers 200 to every request and counts them."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, request, policy, *, deadline, count=None) -> UpstreamResponse:
+        self.sent += 1
+        count.sent += 1
+        return UpstreamResponse(200, "OK", "application/json", b"{}", False, 1.0)
+
+
+async def test_a_reload_that_changes_a_limit_applies_it_to_the_next_call(tmp_path):
+    """The bucket is kept by tool name, so calls already counted still count; the new size applies."""
+    clock = ManualClock()
+
+    def toolset(limit: dict) -> Toolset:
+        tool = {**hamsa_tool("Orders", "https://api.example.com/o"), "rateLimit": limit}
+        folder = tmp_path / str(limit["requests"])
+        return Toolset.from_definitions(load_definitions([write_tools(folder, [tool])], environ={}).definitions)
+
+    sender, records = Answering(), []
+    calls = ToolCalls(
+        toolset({"requests": 1, "per": "hour"}), sender, observers=[records.append], rate_limits=limits_on(clock)
+    )
+    assert (await calls.call("orders", {})).is_error is False
+    refused = await calls.call("orders", {})
+    assert refused.is_error is True and sender.sent == 1
+    assert [(r.outcome, r.status, r.attempts) for r in records] == [("ok", 200, 1), ("rate_limited", None, 0)]
+    calls.replace_toolset(toolset({"requests": 3, "per": "hour"}))
+    # The one call made still counts against the new size: two more, then refused.
+    assert [(await calls.call("orders", {})).is_error for _ in range(3)] == [False, False, True]
+    assert sender.sent == 3

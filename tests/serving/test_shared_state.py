@@ -93,6 +93,17 @@ async def test_two_stores_on_one_redis_hold_one_bucket_all_or_none(redis: RedisS
         await two.aclose()
 
 
+async def test_a_resized_bucket_counts_the_calls_already_taken(redis: RedisServer):
+    """A reload on one replica changes a limit: the calls taken under the old size still count."""
+    state = RedisState(redis.url)
+    try:
+        assert await state.take([Bucket("tool:orders", 1.0, 1 / 3600)], "pause:orders") is None
+        resized = Bucket("tool:orders", 3.0, 3 / 3600)
+        assert [await state.take([resized], "pause:orders") is None for _ in range(3)] == [True, True, False]
+    finally:
+        await state.aclose()
+
+
 async def test_a_pause_set_on_one_replica_refuses_on_the_other(redis: RedisServer):
     one, two = RateLimits(RedisState(redis.url)), RateLimits(RedisState(redis.url))
     try:
