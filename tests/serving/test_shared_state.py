@@ -135,16 +135,17 @@ async def test_redis_down_falls_back_to_this_process_with_one_warning_a_minute(r
         await state.take([bucket], "pause:orders")
         warnings = [r.getMessage() for r in caplog.records if r.name == "mcp_webtools.state"]
         assert len(warnings) == 1
-        assert warnings[0].startswith(
-            f"the shared state at {redis.url} cannot be reached (ConnectionError); "
-            "rate limits are per process until it is back"
+        assert re.fullmatch(
+            rf"the shared state at {re.escape(redis.url)} cannot be reached \(\w+\); rate limits are per process "
+            r"until it is back \(1 such line within 60 s: more Redis failure warnings are left out for now\)",
+            warnings[0],
         )
         clock.now += 31  # a minute on: one more line, after the count of those left out
         await state.take([bucket], "pause:orders")
         warnings = [r.getMessage() for r in caplog.records if r.name == "mcp_webtools.state"]
         assert len(warnings) == 3
-        assert warnings[1] == "1 more Redis failure warnings were not logged (at most 1 lines per 60 s)"
-        assert warnings[2].startswith(f"the shared state at {redis.url} cannot be reached (ConnectionError)")
+        assert warnings[1] == "1 more Redis failure warnings were not logged (at most 1 line per 60 s)"
+        assert warnings[2].startswith(f"the shared state at {redis.url} cannot be reached (")
     finally:
         await state.aclose()
 
@@ -268,7 +269,7 @@ async def test_redis_killed_mid_run_calls_go_on_with_one_warning(upstream, tmp_p
     assert len(upstream.requests) == 4
     warnings = re.findall(r"WARNING.*the shared state at .* cannot be reached", server.log)
     assert len(warnings) == 1, server.log
-    assert f"the shared state at {redis.url} cannot be reached (ConnectionError)" in log.string
+    assert re.search(rf"the shared state at {re.escape(redis.url)} cannot be reached \(\w+\)", log.string)
 
 
 async def test_workers_with_tasks_are_allowed_with_a_shared_state(tmp_path, redis):
