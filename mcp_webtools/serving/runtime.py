@@ -209,6 +209,7 @@ async def serve_stdio(webtools: WebTools, reloader: Reloader | None = None) -> N
         reloading(reloader),
         stdio_streams() as (read, write),  # the SDK transport without a thread per message
     ):
+        await _check_state(webtools)
         _freeze_startup_objects()
         # Started by hand, the server would otherwise sit silent; stdout belongs to the protocol.
         logger.info("serving MCP over stdio: waiting for an MCP client on stdin (Ctrl+C stops)")
@@ -310,8 +311,16 @@ async def serve_http(
     server = start_http(
         webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds, reloader=reloader
     )
+    await _check_state(webtools)
     _freeze_startup_objects()
     await server.serve(sockets)
+
+
+async def _check_state(webtools: WebTools) -> None:
+    """With `--state`, find out at start whether Redis answers, rather than at the first call."""
+    store = webtools.calls.rate_limits.store
+    if isinstance(store, RedisState):
+        await store.check()
 
 
 def _freeze_startup_objects() -> None:

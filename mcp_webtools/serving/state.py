@@ -129,6 +129,17 @@ class RedisState:
     async def aclose(self) -> None:
         await self.redis.aclose()
 
+    async def check(self) -> bool:
+        """At start: say whether Redis answers (an unreachable one is the usual capped WARNING)."""
+
+        async def ping() -> bool:
+            return bool(await self.redis.ping())
+
+        reachable = await self._shared(ping, lambda: False, "rate limits, 429 pauses and task handles")
+        if reachable:
+            logger.info("the shared state at %s answers", self.url)
+        return reachable
+
     # -- ratelimit.LimitStore ------------------------------------------------------------------
 
     async def take(self, buckets: Sequence[Bucket], pause: str) -> Refusal | None:

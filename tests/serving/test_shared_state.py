@@ -25,6 +25,7 @@ from support import (
     Reply,
     ServerProcess,
     TaskHandle,
+    free_port,
     get_task,
     hamsa_tool,
     http_server_process,
@@ -169,6 +170,8 @@ async def test_two_serve_processes_sharing_redis_hold_one_limit_to_the_request(u
     results: list[types.CallToolResult] = []
     async with http_server_process(config, *flags) as one, http_server_process(config, *flags) as two:
         urls = [await url_of(one), await url_of(two)]
+        for server in (one, two):  # checked at start, not at the first call
+            await server.wait_for_log(rf"INFO mcp_webtools\.state: the shared state at {re.escape(redis.url)} answers")
         async with mcp_http(urls[0]) as first, mcp_http(urls[1]) as second:
 
             async def call(client: Client) -> None:
@@ -270,6 +273,20 @@ async def test_redis_killed_mid_run_calls_go_on_with_one_warning(upstream, tmp_p
     warnings = re.findall(r"WARNING.*the shared state at .* cannot be reached", server.log)
     assert len(warnings) == 1, server.log
     assert re.search(rf"the shared state at {re.escape(redis.url)} cannot be reached \(\w+\)", log.string)
+
+
+async def test_a_redis_down_at_start_is_one_warning_and_calls_go_on(upstream, tmp_path):
+    upstream.reply_json("GET", "/orders", {"ok": True})
+    config = write_tools(tmp_path, [limited_tool(f"{upstream.url}/orders", {"requests": 2, "per": "hour"})])
+    nobody = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    async with http_server_process(config, "--stateless", "--state", nobody) as server:
+        url = await url_of(server)
+        await server.wait_for_log(r"WARNING mcp_webtools\.state: the shared state at .* cannot be reached")
+        async with mcp_http(url) as client:
+            with anyio.fail_after(BOUND):
+                results = [await client.call_tool("orders", {}) for _ in range(3)]
+    assert [r.is_error for r in results] == [False, False, True] and len(upstream.requests) == 2
+    assert len(re.findall(r"WARNING.*the shared state at .* cannot be reached", server.log)) == 1
 
 
 async def test_workers_with_tasks_are_allowed_with_a_shared_state(tmp_path, redis):
