@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY mcp_webtools ./mcp_webtools
-RUN pip install . && rm -rf /src
+# With the Redis client, for `--state redis://...` (several replicas sharing rate limits and task handles).
+RUN pip install ".[redis]" && rm -rf /src
 
 # The shipped examples, so the image starts as is; a mounted /config replaces them.
 COPY config /config

@@ -16,16 +16,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from .errors import ArgumentError, Busy, RequestBuildError, SendError, ShuttingDown, TokenEndpointError, UpstreamTimeout
+from .errors import (
+    ArgumentError,
+    Busy,
+    RateLimited,
+    RequestBuildError,
+    SendError,
+    ShuttingDown,
+    TokenEndpointError,
+    UpstreamTimeout,
+)
 from .limits import CallLimits, InFlightCalls
 from .outcomes import CallObserver, CallRecord, Outcome
+from .ratelimit import LimitKey, RateLimits
 from .redaction import Redactor, call_secrets
 from .requests import OutboundRequest, build_request
 from .results import answer_outcome, error_result, response_result
@@ -116,10 +126,13 @@ class ToolCalls:
         sender: Sender,
         limits: CallLimits | None = None,
         observers: Iterable[CallObserver] = (),
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.toolset = toolset
         self.sender = sender
         self.limits = limits or CallLimits()
+        # Token buckets and upstream pauses (ratelimit.py); the executor records the pauses in the same.
+        self.rate_limits = rate_limits or RateLimits()
         self.in_flight = InFlightCalls()
         self.observers = list(observers)
 
@@ -182,8 +195,17 @@ class ToolCalls:
         for observe in self.observers:
             observe(record)
 
-    async def execute(self, call: PreparedCall, send_progress: SendProgress | None = None) -> types.CallToolResult:
-        """Wait for a slot, send, and shape the answer, all under the tool's timeout.
+    async def execute(
+        self,
+        call: PreparedCall,
+        send_progress: SendProgress | None = None,
+        limits: Sequence[LimitKey] = (),
+    ) -> types.CallToolResult:
+        """Pass the rate limits, wait for a slot, send, and shape the answer, all under the tool's timeout.
+
+        `limits`: the rate limits of who is calling (endpoint, client), held together with the
+        tool's own; over any of them the call ends at once with a tool error that says which and
+        when to try again (`retryAfterSeconds` in `_meta`), nothing sent.
 
         With `send_progress`, the client hears the tool's spoken messages and heartbeats as
         progress notifications (see voice.py): start, delayed, then complete or failed.
@@ -193,8 +215,13 @@ class ToolCalls:
         went away) propagates, and with it the upstream request is abandoned.
         """
         tool, redactor = call.tool, call.redactor
-        progress = tool.progress(send_progress)
         started = time.perf_counter()
+        refused = await self._rate_limited(tool, limits)
+        if refused is not None:
+            self._observe(_record(tool, Outcome.RATE_LIMITED, started, call), redactor)
+            text = f"Calling {tool.name!r} was refused, nothing was sent: {refused}."
+            return error_result(text, redactor, retryAfterSeconds=refused.retry_after, limit=refused.limit)
+        progress = tool.progress(send_progress)
         # Requests sent so far, counted by the sender chain as they go out: when the call is
         # cancelled mid-attempt, no response or error is left to say how many.
         count = AttemptCount()
@@ -212,6 +239,17 @@ class ToolCalls:
             self._observe(_record(tool, ended.outcome, started, call, ended.response, ended.attempts), redactor)
             await progress.finished(failed=bool(result.is_error))
             return result
+
+    async def _rate_limited(self, tool: PreparedTool, limits: Sequence[LimitKey]) -> RateLimited | None:
+        """Take a token from the tool's limit and each of `limits` (all or none); the refusal, if any."""
+        # The limit served now: a call prepared before a reload is held to the current one.
+        current = (self.toolset.get(tool.name) or tool).definition.rate_limit
+        keys = [LimitKey("tool", tool.name, current), *limits] if current is not None else list(limits)
+        try:
+            await self.rate_limits.acquire(keys, upstream=tool.name)
+        except RateLimited as exc:
+            return exc
+        return None
 
     async def _run(self, call: PreparedCall, progress: CallProgress, count: AttemptCount) -> CallOutcome:
         """Wait for a slot and send, under the tool's timeout: every way that can end, as a `CallOutcome`."""
@@ -260,8 +298,11 @@ class ToolCalls:
         *,
         toolset: Toolset | None = None,
         client: str | None = None,
+        limits: Sequence[LimitKey] = (),
     ) -> types.CallToolResult:
         """Run one tools/call. Raises `MCPError` only for an unknown tool.
+
+        `limits`: the caller's rate limits (endpoint, client), held with the tool's (see `execute`).
 
         Any other exception is a bug of ours; it becomes a tool error here because the SDK
         would otherwise put the exception's own text, unredacted, on the wire (handshake era).
@@ -278,7 +319,7 @@ class ToolCalls:
                 if isinstance(prepared, types.CallToolResult):
                     return prepared
                 redactor = prepared.redactor
-                return await self.execute(prepared, send_progress)
+                return await self.execute(prepared, send_progress, limits)
             except MCPError:
                 raise
             except Exception:

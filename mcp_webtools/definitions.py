@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from .errors import PathError, SchemaProblems
 from .metaschema import schema_errors
+from .ratelimit import RateLimit
 from .retries import RetryPolicy
 from .shaping.projection import (
     MIN_MAX_RESULT_BYTES,
@@ -195,6 +196,7 @@ class ToolDefinition(BaseModel):
     # Extensions of ours, the same in every shape (see docs/configuration.md, "Reliability settings").
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000, strict=True)
+    rate_limit: RateLimit | None = None  # a token bucket on the tool's calls (ratelimit.py)
     follow_redirects: bool = Field(default=False, strict=True)
     allow_http: bool = Field(default=False, strict=True)
     max_request_bytes: int | None = Field(default=None, ge=1, strict=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .definitions import ToolDefinition, did_you_mean
+from .ratelimit import RateLimit
 
 __all__ = [
     "DEFAULT_ENDPOINT_CHOICES",
@@ -63,7 +64,8 @@ class Client:
     id: str
     digest: bytes = field(repr=False)
     token: str | None = field(default=None, repr=False)  # a secret; None for a `tokenSha256` client
-    rate_limit: Mapping[str, Any] | None = None  # stored for the rate limits (see docs: Rate limits)
+    # `rateLimit` as written until the loader checks it (loading.read_rate_limit), a `RateLimit` after.
+    rate_limit: RateLimit | Mapping[str, Any] | None = None
     source: str = ""
 
     @property
@@ -80,8 +82,9 @@ class Endpoint:
     patterns: tuple[str, ...] = ()  # `tools:` as written: names and globs
     tags: tuple[str, ...] = ()
     clients: tuple[str, ...] = ()
-    rate_limit: Mapping[str, Any] | None = None  # stored for the rate limits (see docs: Rate limits)
-    required_scopes: tuple[str, ...] = ()  # stored for the OAuth resource server (see docs: OAuth)
+    # `rateLimit` as written until the loader checks it (loading.read_rate_limit), a `RateLimit` after.
+    rate_limit: RateLimit | Mapping[str, Any] | None = None
+    required_scopes: tuple[str, ...] = ()  # the OAuth scopes a token needs to use it (resource_server.py)
     tools: tuple[str, ...] = ()  # the MCP names it serves, resolved by `EndpointConfig.check`
     source: str = ""
 

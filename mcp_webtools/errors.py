@@ -12,7 +12,8 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 │   └── RequestBuildError       one cannot be placed in the request; `.field`
 ├── CallRefused                 the server takes no new call right now; try again shortly
 │   ├── Busy                    every slot is taken and the wait queue is full
-│   └── ShuttingDown            the server is draining
+│   ├── ShuttingDown            the server is draining
+│   └── RateLimited             a rate limit or an upstream's 429 pause refuses the call
 ├── SendError                   the request got no HTTP answer; `.attempts`, `.transient`, `.maybe_received`
 │   ├── RequestNotSent          the HTTP client could not build or send it: nothing reached the upstream
 │   └── UpstreamError           the upstream gave no HTTP answer
@@ -62,6 +63,7 @@ __all__ = [
     "ListenError",
     "OutputMismatch",
     "PathError",
+    "RateLimited",
     "RequestBuildError",
     "Refusal",
     "RequestNotSent",
@@ -191,6 +193,19 @@ class Busy(CallRefused):
 
 class ShuttingDown(CallRefused):
     """The server is draining and takes no new calls; the message is safe to show the model."""
+
+
+class RateLimited(CallRefused):
+    """A rate limit, or a pause the upstream asked for (429), refuses the call; nothing was sent.
+
+    `limit` says which ("tool 'x'", "client 'ide'", "the upstream of tool 'x'"), `retry_after` in
+    how many seconds a call may succeed; the message is safe to show the model.
+    """
+
+    def __init__(self, message: str, *, limit: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
 
 
 # --- one call: the send ----------------------------------------------------------------------

@@ -39,6 +39,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from .ratelimit import Pauses
 from .requests import OutboundRequest
 from .retries import IDEMPOTENT_METHODS, RETRYABLE_STATUSES, parse_retry_after
 from .sending import AttemptCount, SendPolicy, UpstreamResponse
@@ -94,10 +95,14 @@ class Executor:
         *,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         rng: random.Random | None = None,
+        pauses: Pauses | None = None,
     ) -> None:
         self.client = client
         self.max_response_bytes = max_response_bytes
         self.rng = rng or random.Random()
+        # Where a 429's Retry-After pauses the tool for every caller (ratelimit.RateLimits); a retry
+        # waits out a pause too, whichever call's 429 started it.
+        self.pauses = pauses
 
     async def send(
         self,
@@ -132,18 +137,27 @@ class Executor:
             try:
                 response = await self._attempt(request, policy, attempt_timeout)
             except SendError as exc:
-                if exc.transient and attempt < allowed and await _wait(retry.backoff(attempt, self.rng), deadline):
-                    continue
+                if exc.transient and attempt < allowed:
+                    if await _wait(await self._before_retry(policy, retry.backoff(attempt, self.rng)), deadline):
+                        continue
                 if isinstance(exc, UpstreamTimeout) and attempt_timeout >= remaining:
                     exc = UpstreamTimeout(_timed_out(policy.timeout))  # the tool's deadline, not this attempt's
                 raise _gave_up(exc, request, attempt) from None
+            if response.status == 429 and response.retry_after and self.pauses is not None and policy.upstream:
+                await self.pauses.pause(policy.upstream, response.retry_after)
             if response.status in RETRYABLE_STATUSES and attempt < allowed:
                 delay = response.retry_after if response.retry_after is not None else retry.backoff(attempt, self.rng)
-                if await _wait(delay, deadline):
+                if await _wait(await self._before_retry(policy, delay), deadline):
                     continue
             # The time the whole call took upstream: every attempt, redirect and wait.
             elapsed_ms = (time.perf_counter() - started) * 1000
             return dataclasses.replace(response, attempts=attempt, elapsed_ms=elapsed_ms)
+
+    async def _before_retry(self, policy: SendPolicy, delay: float) -> float:
+        """The wait before a retry: `delay`, or longer while the upstream's 429 pause lasts."""
+        if self.pauses is None or not policy.upstream:
+            return delay
+        return max(delay, await self.pauses.paused_for(policy.upstream))
 
     async def _attempt(self, request: OutboundRequest, policy: SendPolicy, timeout: float) -> UpstreamResponse:
         """One attempt, bounded as a whole: httpx's own timeouts only bound each socket operation."""

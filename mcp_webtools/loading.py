@@ -10,6 +10,7 @@ server's logging filter knows the toolset).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -30,6 +31,7 @@ from .endpoints import ENDPOINT_KEYS, EndpointConfig, is_endpoints_document, rea
 from .errors import ConfigErrors, EgressDenied, ShapeError
 from .examples import example_problems
 from .forwarding import forward_caller_problems
+from .ratelimit import RateLimit
 from .readers import NormalisedEntry, entries_in_document, normalise_entry, unwrapped
 from .redaction import Redactor, configured_secrets
 from .shaping.paths import format_path
@@ -40,6 +42,7 @@ __all__ = [
     "LoadResult",
     "config_files",
     "load_definitions",
+    "read_rate_limit",
     "secret_files_named",
 ]
 
@@ -314,6 +317,8 @@ def _read_endpoints(
         return _substitute(text, environ, secrets, lambda m: errors.append(ConfigProblem(file, m, field=where)))
 
     config, problems, warnings = read_endpoints_document(document, file, substitute)
+    config, limit_problems = _checked_rate_limits(config)
+    problems += limit_problems
     secrets.update(c.token for c in config.clients.values() if c.token)
     found.endpoints, clashes = found.endpoints.merged(config, file)
     errors += [ConfigProblem(file, message, field=where) for where, message in [*problems, *clashes]]
@@ -600,6 +605,44 @@ def _say(problem: Any) -> str:
     if kind == "string_pattern_mismatch":
         return "is not a valid value here"
     return str(problem["msg"]).removeprefix("Value error, ")
+
+
+def _checked_rate_limits(config: EndpointConfig) -> tuple[EndpointConfig, list[tuple[str, str]]]:
+    """`config` with each endpoint's and client's `rateLimit` read as a tool's is; the problems found.
+
+    Fields are named by the endpoint's or client's name (`endpoints[sales].rateLimit.per`).
+    """
+    problems: list[tuple[str, str]] = []
+
+    def read(raw: Any, where: str) -> RateLimit | None:
+        limit, found = read_rate_limit(raw, f"{where}.rateLimit")
+        problems.extend(found)
+        return limit
+
+    endpoints = {
+        name: dataclasses.replace(endpoint, rate_limit=read(endpoint.rate_limit, f"endpoints[{name}]"))
+        for name, endpoint in config.endpoints.items()
+    }
+    clients = {
+        client_id: dataclasses.replace(client, rate_limit=read(client.rate_limit, f"clients[{client_id}]"))
+        for client_id, client in config.clients.items()
+    }
+    return dataclasses.replace(config, endpoints=endpoints, clients=clients), problems
+
+
+def read_rate_limit(raw: Any, where: str = "rateLimit") -> tuple[RateLimit | None, list[tuple[str, str]]]:
+    """A `rateLimit` block of an endpoint or a client, checked as a tool's is.
+
+    Returns the limit, or None and each `(field, message)` wrong with it (fields under `where`,
+    messages worded as for a tool's `rateLimit`, never quoting a value). None (no block) is no limit.
+    """
+    if raw is None:
+        return None, []
+    try:
+        return RateLimit.model_validate(raw), []
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False)
+        return None, [(format_path(problem["loc"], under=where), _say(problem)) for problem in problems]
 
 
 def _duplicate_names(definitions: list[ToolDefinition]) -> list[ConfigProblem]:

@@ -33,6 +33,8 @@ class Outcome(StrEnum):
     # No access token for the upstream: the OAuth2 token endpoint refused, failed, hung or answered nonsense.
     AUTH_ERROR = "auth_error"
     BUSY = "busy"  # no free slot: the queue was full, or the timeout passed while queued
+    # Refused by a rate limit (tool, endpoint or client) or an upstream's 429 pause: nothing was sent.
+    RATE_LIMITED = "rate_limited"
     INVALID_ARGUMENTS = "invalid_arguments"  # refused before anything was sent
     CANCELLED = "cancelled"  # the client cancelled the call or went away
     SHUTDOWN = "shutdown"  # refused or cancelled because the server is shutting down

@@ -5,6 +5,10 @@ DELETE) are retried on transient failures by default. POST and PATCH are retried
 tool opts in (`retryNonIdempotent`), and then every attempt of one call carries the same
 `Idempotency-Key`, so the upstream can recognise the repeats. All waiting happens inside the
 tool's overall deadline.
+
+A `429` (like 502/503/504) is retried after its `Retry-After`; it also pauses the tool for every
+caller until then (ratelimit.py), and any retry of the tool waits for the pause to end, whichever
+call's 429 started it: the next attempts do not hammer a quota either.
 """
 
 from __future__ import annotations

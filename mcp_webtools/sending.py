@@ -51,6 +51,8 @@ class SendPolicy:
     auth: Auth | None = None  # the tool's upstream auth flow (auth.py); None: the request goes as built
     # The tool's URL as written (before `${ENV}`), its secrets masked: what a span may show.
     url_template: str = ""
+    # Whose pause an upstream's 429 with Retry-After starts (ratelimit.py): the tool's MCP name.
+    upstream: str = ""
 
 
 @dataclass(frozen=True, slots=True)

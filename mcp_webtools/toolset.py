@@ -267,6 +267,7 @@ def _prepare(
             max_response_bytes=definition.max_response_bytes,
             auth=_auth_of(definition, tokens, redactor.learn),
             url_template=redactor(definition.url_template),
+            upstream=definition.mcp_name,
         ),
         shaping=shaping,
         # Spoken aloud and sent to the client, so redacted like everything else it is shown.

@@ -46,7 +46,9 @@ from support import (
     SCANNER,
     HoldingUpstream,
     RecordingReadStream,
+    RedisServer,
     Upstream,
+    redis_server,
     register_config_secrets,
     serve_asgi,
 )
@@ -166,6 +168,13 @@ async def oauth_server() -> AsyncIterator[OAuthServer]:
     from oauth_server import start_oauth_server
 
     async with start_oauth_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A real redis-server on a free loopback port, no persistence; skips without it (fails in CI)."""
+    async with redis_server(tmp_path / "redis") as server:
         yield server
 
 

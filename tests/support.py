@@ -17,6 +17,7 @@ upstream received hold secrets by design and are never scanned.
 from __future__ import annotations
 
 import codecs
+import importlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus
 
 import anyio
@@ -496,6 +497,114 @@ async def stop_process(process: anyio.abc.Process, bound: float) -> None:
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+# --- outside tools ----------------------------------------------------------------------------------
+
+
+def required_module(name: str, install: str) -> Any:
+    """Import `name`, which `.ci/run` installs (`install` says how): missing, it fails the test under
+    CI=true and skips it elsewhere."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed: .ci/run installs it ({install})")
+        pytest.skip(f"{name} is not installed ({install})")
+
+
+class ManualClock:
+    """A monotonic clock a test moves by hand (`clock.now += 30`), for code that takes a `clock`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- redis-server -------------------------------------------------------------------------------------
+
+
+def redis_binary() -> str:
+    """Debian's redis-server: CI installs it, so there a missing one fails the test; elsewhere it skips."""
+    debian = Path("/usr/bin/redis-server")
+    found = shutil.which("redis-server") or (str(debian) if debian.exists() else None)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed: .ci/run installs it (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    return found
+
+
+@dataclass
+class RedisServer:
+    """A real redis-server on a free loopback port, no persistence; `kill()` it to test Redis going down."""
+
+    url: str
+    process: anyio.abc.Process
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+
+
+@asynccontextmanager
+async def redis_server(directory: Path, bound: float = 30) -> AsyncIterator[RedisServer]:
+    """Start redis-server (no RDB, no AOF, files under `directory`); yield it once it answers PING."""
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [
+        redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", str(directory), "--protected-mode", "yes", "--loglevel", "warning",
+    ]  # fmt: skip
+    process = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    async with process:
+        try:
+            with anyio.fail_after(bound):
+                while True:
+                    try:
+                        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                            await stream.send(b"PING\r\n")
+                            if (await stream.receive()).startswith(b"+PONG"):
+                                break
+                    except OSError:
+                        if process.returncode is not None:
+                            pytest.fail(f"redis-server exited at start (status {process.returncode})")
+                    await anyio.sleep(0.02)  # polled: redis-server says nothing on stdout when it is ready
+            yield RedisServer(f"redis://127.0.0.1:{port}/0", process)
+        finally:
+            await stop_process(process, bound)
+
+
+# --- tasks/get, as a client sends it (the SDK has no tasks extension yet) ----------------------------
+
+
+class TaskHandle(types.Result):
+    result_type: Literal["task"] = "task"
+    task_id: str
+    status: str
+    created_at: str
+    last_updated_at: str
+    ttl_ms: int
+    poll_interval_ms: int
+
+
+class TaskState(types.Result):
+    task_id: str
+    status: str
+    status_message: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class GetTask(types.Request[types.GetTaskRequestParams, Literal["tasks/get"]]):
+    method: Literal["tasks/get"] = "tasks/get"
+    params: types.GetTaskRequestParams
+    name_param = "taskId"  # SEP-2663: HTTP carries it in `Mcp-Name`
+
+
+async def get_task(session: Any, task_id: str) -> TaskState:
+    return await session.send_request(GetTask(params=types.GetTaskRequestParams(task_id=task_id)), TaskState)
 
 
 # --- nginx --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -213,6 +214,8 @@ def _serve(args: argparse.Namespace) -> int:
     if oauth is not None and args.transport != "http":
         print("--oauth-issuer needs --transport http (OAuth guards HTTP requests)", file=sys.stderr)
         return 2
+    if args.state:
+        args.log_filter.hide(urlsplit(args.state).password)  # the URL is only ever shown without it
     options = server_options(args)
     if args.ui and args.transport != "http":
         print("--ui needs --transport http (the console is a web page served next to /mcp)", file=sys.stderr)
@@ -226,8 +229,11 @@ def _serve(args: argparse.Namespace) -> int:
             # A legacy-era session lives in one process; the client's next connection may reach another.
             print("--workers needs --stateless (legacy-era sessions cannot span processes)", file=sys.stderr)
             return 2
-        if args.tasks:
-            print("--workers cannot be combined with --tasks (task handles live in one process)", file=sys.stderr)
+        if args.tasks and not args.state:
+            print(
+                "--workers with --tasks needs --state redis://... (task handles otherwise live in one process)",
+                file=sys.stderr,
+            )
             return 2
         sockets = listen(args.host, args.port)  # first: a port in use is one line, before anything is logged
         # Config errors print once, before any worker starts.

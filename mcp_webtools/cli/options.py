@@ -18,6 +18,7 @@ from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..serving.http_app import DEFAULT_MAX_BODY_BYTES
 from ..serving.resource_server import OAuthSettings, settings_problems
 from ..serving.runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
+from ..serving.state import state_url_problem
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -33,6 +34,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "server_options",
+    "state_url",
 ]
 
 DEFAULT_CONFIG = "config"
@@ -100,6 +102,14 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("MCP_WEBTOOLS_OAUTH_SCOPES", "").split(),
         metavar="SCOPE",
         help="scopes to advertise (scopes_supported) and ask for in a 401 (or $MCP_WEBTOOLS_OAUTH_SCOPES)",
+    )
+    parser.add_argument(
+        "--state",
+        type=state_url,
+        default=os.environ.get("MCP_WEBTOOLS_STATE") or None,
+        metavar="URL",
+        help="share rate limits, 429 pauses and task handles across replicas on Redis, e.g. redis://host:6379/0 "
+        "(needs mcp-webtools[redis]; default: per process, or $MCP_WEBTOOLS_STATE)",
     )
     parser.add_argument(
         "--shutdown-grace",
@@ -237,11 +247,19 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         max_queue=args.max_queue,
         shutdown_grace_seconds=getattr(args, "shutdown_grace", DEFAULT_SHUTDOWN_GRACE),
         tasks=getattr(args, "tasks", False),
+        state=getattr(args, "state", None) or None,
     )
 
 
 # Value types for numeric options: a number that makes no sense there (a negative grace, port
 # 99999) is a usage error (exit 2) naming the option, not a crash or a silent misbehaviour later.
+
+
+def state_url(text: str) -> str:
+    problem = state_url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)  # never quotes the URL: it may hold a password
+    return text
 
 
 def positive_int(text: str) -> int:

@@ -43,10 +43,10 @@ class CappedLog:
         if now >= self._window_end:
             if self._left_out:
                 self.logger.warning(
-                    "%d more %s were not logged (at most %d lines per %g s)",
+                    "%d more %s were not logged (at most %s per %g s)",
                     self._left_out,
                     self.what,
-                    self.lines,
+                    self._lines(),
                     self.window,
                     extra={"event": "log_cap", "left_out": self._left_out},
                 )
@@ -56,5 +56,8 @@ class CappedLog:
             return
         self._logged += 1
         if self._logged == self.lines:
-            message += f" ({self.lines} such lines within {self.window:g} s: more {self.what} are left out for now)"
+            message += f" ({self._lines('such ')} within {self.window:g} s: more {self.what} are left out for now)"
         self.logger.warning(message, *args, **kwargs)
+
+    def _lines(self, such: str = "") -> str:
+        return f"1 {such}line" if self.lines == 1 else f"{self.lines} {such}lines"

@@ -30,6 +30,7 @@ __all__ = [
 EXTENSION_FIELDS = {
     "retry": "retry",
     "maxConcurrency": "max_concurrency",
+    "rateLimit": "rate_limit",
     "followRedirects": "follow_redirects",
     "allowHttp": "allow_http",
     "maxRequestBytes": "max_request_bytes",

@@ -24,14 +24,16 @@ from urllib.parse import quote
 
 import anyio
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import (
     RequestBodyLimitMiddleware,
     TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import JSONRPCMessage, JSONRPCRequest
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -44,6 +46,7 @@ from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
 from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
 from .console import Console
+from .events import ResumableSessionManager, SessionEvents, resumable
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
@@ -137,16 +140,19 @@ class StreamableHttpLifecycle:
     """What `/mcp` needs around the SDK's transport: hang-ups noticed, idle streams ended on shutdown.
 
     - POST: the `HangUp` put in the ASGI scope (`CLIENT_GONE`) cancels the call waiting to answer
-      on that POST when the client disconnects (see http_scope.py and `WebTools._call_tool`).
+      on that POST when the client disconnects (see http_scope.py and `WebTools._call_tool`),
+      unless the client can resume the stream (a session of 2025-11-25 or later, events.py): then
+      the call goes on, within its timeout, and its answer waits for the reconnect.
     - GET (the legacy standalone stream): ended as soon as the server starts shutting down. It
       only carries messages the server starts on its own, never a call's answer, so a graceful
       shutdown must not wait for the client to hang up (it never would). The response is
       finished cleanly, so the client sees the stream end rather than a broken connection.
     """
 
-    def __init__(self, app: ASGIApp, webtools: WebTools) -> None:
+    def __init__(self, app: ASGIApp, webtools: WebTools, *, resumable_sessions: bool = False) -> None:
         self.app = app
         self.in_flight = webtools.in_flight
+        self.resumable_sessions = resumable_sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -157,6 +163,9 @@ class StreamableHttpLifecycle:
             await self.app(scope, receive, send)
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.resumable_sessions and resumable(Headers(scope=scope).get(MCP_PROTOCOL_VERSION_HEADER)):
+            await self.app(scope, receive, send)  # a hang-up is a pause: the client may come back for the answer
+            return
         hang_up = scope[CLIENT_GONE] = HangUp()
 
         async def noting_receive() -> Message:
@@ -487,8 +496,10 @@ def request_line(scope: Scope) -> str:
 
 def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloader | None = None) -> ASGIApp:
     security = transport_security(settings)
-    manager = StreamableHTTPSessionManager(
-        app=webtools.server,
+    # Sessions (without --stateless) get resumable streams: events kept for a reconnect (events.py).
+    manager = ResumableSessionManager(
+        webtools.server,
+        events=SessionEvents(),
         stateless=settings.stateless,
         security_settings=security,
         max_request_body_size=settings.max_body_bytes,
@@ -555,7 +566,9 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
     def checked(app: ASGIApp) -> ASGIApp:
         return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log, admit)
 
-    streamable = StreamableHttpLifecycle(checked(StreamableHTTPASGIApp(manager)), webtools)
+    streamable = StreamableHttpLifecycle(
+        checked(StreamableHTTPASGIApp(manager)), webtools, resumable_sessions=not settings.stateless
+    )
     metadata_routes = (
         [
             oauth.metadata_route(),

@@ -36,6 +36,7 @@ from ..observe.audit import log_call
 from ..observe.logformat import formatter_for
 from ..observe.metrics import Metrics
 from ..observe.telemetry import TracingSender, annotate_call
+from ..ratelimit import RateLimits
 from ..redaction import LearnedSecrets, RedactingFilter
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..sending import Sender
@@ -43,6 +44,7 @@ from ..toolset import Toolset
 from .http_app import HttpSettings, build_http_app
 from .reload import DEFAULT_WATCH_INTERVAL, Reloader
 from .server import WebTools
+from .state import RedisState
 from .stdio import stdio_streams
 from .tasks import TaskStore
 
@@ -102,6 +104,8 @@ class ServerOptions:
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE
     # Task-style calls for 2026-07-28 clients that declare the tasks extension (tasks.py).
     tasks: bool = False
+    # The shared store (state.py): a redis:// URL, or None to keep everything in this process.
+    state: str | None = None
 
 
 def load_toolset(
@@ -181,7 +185,12 @@ def open_webtools(
     logger.info("loaded %d tool(s) from %d file(s)", len(toolset), len(loaded.files))
     # The pool is sized to the concurrency cap: every admitted call can have its own connection.
     client = create_http_client(max_connections=options.max_concurrency, egress=options.egress)
-    executor = Executor(client, max_response_bytes=options.max_response_bytes)
+    # Rate limits and upstream pauses: the executor records a 429's pause where calls check it.
+    shared = RedisState(options.state) if options.state else None
+    if shared is not None:
+        logger.info("shared state (rate limits, 429 pauses, task handles) on %s", shared.url)
+    rate_limits = RateLimits(shared)
+    executor = Executor(client, max_response_bytes=options.max_response_bytes, pauses=rate_limits)
     # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
     sender = TracingSender(AuthenticatingSender(innermost(executor) if innermost is not None else executor))
     limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
@@ -192,8 +201,10 @@ def open_webtools(
         clients=lambda: calls.toolset.endpoints.clients.keys() | {OPERATOR_CLIENT},
     )
     # Every finished call's record goes to these: the audit log, the metrics, the trace span.
-    calls = ToolCalls(toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call])
-    return WebTools(calls, executor, metrics, TaskStore() if options.tasks else None)
+    calls = ToolCalls(
+        toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call], rate_limits=rate_limits
+    )
+    return WebTools(calls, executor, metrics, TaskStore(board=shared) if options.tasks else None)
 
 
 @contextlib.asynccontextmanager
@@ -218,6 +229,7 @@ async def serve_stdio(webtools: WebTools, reloader: Reloader | None = None) -> N
         reloading(reloader),
         stdio_streams() as (read, write),  # the SDK transport without a thread per message
     ):
+        await _check_state(webtools)
         _freeze_startup_objects()
         # Started by hand, the server would otherwise sit silent; stdout belongs to the protocol.
         logger.info("serving MCP over stdio: waiting for an MCP client on stdin (Ctrl+C stops)")
@@ -319,8 +331,16 @@ async def serve_http(
     server = start_http(
         webtools, host, port, settings, shutdown_grace_seconds=shutdown_grace_seconds, reloader=reloader
     )
+    await _check_state(webtools)
     _freeze_startup_objects()
     await server.serve(sockets)
+
+
+async def _check_state(webtools: WebTools) -> None:
+    """With `--state`, find out at start whether Redis answers, rather than at the first call."""
+    store = webtools.calls.rate_limits.store
+    if isinstance(store, RedisState):
+        await store.check()
 
 
 def _freeze_startup_objects() -> None:

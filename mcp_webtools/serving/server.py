@@ -9,7 +9,7 @@ HTTP request says (a hang-up, who is calling) it asks the HTTP layer (http_scope
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
 
 import mcp_types as types
@@ -24,10 +24,20 @@ from ..forwarding import INBOUND_HEADERS
 from ..limits import InFlightCalls
 from ..observe.client_logs import set_level, spoken_sender
 from ..observe.metrics import Metrics
+from ..ratelimit import LimitKey, RateLimit
 from ..redaction import Redactor
 from ..results import error_result
 from ..toolset import Toolset
-from .http_scope import NO_ENDPOINT, REQUEST_ENDPOINT, caller_key, caller_of, endpoint_of, hang_up_of, inbound_headers
+from .http_scope import (
+    NO_ENDPOINT,
+    REQUEST_ENDPOINT,
+    Caller,
+    caller_key,
+    caller_of,
+    endpoint_of,
+    hang_up_of,
+    inbound_headers,
+)
 from .list_changed import ListChangedServer, ToolListNotifier
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
@@ -88,6 +98,20 @@ class WebTools:
             self.server.add_request_handler("tasks/get", types.GetTaskRequestParams, self._get_task)
         # The logging capability: spoken messages as log entries for clients that set a level (client_logs.py).
         self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+        # The rate limits of who is calling (their endpoint's, their client's), held with the tool's own.
+        self.caller_limits: Callable[[Caller | None, str | None], Sequence[LimitKey]] = self.configured_limits
+
+    def configured_limits(self, caller: Caller | None, endpoint: str | None) -> list[LimitKey]:
+        """The `rateLimit`s of the endpoint a call came to and of the client that sent it, as configured now."""
+        config = self.toolset.endpoints
+        keys: list[LimitKey] = []
+        found = config.endpoints.get(endpoint) if endpoint is not None else None
+        if found is not None and isinstance(found.rate_limit, RateLimit):
+            keys.append(LimitKey("endpoint", found.name, found.rate_limit))
+        client = config.clients.get(caller.id) if caller is not None else None
+        if client is not None and isinstance(client.rate_limit, RateLimit):
+            keys.append(LimitKey("client", client.id, client.rate_limit))
+        return keys
 
     @property
     def toolset(self) -> Toolset:
@@ -138,32 +162,37 @@ class WebTools:
         toolset = self.tools_of(self.endpoint_of(ctx))
         caller = caller_of(ctx)
         client = caller.id if caller is not None else None
+        # The caller's rate limits (its endpoint's, its client's), held together with the tool's own.
+        limits = self.caller_limits(caller, self.endpoint_of(ctx))
         if self._wants_task(ctx):
             assert self.tasks is not None
             # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.
             prepared = self.calls.prepare(params.name, params.arguments, ctx.request_id, toolset=toolset, client=client)
             if isinstance(prepared, types.CallToolResult):
                 return prepared
-            return self.tasks.start(
+            return await self.tasks.start(
                 caller_key(ctx),
                 lambda: self.calls.call(
-                    params.name, params.arguments, request_id=ctx.request_id, toolset=toolset, client=client
-                ),
+                    params.name, params.arguments, request_id=ctx.request_id,
+                    toolset=toolset, client=client, limits=limits,
+                ),  # fmt: skip
             )
         hang_up = hang_up_of(ctx)
         send_progress = spoken_sender(ctx)  # progress (given a progress token) and log entries (given a level)
         if hang_up is None:
             return await self.calls.call(
-                params.name, params.arguments, send_progress, ctx.request_id, toolset=toolset, client=client
-            )
+                params.name, params.arguments, send_progress, ctx.request_id,
+                toolset=toolset, client=client, limits=limits,
+            )  # fmt: skip
         # A handshake-era HTTP call answers on its own POST, but runs in the session's task, so
         # the client hanging up does not cancel it by itself (a 2026-07-28 call runs in the
         # POST's own task, and a cancel notification is applied by the SDK). With no answer
         # stream left and no way to resume one, the call and its upstream request are abandoned.
         with hang_up.cancels():
             return await self.calls.call(
-                params.name, params.arguments, send_progress, ctx.request_id, toolset=toolset, client=client
-            )
+                params.name, params.arguments, send_progress, ctx.request_id,
+                toolset=toolset, client=client, limits=limits,
+            )  # fmt: skip
         logger.info("tool=%s cancelled: the client disconnected", params.name)
         return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
 
@@ -179,7 +208,7 @@ class WebTools:
     async def _get_task(self, ctx: ServerRequestContext, params: types.GetTaskRequestParams) -> dict:
         if self.tasks is None:  # never registered then; kept for the type checker
             raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found")
-        return self.tasks.get(caller_key(ctx), params.task_id)
+        return await self.tasks.get(caller_key(ctx), params.task_id)
 
 
 def _allowed(toolset: Toolset, name: str, scopes: frozenset[str]) -> bool:

@@ -12,8 +12,9 @@ The parent only supervises: it forwards SIGTERM/SIGINT (a second signal forces t
 a second Ctrl-C does one server) and SIGHUP, waits for every worker to drain, restarts a worker
 that dies on its own, and gives up (exit 1) when workers keep dying right after they start.
 
-Everything a worker holds is its own: legacy sessions, task handles, metrics, reloads. See the
-docs/operations.md, "Running past one machine".
+Everything a worker holds is its own: legacy sessions, task handles, rate limits, metrics, reloads;
+with `--state redis://...` (state.py) the workers share the task handles and rate limits, which is
+why `--workers` with `--tasks` needs it. See docs/operations.md, "Running past one machine".
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from support import ERAS, LOG_FILTER, REPO, Upstream, hamsa_tool, run_module, se
 
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
+from mcp_webtools.ratelimit import RateLimit
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_reloader, open_webtools
 
@@ -59,7 +60,7 @@ def endpoints_document(**changes: object) -> dict:
                 "name": "sales",
                 "tools": ["get_order", "crm_*"],
                 "clients": ["hamsa-sales"],
-                "rateLimit": {"requests": 9},
+                "rateLimit": {"requests": 900, "per": "minute"},
             },
             {"name": "support", "tags": ["helpdesk"], "clients": ["hamsa-support", "ide"], "requiredScopes": ["s"]},
         ],
@@ -323,7 +324,8 @@ async def test_unmatched_names_and_tags_are_warnings_and_validate_shows_endpoint
         f"{file}: field `endpoints[support].tags[1]`: no tool carries the tag 'nope'",
     ]
     assert loaded.endpoints.endpoints["sales"].tools == ("crm_lookup",)
-    assert dict(loaded.endpoints.endpoints["sales"].rate_limit or {}) == {"requests": 9}
+    # Read as a tool's `rateLimit` is: a checked limit, not the mapping as written.
+    assert loaded.endpoints.endpoints["sales"].rate_limit == RateLimit(requests=900, per="minute")
     assert loaded.endpoints.endpoints["support"].required_scopes == ("s",)
 
 

@@ -221,7 +221,9 @@ async def test_a_cancelled_call_closes_its_upstream_request(holding, tmp_path, t
 async def test_a_legacy_http_client_that_just_hangs_up_cancels_its_call(holding, tmp_path):
     """No cancel notification this time: the client only closes the POST awaiting the answer.
 
-    (The SDK client always sends one; a host that crashes or drops the connection does not.)
+    (The SDK client always sends one; a host that crashes or drops the connection does not.) A
+    client of 2025-06-18 cannot resume the stream, so its call is abandoned; one of 2025-11-25 can,
+    and its call goes on (tests/serving/test_resumable_streams.py).
     """
     upstream, url = holding
     app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Gone", "After"))]), HttpSettings())
@@ -233,11 +235,11 @@ async def test_a_legacy_http_client_that_just_hangs_up_cancels_its_call(holding,
         ).encode()
 
     async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
-        hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+        hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
         opened = await http.post(
             "/mcp", headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
         )
-        session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+        session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
         await http.post("/mcp", headers=session, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
         async with anyio.create_task_group() as tg:
 

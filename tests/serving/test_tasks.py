@@ -10,7 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx2
@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from support import Reply, Upstream, hamsa_tool, secret, serve_asgi, write_tools
+from support import Reply, TaskHandle, TaskState, Upstream, get_task, hamsa_tool, secret, serve_asgi, write_tools
 
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import ServerOptions, open_webtools, running_tasks
@@ -28,33 +28,6 @@ from mcp_webtools.serving.server import WebTools
 from mcp_webtools.serving.tasks import EXTENSION
 
 pytestmark = pytest.mark.anyio
-
-
-class TaskHandle(types.Result):
-    result_type: Literal["task"] = "task"
-    task_id: str
-    status: str
-    created_at: str
-    last_updated_at: str
-    ttl_ms: int
-    poll_interval_ms: int
-
-
-class TaskState(types.Result):
-    task_id: str
-    status: str
-    status_message: str | None = None
-    result: dict[str, Any] | None = None
-
-
-class GetTask(types.Request[types.GetTaskRequestParams, Literal["tasks/get"]]):
-    method: Literal["tasks/get"] = "tasks/get"
-    params: types.GetTaskRequestParams
-    name_param = "taskId"  # SEP-2663: HTTP carries it in `Mcp-Name`
-
-
-async def get_task(session: Any, task_id: str) -> TaskState:
-    return await session.send_request(GetTask(params=types.GetTaskRequestParams(task_id=task_id)), TaskState)
 
 
 class TasksExtension(ClientExtension):

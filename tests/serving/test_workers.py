@@ -208,7 +208,7 @@ async def test_a_config_error_stops_before_any_worker_starts(tmp_path):
         (["--transport", "http"], "--workers needs --stateless (legacy-era sessions cannot span processes)"),
         (
             ["--transport", "http", "--stateless", "--tasks"],
-            "--workers cannot be combined with --tasks (task handles live in one process)",
+            "--workers with --tasks needs --state redis://... (task handles otherwise live in one process)",
         ),
     ],
 )

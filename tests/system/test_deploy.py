@@ -26,9 +26,21 @@ import pytest
 import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import ERAS, REPO, free_port, hamsa_tool, nginx_binary, secret, serve_asgi, serving_pid, write_tools
+from support import (
+    ERAS,
+    REPO,
+    free_port,
+    hamsa_tool,
+    nginx_binary,
+    required_module,
+    secret,
+    serve_asgi,
+    serving_pid,
+    write_tools,
+)
 
 from mcp_webtools.serving.runtime import load_toolset
+from mcp_webtools.serving.state import state_url_problem
 
 KUSTOMIZE_DIR = REPO / "deploy" / "kubernetes"
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -84,6 +96,11 @@ def one(resources: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def schema_checker() -> Any:
+    """The `kubernetes_validate` module: CI installs it, so there a missing one fails the test."""
+    return required_module("kubernetes_validate", "pip install -e '.[deploy-check]'")
+
+
 @pytest.fixture(scope="module")
 def rendered() -> list[dict[str, Any]]:
     return render(KUSTOMIZE_DIR)
@@ -94,12 +111,7 @@ def rendered() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_manifests_match_the_kubernetes_schemas(rendered, version):
-    try:
-        import kubernetes_validate
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("kubernetes-validate is not installed: .ci/run installs it (pip install -e '.[deploy-check]')")
-        pytest.skip("kubernetes-validate is not installed (pip install -e '.[deploy-check]')")
+    kubernetes_validate = schema_checker()
     kinds = sorted(r["kind"] for r in rendered)
     assert kinds == [
         "ConfigMap",
@@ -114,6 +126,28 @@ def test_manifests_match_the_kubernetes_schemas(rendered, version):
     for resource in rendered:
         # strict: unknown fields (a typo such as `readinesProbe`) fail too.
         kubernetes_validate.validate(resource, version, strict=True)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_redis_option_matches_the_schemas_and_the_commented_setting(version):
+    """deploy/kubernetes/redis/: the shared store, applied on its own; the setting that uses it is
+    ready in the main kustomization, commented out, and names the Redis Service as it is."""
+    kubernetes_validate = schema_checker()
+    redis = render(KUSTOMIZE_DIR / "redis")
+    assert sorted(r["kind"] for r in redis) == ["Deployment", "Service"]
+    for resource in redis:
+        kubernetes_validate.validate(resource, version, strict=True)
+    service, deployment = one(redis, "Service"), one(redis, "Deployment")
+    (container,) = pod_spec(deployment)["containers"]
+    assert {"--save", "--appendonly"} <= set(container["args"])  # no persistence
+    assert container["args"][container["args"].index("--appendonly") + 1] == "no"
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    text = (KUSTOMIZE_DIR / "kustomization.yaml").read_text()
+    (url,) = re.findall(r"^\s*# - MCP_WEBTOOLS_STATE=(\S+)$", text, re.M)
+    port = service["spec"]["ports"][0]["port"]
+    assert url == f"redis://{service['metadata']['name']}:{port}/0" and state_url_problem(url) is None
+    namespaces = {r["metadata"]["namespace"] for r in render(KUSTOMIZE_DIR) if r["kind"] != "Namespace"}
+    assert {r["metadata"]["namespace"] for r in redis} == namespaces  # the Service name resolves from the pods
 
 
 def test_a_broken_manifest_fails_the_schema_check(rendered):
@@ -304,6 +338,23 @@ def test_compose_replicas_sit_behind_the_proxy():
     assert (REPO / "deploy" / "compose" / "secrets.env.example").is_file()
     # Streams (SSE answers, progress) pass through unbuffered.
     assert "proxy_buffering off;" in nginx and "proxy_http_version 1.1;" in nginx
+
+
+def test_compose_replicas_share_one_redis_without_persistence():
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:") and "ports" not in redis  # reached by the replicas only
+    command = redis["command"]
+    assert command[0] == "redis-server" and command[command.index("--appendonly") + 1] == "no"
+    assert command[command.index("--save") + 1] == ""
+    assert "redis-cli" in redis["healthcheck"]["test"]
+    for name, service in services.items():
+        if name.startswith("mcp-webtools-"):
+            url = service["environment"]["MCP_WEBTOOLS_STATE"]
+            assert url == "redis://redis:6379/0" and state_url_problem(url) is None
+            assert service["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    # The image carries the Redis client, so the setting works in the container as built.
+    assert 'pip install ".[redis]"' in (REPO / "Dockerfile").read_text()
 
 
 @pytest.mark.e2e

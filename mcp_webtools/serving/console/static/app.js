@@ -11,8 +11,8 @@
   const BASE = location.pathname.replace(/\/+$/, "");
   const TOKEN_KEY = "mcp-webtools-console-token";
   const PAGES = ["tools", "try", "calls", "config", "health"];
-  const OUTCOMES = ["ok", "http_error", "upstream_error", "timeout", "auth_error", "busy", "invalid_arguments",
-    "cancelled", "shutdown", "internal_error"];
+  const OUTCOMES = ["ok", "http_error", "upstream_error", "timeout", "auth_error", "busy", "rate_limited",
+    "invalid_arguments", "cancelled", "shutdown", "internal_error"];
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY) || "",
     overview: null, tools: null, calls: [], config: null, lastReload: null,

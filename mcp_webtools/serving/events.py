@@ -1,0 +1,178 @@
+"""Resumable Streamable HTTP streams: the SDK's `EventStore`, kept in memory, one view per session.
+
+A handshake-era client of 2025-11-25 or later gets a priming event (an id, no data, and a `retry`
+hint) first on every SSE stream of its session; when its connection drops it reconnects with
+`GET /mcp` and `Last-Event-ID`, and the SDK's transport replays what it missed from here, then
+carries on live. So a call whose POST stream broke still answers: it goes on running (within its
+tool's timeout) and its result waits here for the reconnect (http_app leaves such calls running).
+
+The SDK hands one store to every session and names streams by JSON-RPC request id, which every
+session reuses ("1", "2", ...). `SessionEvents` keeps each session's events apart: the session
+manager (http_app) gives each new session its own view, so a `Last-Event-ID` only ever replays
+events of the session that asks. Event ids are random, so they cannot be guessed either.
+
+Bounded: at most `MAX_EVENTS_PER_STREAM` events per stream, `MAX_STREAMS` streams and `MAX_BYTES`
+of messages in all (the oldest go first: a tool result can be a megabyte), each stream forgotten
+`TTL_SECONDS` after its last event. Sessions live in one process (see
+docs/operations.md, "Running past one machine"), so their events do too: a reconnect must reach the
+process that holds the session, which is why this store is not on the shared Redis.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp.server import Server
+from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+from mcp.server.streamable_http import (
+    EventCallback,
+    EventId,
+    EventMessage,
+    EventStore,
+    StreamableHTTPServerTransport,
+    StreamId,
+)
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp_types import JSONRPCMessage
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, is_version_at_least
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_EVENTS_PER_STREAM",
+    "MAX_STREAMS",
+    "RETRY_MS",
+    "TTL_SECONDS",
+    "ResumableSessionManager",
+    "SessionEvents",
+    "resumable",
+]
+
+MAX_EVENTS_PER_STREAM = 1000
+MAX_STREAMS = 10_000
+MAX_BYTES = 64 * 2**20
+TTL_SECONDS = 600.0
+# How soon a client should reconnect after its stream ends (the SSE `retry` field), in milliseconds.
+RETRY_MS = 1000
+RESUMABLE_FROM = "2025-11-25"  # the first protocol version with priming events (SEP-1699)
+
+
+@dataclass
+class _Stream:
+    session: str
+    stream_id: StreamId
+    events: OrderedDict[EventId, tuple[JSONRPCMessage | None, int]] = field(default_factory=OrderedDict)
+    touched: float = 0.0
+
+
+class SessionEvents:
+    """Every session's events, in this process; `for_session(id)` is the `EventStore` of one session."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._streams: OrderedDict[tuple[str, StreamId], _Stream] = OrderedDict()  # oldest first
+        self._where: dict[EventId, tuple[str, StreamId]] = {}
+        self.bytes = 0  # the messages held, as JSON
+
+    def for_session(self, session: str) -> EventStore:
+        return _SessionView(self, session)
+
+    def __len__(self) -> int:
+        """Events held now, all sessions together."""
+        return len(self._where)
+
+    def store(self, session: str, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        now = self.clock()
+        self._expire(now)
+        key = (session, stream_id)
+        stream = self._streams.pop(key, None) or _Stream(session, stream_id)
+        self._streams[key] = stream  # now the most recently used
+        event_id = secrets.token_urlsafe(16)
+        size = len(message.model_dump_json(by_alias=True, exclude_none=True)) if message is not None else 0
+        stream.events[event_id] = (message, size)
+        stream.touched = now
+        self._where[event_id] = key
+        self.bytes += size
+        # Other streams go first, oldest first; then this stream's own oldest events.
+        while len(self._streams) > MAX_STREAMS or (self.bytes > MAX_BYTES and len(self._streams) > 1):
+            self._forget(next(iter(self._streams)))
+        while stream.events and (len(stream.events) > MAX_EVENTS_PER_STREAM or self.bytes > MAX_BYTES):
+            self._drop_oldest(stream)
+        return event_id
+
+    async def replay(self, session: str, last_event_id: EventId, send: EventCallback) -> StreamId | None:
+        self._expire(self.clock())
+        key = self._where.get(last_event_id)
+        if key is None or key[0] != session:  # unknown, forgotten, or another session's: nothing
+            return None
+        stream = self._streams[key]
+        after = False
+        for event_id, (message, _) in list(stream.events.items()):
+            if after and message is not None:  # priming events carry nothing to replay
+                await send(EventMessage(message, event_id))
+            after = after or event_id == last_event_id
+        return stream.stream_id
+
+    def _expire(self, now: float) -> None:
+        while self._streams:
+            key, stream = next(iter(self._streams.items()))
+            if now - stream.touched < TTL_SECONDS:
+                return
+            self._forget(key)
+
+    def _forget(self, key: tuple[str, StreamId]) -> None:
+        stream = self._streams.pop(key)
+        for event_id, (_, size) in stream.events.items():
+            self._where.pop(event_id, None)
+            self.bytes -= size
+
+    def _drop_oldest(self, stream: _Stream) -> None:
+        event_id, (_, size) = stream.events.popitem(last=False)
+        del self._where[event_id]
+        self.bytes -= size
+
+
+class _SessionView(EventStore):
+    """One session's `EventStore`: what the SDK's transport of that session calls."""
+
+    def __init__(self, events: SessionEvents, session: str) -> None:
+        self.events = events
+        self.session = session
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        return self.events.store(self.session, stream_id, message)
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        return await self.events.replay(self.session, last_event_id, send_callback)
+
+
+class ResumableSessionManager(StreamableHTTPSessionManager):
+    """The SDK's session manager, with resumable streams: each new session gets its own view of
+    `events` as its `EventStore` (see the module docstring), and its streams a `retry` hint."""
+
+    def __init__(self, app: Server, *, events: SessionEvents, **settings: Any) -> None:
+        super().__init__(app, retry_interval=RETRY_MS, **settings)
+        self.events = events
+
+    def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
+        transport = super()._admit_session(requestor)
+        if transport is not None and transport.mcp_session_id is not None:
+            transport._event_store = self.events.for_session(transport.mcp_session_id)  # noqa: SLF001
+        return transport
+
+
+def resumable(protocol_version: str | None) -> bool:
+    """Whether a handshake-era client of this version can resume a broken stream (2025-11-25 on).
+
+    Older clients cannot read the priming event, so the SDK sends them none; 2026-07-28 clients have
+    no sessions and no event store.
+    """
+    return (
+        protocol_version is not None
+        and protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
+        and is_version_at_least(protocol_version, RESUMABLE_FROM)
+    )

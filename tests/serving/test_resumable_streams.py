@@ -1,0 +1,190 @@
+"""Resumable Streamable HTTP streams (SEP-1699): a 2025-11-25 session's SSE streams start with a
+priming event, and a client whose stream broke mid-call reconnects with `Last-Event-ID` and gets
+the answer it missed; the call went on meanwhile. Raw HTTP here, to control exactly when the
+connection drops; SessionEvents on its own below.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+import pytest
+from support import held_tools, serve_asgi
+
+from mcp_webtools.serving import events as events_module
+from mcp_webtools.serving.events import MAX_EVENTS_PER_STREAM, RETRY_MS, TTL_SECONDS, SessionEvents
+from mcp_webtools.serving.http_app import HttpSettings, build_http_app
+from mcp_webtools.serving.runtime import open_webtools
+
+pytestmark = pytest.mark.anyio
+
+BOUND = 30
+HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+RELEASED = '{"released":true}'
+
+
+async def events(response: httpx2.Response) -> AsyncIterator[dict[str, str]]:
+    """The SSE events of a streamed response, as {field: value} (no comment lines)."""
+    event: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+
+
+async def open_session(http: httpx2.AsyncClient, version: str = "2025-11-25") -> dict[str, str]:
+    hello = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    opened = await http.post(
+        "/mcp", headers=HEADERS, json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
+    )
+    session = {**HEADERS, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": version}
+    await http.post("/mcp", headers=session, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+    return session
+
+
+def call(request_id: int, tool: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": tool}}
+
+
+async def call_that_loses_its_stream(http: httpx2.AsyncClient, session: dict[str, str], upstream: Any) -> dict:
+    """Call `slow` as request 2, drop the connection once the upstream holds it, then let the upstream
+    answer; the priming event the stream began with. The call must have gone on to the answer."""
+    async with http.stream("POST", "/mcp", headers=session, json=call(2, "slow")) as answer:
+        priming = await anext(events(answer))
+        await upstream.arrived("/slow")
+    upstream.release("/slow")
+    assert await upstream.finished("/slow") == "answered"  # not "disconnected": the hang-up cancelled nothing
+    return priming
+
+
+async def test_a_broken_stream_is_resumed_with_last_event_id_and_the_call_goes_on(holding, tmp_path):
+    upstream, url = holding
+    app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Slow"))]), HttpSettings())
+    async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
+        session = await open_session(http)
+        priming = await call_that_loses_its_stream(http, session, upstream)
+        assert set(priming) == {"id", "retry", "data"} and priming["data"] == ""
+        assert priming["retry"] == str(RETRY_MS) and len(priming["id"]) >= 16
+        resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
+        with anyio.fail_after(BOUND):
+            async with http.stream("GET", "/mcp", headers=resume) as replayed:
+                assert replayed.status_code == 200
+                async for event in events(replayed):
+                    if event.get("data"):
+                        message = json.loads(event["data"])
+                        break
+    assert message["id"] == 2
+    result = types.CallToolResult.model_validate(message["result"])
+    assert result.is_error is False and result.content[0].text == RELEASED
+
+
+async def test_another_session_cannot_replay_a_sessions_events(holding, tmp_path):
+    upstream, url = holding
+    app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Slow"))]), HttpSettings())
+    async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
+        priming = await call_that_loses_its_stream(http, await open_session(http), upstream)
+        other = await open_session(http)
+        resume = {**other, "accept": "text/event-stream", "last-event-id": priming["id"]}
+        with anyio.fail_after(BOUND):
+            replayed = await http.get("/mcp", headers=resume)  # ends at once: nothing of its own to replay
+    assert replayed.status_code == 200 and "released" not in replayed.text and '"result"' not in replayed.text
+
+
+async def test_a_client_before_2025_11_25_gets_no_priming_event(holding, tmp_path):
+    """It could not parse one (the SDK's rule), so it cannot resume, and its hang-up still cancels."""
+    upstream, url = holding
+    app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Quick"))]), HttpSettings())
+    async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
+        session = await open_session(http, "2025-06-18")
+        upstream.release("/quick")
+        async with http.stream("POST", "/mcp", headers=session, json=call(2, "quick")) as answer:
+            first = await anext(events(answer))
+    assert first["data"] and json.loads(first["data"])["id"] == 2  # the answer first: no priming event
+
+
+async def test_stateless_servers_keep_no_events(holding, tmp_path):
+    upstream, url = holding
+    app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Quick"))]), HttpSettings(stateless=True))
+    async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
+        upstream.release("/quick")
+        headers = {**HEADERS, "mcp-protocol-version": "2025-11-25"}
+        hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+        opening = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}
+        await http.post("/mcp", headers=HEADERS, json=opening)
+        async with http.stream("POST", "/mcp", headers=headers, json=call(2, "quick")) as answer:
+            first = await anext(events(answer))
+    assert "id" not in first and json.loads(first["data"])["id"] == 2
+
+
+# -- SessionEvents on its own ----------------------------------------------------------------------
+
+
+def message(n: int) -> types.JSONRPCNotification:
+    return types.JSONRPCNotification(jsonrpc="2.0", method="notifications/progress", params={"n": n})
+
+
+async def replayed(store: SessionEvents, session: str, after: str) -> tuple[str | None, list[int]]:
+    seen: list[int] = []
+
+    async def send(event: Any) -> None:
+        seen.append(event.message.params["n"])
+
+    stream = await store.replay(session, after, send)
+    return stream, seen
+
+
+async def test_events_replay_after_the_given_one_within_their_session_and_stream():
+    store = SessionEvents()
+    a, b = store.for_session("a"), store.for_session("b")
+    priming = await a.store_event("2", None)
+    ids = [await a.store_event("2", message(n)) for n in range(3)]
+    await a.store_event("3", message(99))  # another stream of the same session
+    await b.store_event("2", message(50))  # the same stream id in another session
+    assert await replayed(store, "a", priming) == ("2", [0, 1, 2])
+    assert await replayed(store, "a", ids[1]) == ("2", [2])
+    assert await replayed(store, "b", priming) == (None, [])  # a's event id means nothing to b
+    assert await replayed(store, "a", "no-such-id") == (None, [])
+
+
+async def test_events_are_bounded_per_stream_and_forgotten_after_their_ttl():
+    now = [0.0]
+    store = SessionEvents(clock=lambda: now[0])
+    view = store.for_session("a")
+    first = await view.store_event("2", message(0))
+    for n in range(1, MAX_EVENTS_PER_STREAM + 5):
+        await view.store_event("2", message(n))
+    assert len(store) == MAX_EVENTS_PER_STREAM
+    assert await replayed(store, "a", first) == (None, [])  # dropped: the oldest go first
+    kept = await view.store_event("7", None)
+    now[0] += TTL_SECONDS + 1
+    assert await replayed(store, "a", kept) == (None, []) and len(store) == 0
+
+
+async def test_events_are_bounded_in_bytes_the_oldest_streams_going_first(monkeypatch):
+    monkeypatch.setattr(events_module, "MAX_BYTES", 3000)
+    store = SessionEvents()
+    view = store.for_session("a")
+    big = types.JSONRPCNotification(jsonrpc="2.0", method="notifications/message", params={"data": "x" * 1000})
+    first = await view.store_event("1", big)
+    second = await view.store_event("2", big)
+    assert store.bytes > 2000
+    third = await view.store_event("3", big)  # over 3000 bytes: stream "1" is forgotten
+    assert store.bytes <= 3000 and len(store) == 2
+    assert await store.replay("a", first, _ignore) is None
+    assert await store.replay("a", second, _ignore) == "2" and await store.replay("a", third, _ignore) == "3"
+    monkeypatch.setattr(events_module, "MAX_BYTES", 1500)
+    await view.store_event("3", big)  # one stream alone over the bound: its own oldest events go
+    assert store.bytes <= 1500 and len(store) == 1
+
+
+async def _ignore(event: Any) -> None:
+    pass
