@@ -190,6 +190,7 @@ async def test_an_endpoints_and_a_clients_limits_hold_with_the_tools(upstream, t
     assert [r.is_error for r in results["ana"]] == [False, True]
     assert [r.is_error for r in results["bo"]] == [False, False, True]
     assert text_of(results["ana"][1]) == refused_text("3600", "the rate limit of client 'ana' (1 per hour) is reached")
-    assert text_of(results["bo"][2]) == refused_text("1200", "the rate limit of endpoint 'sales' (3 per hour) is reached")
+    endpoint_full = "the rate limit of endpoint 'sales' (3 per hour) is reached"
+    assert text_of(results["bo"][2]) == refused_text("1200", endpoint_full)
     assert results["bo"][2].meta[META_HTTP] == {"retryAfterSeconds": 1200.0, "limit": "endpoint 'sales'"}
     assert len(upstream.requests) == 3  # nothing was sent for a refused call
