@@ -36,7 +36,7 @@ from mcp_webtools.toolset import Toolset
 pytestmark = pytest.mark.anyio
 
 COMBOS = [(transport, era) for transport in TRANSPORTS for era in ERAS]
-ENV = AUTH_ENV
+ENV = {name: secret(value) for name, value in AUTH_ENV.items()}
 BASIC = secret("Basic " + base64.b64encode(f"{ENV['TWILIO_SID']}:{ENV['TWILIO_TOKEN']}".encode()).decode())
 
 
