@@ -465,7 +465,6 @@ _TYPE_MESSAGES = {
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
-    "literal_error": "must be one of GET, POST, PUT, PATCH, DELETE (any case)",  # `method` is the only Literal
     "missing": "is required",
 }
 
@@ -477,6 +476,10 @@ def _say(problem: Any) -> str:
         return "is required"
     if kind in _TYPE_MESSAGES:
         return _TYPE_MESSAGES[kind]
+    if kind == "literal_error" and problem["loc"][0] == "method":
+        return "must be one of GET, POST, PUT, PATCH, DELETE (any case)"
+    if kind == "literal_error":  # pydantic's own "Input should be 'a' or 'b'", without the value
+        return "must be " + str(ctx.get("expected", "one of the allowed values"))
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":

@@ -40,14 +40,15 @@ EXTENSION_FIELDS = {
     "outputSchema": "output_schema",
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
+    "placement": "placement",  # where arguments go (requests.py)
+    "bodyArgument": "body_argument",
+    "bodyEncoding": "body_encoding",
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
 }
 # Top-level keys of ours that any shape may carry.
 OUR_KEYS = frozenset({"mcpName", *EXTENSION_FIELDS})
 NOT_AN_OBJECT = "a tool definition must be an object"
-NEITHER_SHAPE = (
-    "is neither the Hamsa API shape (with `toolSettings`) nor the guide shape (with `methodType` and `url`)"
-)
+NEITHER_SHAPE = "is neither the Hamsa API shape (with `toolSettings`) nor the guide shape (with `methodType` and `url`)"
 
 
 @dataclass
