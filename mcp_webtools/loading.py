@@ -256,7 +256,7 @@ def _load_file(
     except (OSError, ValueError) as exc:
         return [ConfigProblem(file, str(exc))]
     try:
-        entries = entries_in_document(document)
+        entries = entries_in_document(document, path)
     except ShapeError as exc:
         return [*_given_twice(file, document, twice, []), ConfigProblem(file, exc.message, field=exc.field or None)]
 
