@@ -497,8 +497,9 @@ def _map_body(
     if inline:
         converted = converter.part(resolved, resolved_base, pool, for_input=True)
         properties.update(converted.get("properties", {}))
-        if body_required:
-            required.extend(converted.get("required", []))
+        # Carried over even from an optional body (Twilio marks none required): a tool always sends a
+        # body, and a body without its required fields is refused upstream anyway.
+        required.extend(converted.get("required", []))
         return
     name = "body" if "body" not in properties else "requestBody"
     properties[name] = converter.part(node, base, pool, for_input=True)

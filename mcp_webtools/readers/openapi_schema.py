@@ -144,6 +144,8 @@ class SchemaConverter:
                 }
             else:
                 out[key] = value
+        if "example" in node and "examples" not in node:  # 3.0's keyword, deprecated but still seen in 3.1
+            out["examples"] = [node["example"]]
         if self.dialect_30:
             _from_30(node, out)
         if for_input and isinstance(out.get("properties"), dict):
@@ -174,8 +176,6 @@ class SchemaConverter:
 
 def _from_30(node: dict[str, Any], out: dict[str, Any]) -> None:
     """OpenAPI 3.0's schema keywords in their JSON Schema 2020-12 form, in `out`."""
-    if "example" in node and "examples" not in node:
-        out["examples"] = [node["example"]]
     for bound in ("Minimum", "Maximum"):
         exclusive, plain = f"exclusive{bound}", bound.lower()
         if node.get(exclusive) is True and plain in node:
