@@ -156,8 +156,10 @@ class Mapping:
 
 def is_document(document: Any) -> bool:
     """An OpenAPI document itself (`openapi: 3.1.0`), not a file of ours pointing at one."""
-    return isinstance(document, dict) and isinstance(document.get("openapi"), str) and bool(
-        VERSION.match(document["openapi"].strip())
+    return (
+        isinstance(document, dict)
+        and isinstance(document.get("openapi"), str)
+        and bool(VERSION.match(document["openapi"].strip()))
     )
 
 
@@ -202,9 +204,7 @@ def options_from_source(source: dict[str, Any]) -> Options:
         if not isinstance(source.get(key, False), bool):
             raise ShapeError(key, "must be true or false")
         flags[key] = source.get(key, False)
-    return Options(
-        selection, base_url, rename, defaults, auth, flags["includeDeprecated"], flags["outputSchemas"]
-    )
+    return Options(selection, base_url, rename, defaults, auth, flags["includeDeprecated"], flags["outputSchemas"])
 
 
 def map_document(document: dict[str, Any], uri: str, options: Options) -> Mapping:
@@ -626,7 +626,8 @@ def _scheme_auth(name: str, scheme: Any, scopes: Any) -> tuple[dict[str, Any] | 
     if kind == "apiKey":
         where = scheme.get("in")
         if where in ("header", "query") and isinstance(scheme.get("name"), str):
-            return {"type": "apiKey", "in": where, "name": scheme["name"], "value": f"${{{_env_name(prefix, 'KEY')}}}"}, ""
+            value = f"${{{_env_name(prefix, 'KEY')}}}"
+            return {"type": "apiKey", "in": where, "name": scheme["name"], "value": value}, ""
         return None, f"an API key in a {where}"
     if kind == "oauth2":
         flows = scheme.get("flows") if isinstance(scheme.get("flows"), dict) else {}

@@ -210,4 +210,3 @@ def _def_name(uri: str, taken: set[str]) -> str:
     while candidate in taken:
         candidate, n = f"{name}_{n}", n + 1
     return candidate
-

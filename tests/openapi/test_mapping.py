@@ -207,9 +207,10 @@ def test_twilio_output_schemas_turn_nullable_into_null_types():
     output = mapped.tool["outputSchema"]
     assert output["type"] == "object" and output["properties"]["body"]["type"] == ["string", "null"]
     assert_2020_12(output)
-    assert "outputSchema" not in map_document(document, TWILIO.as_uri(), Options(selection=options.selection)).tools[
-        0
-    ].tool
+    assert (
+        "outputSchema"
+        not in map_document(document, TWILIO.as_uri(), Options(selection=options.selection)).tools[0].tool
+    )
 
 
 # --- rules no real document here shows: a small document of our own ------------------------------
@@ -230,8 +231,10 @@ SHOP = {
         "schemas": {
             "Node": {
                 "type": "object",
-                "properties": {"id": {"type": "string", "readOnly": True}, "children": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Node"}}},
+                "properties": {
+                    "id": {"type": "string", "readOnly": True},
+                    "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+                },
             },
             "Price": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "nullable": True, "example": 9.5},
         },
