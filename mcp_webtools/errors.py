@@ -22,6 +22,7 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 ├── OutputMismatch              the shaped answer does not match the tool's outputSchema
 ├── ListenError                 a port or address cannot be listened on; the message names the option to change
 ├── Refusal                     an inbound message is no JSON-RPC request we handle; `.code`, `.message`, `.id`
+├── ImportRefused               `import openapi` wrote nothing; the message says why
 └── HamsaError                  a `hamsa` command failed; the message is the whole story for the user
     ├── UsageError              a bad option or a missing environment variable: nothing sent or written
     ├── ApiRefused              4xx or a redirect: retrying as is will not help
@@ -55,6 +56,7 @@ __all__ = [
     "DefinitionError",
     "EgressDenied",
     "HamsaError",
+    "ImportRefused",
     "InvalidArguments",
     "ListenError",
     "OutputMismatch",
@@ -224,6 +226,10 @@ class UpstreamConnectionLost(UpstreamError):
 
 class OutputMismatch(WebToolsError):
     """The shaped result does not match the tool's `outputSchema`; `str()` says why, for the model."""
+
+
+class ImportRefused(WebToolsError):
+    """`import openapi` wrote nothing: the document cannot be read, nothing is selected, or files exist."""
 
 
 # --- the `hamsa` commands --------------------------------------------------------------------

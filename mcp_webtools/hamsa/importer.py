@@ -34,7 +34,7 @@ from .format import (
     seconds_from_milliseconds,
 )
 
-__all__ = ["EnvVar", "ImportResult", "import_tools", "read_export"]
+__all__ = ["EnvVar", "ImportResult", "import_tools", "read_export", "unwritable", "write_file"]
 
 MAX_EXPORT_BYTES = 10 * 1024 * 1024
 MIN_REUSED_SECRET = 8
@@ -130,17 +130,14 @@ def import_tools(document: Any, out: Path, *, force: bool = False, source: str =
             problems.append(f"{label}: tool {shown!r}: {exc}")
             continue
         planned.append((out / f"{slug}.json", shown, document_out))
-    if out.exists() and not out.is_dir():
-        problems.append(f"--out {out} is not a folder")
-    elif not force:
-        problems += [f"{path} already exists; use --force to overwrite it" for path, _, _ in planned if path.exists()]
+    problems += unwritable(out, [path for path, _, _ in planned], force)
     if problems:
         raise HamsaError("nothing written:\n" + "\n".join(f"  - {p}" for p in problems))
     if not planned:
         raise HamsaError(f"{source}: holds no FUNCTION tools to import")
     out.mkdir(parents=True, exist_ok=True)
     for path, shown, document_out in planned:
-        _write(path, json.dumps(document_out, indent=2, ensure_ascii=False) + "\n", force)
+        write_file(path, json.dumps(document_out, indent=2, ensure_ascii=False) + "\n", force)
         result.written.append((path, shown))
     result.load_problems = _load_problems([path for path, _, _ in planned], result.env)
     return result
@@ -302,7 +299,17 @@ def _url_without_secrets(url: str, replace: Any) -> str:
     return f"{head}?{'&'.join(pairs)}"
 
 
-def _write(path: Path, text: str, force: bool) -> None:
+def unwritable(out: Path, paths: Iterable[Path], force: bool) -> list[str]:
+    """Why the planned files cannot all be written into `out` (all or nothing): `[]` when they can."""
+    if out.exists() and not out.is_dir():
+        return [f"--out {out} is not a folder"]
+    if force:
+        return []
+    return [f"{path} already exists; use --force to overwrite it" for path in paths if path.exists()]
+
+
+def write_file(path: Path, text: str, force: bool) -> None:
+    """Write one imported file: never over an existing one without `force`; with it, replaced whole."""
     if not force:
         with open(path, "x", encoding="utf-8") as file:  # "x": never clobber a file that appeared meanwhile
             file.write(text)

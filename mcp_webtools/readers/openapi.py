@@ -146,11 +146,12 @@ class Mapping:
 
     @property
     def variables(self) -> list[str]:
-        """The `${NAME}`s the tools' credentials read, to print for the user to set."""
+        """The `${NAME}`s the tools read (credentials, a `baseUrl`), to print for the user to set."""
         found: set[str] = set()
         for mapped in self.tools:
             if mapped.tool is not None:
-                found.update(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", repr(mapped.tool.get("auth", ""))))
+                read = repr((mapped.tool["toolSettings"]["serverUrl"], mapped.tool.get("auth", "")))
+                found.update(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", read))
         return sorted(found)
 
 

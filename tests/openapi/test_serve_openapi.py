@@ -12,6 +12,8 @@ import pytest
 import yaml
 from support import OPENAPI_DOCUMENTS, Upstream, mcp_client, secret, serve_asgi
 
+from mcp_webtools.cli.commands import main
+
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
@@ -94,3 +96,30 @@ async def test_petstore_and_twilio_operations_reach_the_upstream_as_documented(t
         ("To", "+15551230000"), ("From", "+15559870000"), ("Body", "Hi & bye"),
         ("MediaUrl", "https://m/1.png"), ("MediaUrl", "https://m/2.png"),
     ]  # fmt: skip
+
+
+async def test_imported_twilio_files_serve_all_197_tools_and_send_the_form_body(tmp_path):
+    out = tmp_path / "config"
+    document = OPENAPI_DOCUMENTS / "twilio_api_v2010.json"
+    assert main(["import", "openapi", str(document), "--out", str(out), "--base-url", "${TWILIO_URL}"]) == 0
+    upstream = Upstream()
+    upstream.reply_json("POST", f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json", {"sid": "SM2"}, status=201)
+    async with serve_asgi(upstream) as url:
+        env = {
+            "TWILIO_URL": url,
+            "ACCOUNT_SID_AUTH_TOKEN_USERNAME": ACCOUNT,
+            "ACCOUNT_SID_AUTH_TOKEN_PASSWORD": ENV["TWILIO_TOKEN"],
+        }
+        for path in out.iterdir():  # the upstream is plain http on loopback: allow it, as a user would
+            tool = json.loads(path.read_text())
+            path.write_text(json.dumps({**tool, "allowHttp": True}))
+        async with mcp_client("stdio", "auto", out, env=env) as client:
+            tools = (await client.list_tools()).tools
+            assert len(tools) == 197
+            result = await client.call_tool("CreateMessage", {"AccountSid": ACCOUNT, "To": "+1555", "Body": "x"})
+            assert not result.is_error, result
+    (message,) = upstream.requests
+    assert (message.method, message.raw_path) == ("POST", f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json")
+    assert message.body == b"To=%2B1555&Body=x"
+    basic = base64.b64encode(f"{ACCOUNT}:{ENV['TWILIO_TOKEN']}".encode()).decode()
+    assert message.headers["authorization"] == f"Basic {basic}"
