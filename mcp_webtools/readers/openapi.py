@@ -41,12 +41,14 @@ __all__ = [
     "load_document",
     "map_document",
     "options_from_source",
+    "referenced_document",
 ]
 
 MAX_DESCRIPTION = 1000  # Hamsa's limit on a tool's description
 MAX_TITLE = 250
 MAX_NAME = 128  # MCP's limit on a tool name
 MANY_TOOLS = 40  # past this, a model picks worse; say so
+MAX_SOURCE_BYTES = 64 * 1024  # a file of ours that references a document is a few lines
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 SERVED_METHODS = frozenset({"get", "put", "post", "delete", "patch"})
 BODY_METHODS = frozenset({"post", "put", "patch"})
@@ -174,6 +176,29 @@ def load_document(path: Path) -> dict[str, Any]:
     if not is_document(document):
         raise ShapeError("openapi", f"{path} is no OpenAPI 3.0 or 3.1 document (its `openapi` is not 3.x)")
     return document
+
+
+def referenced_document(path: Path) -> Path | None:
+    """The document a file of ours references (`openapi: ./specs/x.yaml`), else None: for the reload watcher.
+
+    Only small files are looked into (a file of ours is a few lines; a document, or a tool file,
+    is never one that references), so watching a folder of many tools stays cheap.
+    """
+    try:
+        if path.stat().st_size > MAX_SOURCE_BYTES:
+            return None
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "openapi" not in text:
+        return None
+    try:
+        document = parse_document(text, str(path))
+    except ShapeError:
+        return None
+    if is_document(document) or not isinstance(document, dict) or not isinstance(document.get("openapi"), str):
+        return None
+    return (path.resolve().parent / document["openapi"]).resolve()
 
 
 def options_from_source(source: dict[str, Any]) -> Options:

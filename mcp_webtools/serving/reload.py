@@ -30,6 +30,7 @@ import anyio.abc
 
 from ..errors import ConfigErrors
 from ..loading import ConfigProblem, config_files
+from ..readers.openapi import referenced_document
 from ..toolset import Toolset
 from .server import WebTools
 
@@ -94,6 +95,8 @@ class ConfigWatcher:
 
     def __init__(self, paths: Iterable[str | os.PathLike[str]]) -> None:
         self.paths = [Path(p) for p in paths]
+        # config file -> ((mtime, size), the OpenAPI document it references or None): read once per edit
+        self._references: dict[Path, tuple[tuple[int, int], Path | None]] = {}
 
     def fingerprint(self) -> Fingerprint:
         """Cheap (stat calls only): changes whenever a config file is edited, added, removed or
@@ -122,11 +125,26 @@ class ConfigWatcher:
         return sha.hexdigest()
 
     def files(self) -> tuple[list[Path], list[ConfigProblem]]:
-        """The config files the loader would read now (`config_files`), and what is missing."""
+        """The files the loader would read now: the config files (`config_files`) and the OpenAPI
+        documents they reference; and what is missing."""
         try:
-            return config_files(self.paths)
+            files, errors = config_files(self.paths)
         except OSError as exc:  # e.g. a folder removed between two calls the loader makes
             return [], [ConfigProblem(str(exc.filename or "config"), f"cannot be read: {exc.strerror}")]
+        documents = [doc for doc in map(self._referenced, files) if doc is not None and doc not in files]
+        return files + list(dict.fromkeys(documents)), errors
+
+    def _referenced(self, file: Path) -> Path | None:
+        try:
+            st = file.stat()
+        except OSError:
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        cached = self._references.get(file)
+        if cached is None or cached[0] != key:
+            cached = (key, referenced_document(file))
+            self._references[file] = cached
+        return cached[1]
 
 
 def _stat(path: Path) -> tuple[object, ...]:
