@@ -12,44 +12,29 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigErrors, ImportRefused, ShapeError
-from ..hamsa.importer import unwritable, write_file
+from ..hamsa.cli import report_import
+from ..hamsa.importer import EnvVar, ImportResult, unwritable, write_file
 from ..loading import load_definitions
 from ..readers.openapi import Options, Selection, load_document, map_document
 
-__all__ = ["OpenApiImport", "add_import_commands", "import_openapi"]
+__all__ = ["add_import_commands", "import_openapi"]
 
 
-@dataclass
-class OpenApiImport:
-    written: list[tuple[Path, str]] = field(default_factory=list)  # (file, MCP name)
-    skipped: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)
-    load_problems: list[str] = field(default_factory=list)
-
-    def lines(self) -> list[str]:
-        lines = [f"wrote {path}  ({name})" for path, name in self.written]
-        lines += [f"skipped {note}" for note in self.skipped]
-        lines += [f"note: {note}" for note in self.notes]
-        if self.variables:
-            lines.append("Set these environment variables (the credentials; no value is written in the files):")
-            lines += [f"  {name}" for name in self.variables]
-        return lines
+ENV_HEADING = "Set these environment variables (the API's credentials and URL; no value is written in the files):"
 
 
-def import_openapi(spec: Path, out: Path, options: Options, *, force: bool = False) -> OpenApiImport:
+def import_openapi(spec: Path, out: Path, options: Options, *, force: bool = False) -> ImportResult:
     """Write `<mcp name>.json` per selected operation of `spec` into `out`; all or nothing."""
     try:
         document = load_document(spec)
         mapping = map_document(document, spec.resolve().as_uri(), options)
     except ShapeError as exc:
         raise ImportRefused(f"{spec}: {exc.message}") from None
-    result = OpenApiImport(notes=list(mapping.notes), variables=mapping.variables)
+    result = ImportResult(notes=list(mapping.notes), env_heading=ENV_HEADING)
     planned: list[tuple[Path, str, dict[str, Any]]] = []
     for mapped in mapping.tools:
         label = mapped.operation.label
@@ -63,6 +48,7 @@ def import_openapi(spec: Path, out: Path, options: Options, *, force: bool = Fal
     url = planned[0][2]["toolSettings"]["serverUrl"]
     if not url.lower().startswith(("http://", "https://", "${")):
         raise ImportRefused(f"{spec}: its servers give no absolute URL; give one with --base-url (e.g. '${{API_URL}}')")
+    result.env = _variables(mapping.variables, planned)
     problems = unwritable(out, [path for path, _, _ in planned], force)
     if problems:
         raise ImportRefused("nothing written:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -71,13 +57,29 @@ def import_openapi(spec: Path, out: Path, options: Options, *, force: bool = Fal
         write_file(path, json.dumps(tool, indent=2, ensure_ascii=False) + "\n", force)
         result.written.append((path, name))
     # Stand-ins for the variables: a URL where the base URL reads one, else any non-empty text.
-    in_url = {name for name in result.variables if f"${{{name}" in url}
-    placeholders = {name: "https://api.example.com" if name in in_url else "placeholder" for name in result.variables}
+    placeholders = {var.name: "https://api.example.com" if var.where == "toolSettings.serverUrl" else "placeholder"
+                    for var in result.env}  # fmt: skip
     try:  # what `validate` says once the variables are set
         load_definitions([path for path, _, _ in planned], environ={**os.environ, **placeholders})
     except ConfigErrors as exc:
         result.load_problems = [str(error) for error in exc.errors]
     return result
+
+
+def _variables(names: list[str], planned: list[tuple[Path, str, dict[str, Any]]]) -> list[EnvVar]:
+    """Each variable with the first tool that reads it, where, and how many others do."""
+    found: list[EnvVar] = []
+    for name in names:
+        reference = f"${{{name}"
+        users = [(tool_name, tool) for _, tool_name, tool in planned if reference in json.dumps(tool)]
+        first_name, first = users[0]
+        if reference in first["toolSettings"]["serverUrl"]:
+            where = "toolSettings.serverUrl"
+        else:
+            where = next(f"auth.{key}" for key, value in first["auth"].items() if reference in str(value))
+        others = f" (and {len(users) - 1} more tools)" if len(users) > 1 else ""
+        found.append(EnvVar(name, f"{first_name}{others}", where))
+    return found
 
 
 def _reasons(skipped: list[str]) -> str:
@@ -124,9 +126,4 @@ def _import_openapi(args: argparse.Namespace) -> int:
     except ImportRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(result.lines()))
-    if result.load_problems:
-        print("the written files do not load yet; fix these, then run `mcp-webtools validate`:", file=sys.stderr)
-        print("\n".join(f"  - {problem}" for problem in result.load_problems), file=sys.stderr)
-        return 1
-    return 0
+    return report_import(result)

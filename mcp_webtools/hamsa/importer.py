@@ -62,13 +62,17 @@ class ImportResult:
     dropped: list[str] = field(default_factory=list)
     env: list[EnvVar] = field(default_factory=list)
     load_problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Where the values of `env` are to be found: in Hamsa for a Hamsa export, with the API's owner otherwise.
+    env_heading: str = "Set these environment variables to the values the tools have in Hamsa (not written here):"
 
     def lines(self) -> list[str]:
         lines = [f"wrote {path}  ({name})" for path, name in self.written]
         lines += [f"skipped {note}" for note in self.skipped]
         lines += [f"dropped {note}" for note in self.dropped]
+        lines += [f"note: {note}" for note in self.notes]
         if self.env:
-            lines.append("Set these environment variables to the values the tools have in Hamsa (not written here):")
+            lines.append(self.env_heading)
             width = max(len(var.name) for var in self.env)
             for var in self.env:
                 hint = f' (the part after "{var.after}")' if var.after else ""

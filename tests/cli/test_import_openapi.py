@@ -23,8 +23,10 @@ def test_petstore_import_writes_reviewable_files_and_prints_the_variables(tmp_pa
     assert len(files) == 12 and "getPetById.json" in files
     assert f"wrote {out / 'getPetById.json'}  (getPetById)" in printed
     assert "skipped DELETE /pet/{petId} (deletePet): no security scheme of it can be served: petstore_auth" in printed
-    assert printed.endswith("Set these environment variables (the credentials; no value is written in the files):\n"
-                            "  API_KEY\n")  # fmt: skip
+    assert printed.endswith(
+        "Set these environment variables (the API's credentials and URL; no value is written in the files):\n"
+        "  API_KEY  getPetById (and 1 more tools): auth.value\n"
+    )
     written = json.loads((out / "getPetById.json").read_text())
     assert list(written)[: len(["type", "name", "mcpName"])] == ["type", "name", "mcpName"]
     assert set(written) <= {*TOOL_KEYS, "mcpName", "auth", "placement", "bodyArgument", "bodyEncoding"}
@@ -77,7 +79,10 @@ def test_twilio_import_warns_past_forty_operations_and_validates(tmp_path, capsy
     assert len(list(out.iterdir())) == 197
     assert "note: 197 operations selected: past 40 tools a model chooses worse" in printed
     assert "--tags, --operations, --paths, --methods, --exclude-operations" in printed
-    assert printed.endswith("  ACCOUNT_SID_AUTH_TOKEN_PASSWORD\n  ACCOUNT_SID_AUTH_TOKEN_USERNAME\n")
+    assert printed.endswith(
+        "  ACCOUNT_SID_AUTH_TOKEN_PASSWORD  ListAccount (and 196 more tools): auth.password\n"
+        "  ACCOUNT_SID_AUTH_TOKEN_USERNAME  ListAccount (and 196 more tools): auth.username\n"
+    )
     message = json.loads((out / "CreateMessage.json").read_text())
     assert message["bodyEncoding"] == "form" and message["auth"]["password"] == "${ACCOUNT_SID_AUTH_TOKEN_PASSWORD}"
     env = {"ACCOUNT_SID_AUTH_TOKEN_USERNAME": "AC1", "ACCOUNT_SID_AUTH_TOKEN_PASSWORD": secret("twilio-imp-66")}
