@@ -185,3 +185,26 @@ def test_placement_in_the_guide_shape_too(tmp_path):
     (definition,) = load_definitions([config], environ={}).definitions
     built = build_request(RequestTemplate.from_definition(definition), {"limit": 1, "name": "n"})
     assert urlsplit(built.url).query == "limit=1" and built.body == b"name=n"
+
+
+def test_call_dry_run_prints_query_header_and_form_body(tmp_path, capsys):
+    from mcp_webtools import __version__
+    from mcp_webtools.cli.commands import main
+
+    tool = hamsa_tool("Placed", f"{BASE}/o/{{id}}", "POST", params=PROPS)
+    tool.update(
+        {"placement": {"limit": "query", "rid": {"in": "header", "name": "X-Request-Id"}}, "bodyEncoding": "form"}
+    )
+    config = write_tools(tmp_path, [tool])
+    arguments = json.dumps({"id": "7", "limit": 2, "rid": "r-9", "name": "a b", "tags": ["x", "y"]})
+    assert main(["call", "placed", "--config", str(config), "--args", arguments, "--dry-run"]) == 0
+    assert capsys.readouterr().out == (
+        "POST /o/7?limit=2 HTTP/1.1\n"
+        "Host: api.example.com\n"
+        f"User-Agent: mcp-webtools/{__version__}\n"
+        "Accept: application/json\n"
+        "Content-Type: application/x-www-form-urlencoded\n"
+        "X-Request-Id: r-9\n"
+        "\n"
+        "name=a%20b&tags=x&tags=y\n"
+    )
