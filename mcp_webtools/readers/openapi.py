@@ -415,6 +415,7 @@ def _map_operation(result: MappedTool, document: dict[str, Any], converter: Sche
             if wire != argument:
                 placement[argument] = {"in": "path", "name": wire}
         elif where == "query":
+            _note_style(result, param, name)
             if argument != name:
                 placement[argument] = {"in": "query", "name": name}
             elif method in BODY_METHODS:
@@ -457,6 +458,16 @@ def _map_operation(result: MappedTool, document: dict[str, Any], converter: Sche
         if output is not None:
             tool["outputSchema"] = output
     result.tool = tool
+
+
+def _note_style(result: MappedTool, param: dict[str, Any], name: str) -> None:
+    """A query parameter serialised other than OpenAPI's default (`form`, exploded) is sent in that default
+    way, repeated keys for an array (JSON text for an object); a warning says so rather than nothing."""
+    style = param.get("style", "form")
+    explode = param.get("explode", style == "form")
+    if style != "form" or explode is not True:
+        shown = f"style {style}" + ("" if explode is True else ", explode false")
+        result.notes.append(f"query parameter {name} ({shown}) is sent as {name}=a&{name}=b (form, exploded)")
 
 
 def _parameters(operation: Operation, converter: SchemaConverter) -> list[tuple[dict[str, Any], str]]:

@@ -246,6 +246,7 @@ SHOP = {
                 "operationId": "putItem",
                 "parameters": [
                     {"name": "X-Trace", "in": "header", "schema": {"type": "string"}},
+                    {"name": "ids", "in": "query", "explode": False, "schema": {"type": "array", "items": {}}},
                     {"name": "Cookie", "in": "header", "schema": {"type": "string"}},
                 ],
                 "requestBody": {
@@ -301,15 +302,17 @@ def shop_tools(shop: Path, **options: Any) -> dict[str, Any]:
 def test_relative_file_refs_nullable_exclusive_minimum_example_and_read_only(shop):
     put = shop_tools(shop)["putItem"].tool
     params = put["params"]
-    assert list(params["properties"]) == ["id", "X-Trace", "title", "price"]  # `sku` is readOnly: out
+    assert list(params["properties"]) == ["id", "X-Trace", "ids", "title", "price"]  # `sku` is readOnly: out
     assert params["required"] == ["id", "title"]
     assert params["$defs"]["Price"] == {
         "type": ["number", "null"], "exclusiveMinimum": 0, "examples": [9.5]
     }  # fmt: skip
-    assert put["placement"] == {"X-Trace": {"in": "header", "name": "X-Trace"}}
+    assert put["placement"] == {"X-Trace": {"in": "header", "name": "X-Trace"}, "ids": "query"}
     assert put["toolSettings"]["serverUrl"] == "https://eu.shop.example/v1/items/{id}"
     assert_2020_12(params)
-    assert any("parameter Cookie (in header) left out" in note for note in shop_tools(shop)["putItem"].notes)
+    notes = shop_tools(shop)["putItem"].notes
+    assert any("parameter Cookie (in header) left out" in note for note in notes)
+    assert "query parameter ids (style form, explode false) is sent as ids=a&ids=b (form, exploded)" in notes
 
 
 def test_a_clash_puts_the_body_under_body(shop):
