@@ -61,11 +61,12 @@ class Reader(Protocol):
         """Whether `document` (one object of a file: the whole file, or one item of its list) is this format."""
         ...
 
-    def entries(self, document: Any, origin: Path | None = None) -> Iterable[tuple[str, Any]]:
+    def entries(self, document: Any) -> Iterable[tuple[str, Any]]:
         """The tool entries in a detected `document`, each with its location inside it (`""` for itself).
 
-        `origin` is the file the document came from (None: not from a file), for a format that
-        refers to other files relative to it, as an OpenAPI source does.
+        A format that refers to other files relative to the one it reads (an OpenAPI source does)
+        also has `entries_from(document, origin)`, given the file the document came from (None:
+        not from a file); it is called instead when present.
         """
         ...
 
@@ -128,7 +129,9 @@ def _entries_of(location: str, item: Any, origin: Path | None) -> list[tuple[str
     reader = reader_for(item)
     if reader is None:  # `normalise_entry` says what is wrong with it
         return [(location, Entry(item, None))]
-    return [(_join(location, where), Entry(entry, reader)) for where, entry in reader.entries(item, origin)]
+    located = getattr(reader, "entries_from", None)
+    found = located(item, origin) if located is not None else reader.entries(item)
+    return [(_join(location, where), Entry(entry, reader)) for where, entry in found]
 
 
 def _join(location: str, where: str) -> str:

@@ -7,7 +7,6 @@ What the API answers is what people export, so it is read as it is. Its tools ar
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from ..hamsa.format import is_envelope
@@ -23,7 +22,7 @@ class EnvelopeReader:
     def detect(self, document: Any) -> bool:
         return is_envelope(document)
 
-    def entries(self, document: Any, origin: Path | None = None) -> Iterable[tuple[str, Any]]:
+    def entries(self, document: Any) -> Iterable[tuple[str, Any]]:
         data = document["data"]
         if isinstance(data, list):
             return [(f"data[{i}]", entry) for i, entry in enumerate(data)]

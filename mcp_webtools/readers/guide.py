@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from ..hamsa.format import AUTH_TYPES, GUIDE_KEYS, GUIDE_TIMEOUT_KEYS, RECORD_KEYS, guide_auth_type
@@ -24,7 +23,7 @@ class GuideReader:
             return False
         return "url" in document or "methodType" in document
 
-    def entries(self, document: Any, origin: Path | None = None) -> Iterable[tuple[str, Any]]:
+    def entries(self, document: Any) -> Iterable[tuple[str, Any]]:
         return [("", document)]
 
     def normalise(self, entry: Any) -> NormalisedEntry:

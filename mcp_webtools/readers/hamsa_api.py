@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from ..hamsa.format import RECORD_KEYS, SETTINGS_KEYS, TOOL_KEYS, is_number, seconds_from_milliseconds
@@ -31,7 +30,7 @@ class HamsaApiReader:
     def detect(self, document: Any) -> bool:
         return isinstance(document, dict) and "toolSettings" in document
 
-    def entries(self, document: Any, origin: Path | None = None) -> Iterable[tuple[str, Any]]:
+    def entries(self, document: Any) -> Iterable[tuple[str, Any]]:
         return [("", document)]
 
     def normalise(self, entry: Any) -> NormalisedEntry:

@@ -292,7 +292,11 @@ class OpenApiReader:
     def detect(self, document: Any) -> bool:
         return isinstance(document, dict) and "openapi" in document and "toolSettings" not in document
 
-    def entries(self, document: Any, origin: Path | None = None) -> Iterable[tuple[str, Any]]:
+    def entries(self, document: Any) -> Iterable[tuple[str, Any]]:
+        return self.entries_from(document, None)
+
+    def entries_from(self, document: Any, origin: Path | None) -> Iterable[tuple[str, Any]]:
+        """The entries of `document`, read from the file `origin`: relative paths are relative to it."""
         folder = origin.resolve().parent if origin is not None else Path.cwd()
         if is_document(document):
             spec, spec_path, options = document, origin.resolve() if origin else folder / "openapi", Options()
