@@ -15,6 +15,7 @@ from support import OPENAPI_DOCUMENTS, secret
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
 from mcp_webtools.readers.openapi import MANY_TOOLS, Options, Selection, cut_description, map_document
+from mcp_webtools.requests import RequestTemplate, build_request
 
 PETSTORE = OPENAPI_DOCUMENTS / "petstore3.yaml"
 TWILIO = OPENAPI_DOCUMENTS / "twilio_api_v2010.json"
@@ -370,3 +371,25 @@ def test_descriptions_cut_at_a_sentence_or_a_word(text, cut):
         assert result == cut
     else:  # half the limit at least is kept: the last sentence end past 500 characters, else a word
         assert result.endswith("…") and len(result) > 500
+
+
+def test_a_path_parameter_name_that_is_no_identifier_fills_a_renamed_placeholder(tmp_path):
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "https://api.example.com"}],
+        "paths": {
+            "/items/{item-id}": {
+                "get": {
+                    "operationId": "get item!",
+                    "parameters": [{"name": "item-id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                }
+            }
+        },
+    }
+    spec = write_spec(tmp_path, document)
+    (definition,) = load_definitions([spec], environ={}).definitions
+    assert definition.mcp_name == "get_item" and definition.url == "https://api.example.com/items/{item_id}"
+    assert definition.input_schema["required"] == ["item-id"]
+    built = build_request(RequestTemplate.from_definition(definition), {"item-id": "a/b"})
+    assert built.url == "https://api.example.com/items/a%2Fb"
