@@ -48,6 +48,7 @@ MAX_DESCRIPTION = 1000  # Hamsa's limit on a tool's description
 MAX_TITLE = 250
 MAX_NAME = 128  # MCP's limit on a tool name
 MANY_TOOLS = 40  # past this, a model picks worse; say so
+MAX_DOCUMENT_BYTES = 32 * 1024 * 1024  # the largest public documents (Stripe's, GitHub's) are under 15 MB
 MAX_SOURCE_BYTES = 64 * 1024  # a file of ours that references a document is a few lines
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 SERVED_METHODS = frozenset({"get", "put", "post", "delete", "patch"})
@@ -168,6 +169,9 @@ def is_document(document: Any) -> bool:
 
 def load_document(path: Path) -> dict[str, Any]:
     try:
+        size = path.stat().st_size
+        if size > MAX_DOCUMENT_BYTES:
+            raise ShapeError("openapi", f"{path} is {size} bytes; an OpenAPI document may be {MAX_DOCUMENT_BYTES}")
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -253,7 +257,9 @@ def map_document(document: dict[str, Any], uri: str, options: Options) -> Mappin
             try:
                 _map_operation(result, document, converter, options)
             except ShapeError as exc:
-                result.skip = exc.message if exc.field in ("openapi", "security") else f"{exc.field}: {exc.message}"
+                if exc.field == "openapi":  # the document is broken here ($ref to nothing): an error, not a skip
+                    raise ShapeError(result.location, f"{operation.label}: {exc.message}") from None
+                result.skip = exc.message if exc.field == "security" else f"{exc.field}: {exc.message}"
                 result.tool = None
         mapped.append(result)
     _resolve_collisions(mapped)

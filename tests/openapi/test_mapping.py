@@ -393,3 +393,26 @@ def test_a_path_parameter_name_that_is_no_identifier_fills_a_renamed_placeholder
     assert definition.input_schema["required"] == ["item-id"]
     built = build_request(RequestTemplate.from_definition(definition), {"item-id": "a/b"})
     assert built.url == "https://api.example.com/items/a%2Fb"
+
+
+@pytest.mark.parametrize(
+    ("ref", "words"),
+    [
+        ("#/components/schemas/Nope", "$ref '#/components/schemas/Nope' points to nothing in"),
+        ("https://schemas.example.com/x.yaml#/A", "only files next to the document are read, never URLs"),
+        ("./missing.yaml#/A", "missing.yaml cannot be read (No such file or directory)"),
+    ],
+)
+def test_a_broken_ref_is_a_config_error_naming_the_operation(tmp_path, ref, words):
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "https://api.example.com"}],
+        "paths": {"/x": {"post": {"operationId": "x", "requestBody": {
+            "content": {"application/json": {"schema": {"$ref": ref}}}}}}},
+    }  # fmt: skip
+    spec = write_spec(tmp_path, document)
+    with pytest.raises(ConfigErrors) as caught:
+        load_definitions([spec], environ={})
+    text = str(caught.value)
+    assert "spec.yaml: field `paths./x.post`: POST /x: " in text and words in text, text
