@@ -315,8 +315,9 @@ class OpenApiReader:
             spec = load_document(spec_path)
         mapping = map_document(spec, spec_path.as_uri(), options)
         found: list[tuple[str, Any]] = []
-        for i, mapped in enumerate(mapping.tools):
-            notes = list(mapped.notes) + (mapping.notes if i == 0 else [])
+        first_served = next((m for m in mapping.tools if m.tool is not None), None)
+        for mapped in mapping.tools:
+            notes = list(mapped.notes) + (mapping.notes if mapped is first_served else [])
             if mapped.tool is None:
                 entry = {"name": mapped.name, "x-openapi": {"skip": f"{mapped.operation.label}: {mapped.skip}"}}
             else:
