@@ -416,3 +416,14 @@ def test_a_broken_ref_is_a_config_error_naming_the_operation(tmp_path, ref, word
         load_definitions([spec], environ={})
     text = str(caught.value)
     assert "spec.yaml: field `paths./x.post`: POST /x: " in text and words in text, text
+
+
+def test_the_past_forty_warning_is_given_once_even_when_the_first_operation_is_skipped(tmp_path):
+    paths = {f"/r{i}": {"get": {"operationId": f"r{i}"}} for i in range(MANY_TOOLS + 1)}
+    paths = {"/old": {"get": {"operationId": "old", "deprecated": True}}, **paths}
+    document = {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+                "servers": [{"url": "https://api.example.com"}], "paths": paths}  # fmt: skip
+    found = load_definitions([write_spec(tmp_path, document)], environ={})
+    assert len(found.definitions) == MANY_TOOLS + 1
+    many = [str(w) for w in found.warnings if "operations selected" in str(w)]
+    assert len(many) == 1 and "41 operations selected" in many[0] and "tool 'r0'" in many[0]
