@@ -121,6 +121,8 @@ class Placement(BaseModel):
 
     in_: Literal["path", "query", "header", "body"] = Field(alias="in")
     name: str | None = Field(default=None, min_length=1)
+    # A list in the query: `ids=1&ids=2` (true, the default) or `ids=1,2` (false; OpenAPI's `explode: false`).
+    explode: bool = Field(default=True, strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -274,6 +276,10 @@ class ToolDefinition(BaseModel):
                     f"the arguments (params.properties) are: {known}"
                 )
             wire = place.wire_name(argument)
+            if not place.explode and place.in_ != "query":
+                raise ValueError(
+                    f"{argument}: `explode` is about lists in the query; this argument goes in the {place.in_}"
+                )
             if place.in_ == "path" and wire not in placeholders:
                 raise ValueError(f"{argument}: the URL has no placeholder {{{wire}}} for this argument to fill")
             if place.in_ == "header":

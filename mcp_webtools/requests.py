@@ -110,6 +110,7 @@ class RequestTemplate:
     default_headers: int = 0  # how many of `headers`, at the front, are ours (see `OutboundRequest.defaults`)
     # argument -> (where: path | query | header | body, name on the wire); the arguments `placement` names.
     places: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    joined: frozenset[str] = frozenset()  # query arguments whose list is sent comma-joined (`explode: false`)
     placeholder_arguments: Mapping[str, str] = dataclasses.field(default_factory=dict)  # placeholder -> argument
     body_argument: str | None = None
     form: bool = False
@@ -137,6 +138,7 @@ class RequestTemplate:
             max_body_bytes=definition.max_request_bytes or max_body_bytes,
             default_headers=len(default_headers),
             places={arg: (place.in_, place.wire_name(arg)) for arg, place in definition.placement.items()},
+            joined=frozenset(arg for arg, place in definition.placement.items() if not place.explode),
             placeholder_arguments=definition.placeholder_arguments,
             body_argument=definition.body_argument,
             form=definition.body_encoding == "form",
@@ -191,8 +193,11 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
 
     query = [template.fixed_query] if template.fixed_query else []
     for name, wire, value in query_args:
-        for _, text in _query_pairs({name: value}):
-            pair = f"{quote(wire, safe='')}={quote(text, safe='')}"
+        texts = [quote(text, safe="") for _, text in _query_pairs({name: value})]
+        if name in template.joined and isinstance(value, list) and texts:
+            texts = [",".join(texts)]  # the commas between items literal, those inside an item encoded
+        for text in texts:
+            pair = f"{quote(wire, safe='')}={text}"
             url_chars[name] = url_chars.get(name, 0) + len(pair) + 1
             query.append(pair)
 

@@ -426,9 +426,13 @@ def _map_operation(result: MappedTool, document: dict[str, Any], converter: Sche
             if wire != argument:
                 placement[argument] = {"in": "path", "name": wire}
         elif where == "query":
-            _note_style(result, param, name)
+            place: dict[str, Any] = {"in": "query"}
             if argument != name:
-                placement[argument] = {"in": "query", "name": name}
+                place["name"] = name
+            if _query_style(result, param, name) == "joined":
+                place["explode"] = False
+            if len(place) > 1:
+                placement[argument] = place
             elif method in BODY_METHODS:
                 placement[argument] = "query"
         else:
@@ -471,14 +475,17 @@ def _map_operation(result: MappedTool, document: dict[str, Any], converter: Sche
     result.tool = tool
 
 
-def _note_style(result: MappedTool, param: dict[str, Any], name: str) -> None:
-    """A query parameter serialised other than OpenAPI's default (`form`, exploded) is sent in that default
-    way, repeated keys for an array (JSON text for an object); a warning says so rather than nothing."""
+def _query_style(result: MappedTool, param: dict[str, Any], name: str) -> str:
+    """How a query parameter's list is sent: `exploded` (`ids=1&ids=2`, OpenAPI's default) or `joined`
+    (`ids=1,2`: `style: form, explode: false`). Other styles (`spaceDelimited`, `pipeDelimited`,
+    `deepObject`) are sent exploded, and a warning says so rather than nothing."""
     style = param.get("style", "form")
     explode = param.get("explode", style == "form")
-    if style != "form" or explode is not True:
-        shown = f"style {style}" + ("" if explode is True else ", explode false")
-        result.notes.append(f"query parameter {name} ({shown}) is sent as {name}=a&{name}=b (form, exploded)")
+    if style == "form":
+        return "exploded" if explode is not False else "joined"
+    shown = f"style {style}" + ("" if explode is True else ", explode false")
+    result.notes.append(f"query parameter {name} ({shown}) is sent as {name}=a&{name}=b (form, exploded)")
+    return "exploded"
 
 
 def _parameters(operation: Operation, converter: SchemaConverter) -> list[tuple[dict[str, Any], str]]:

@@ -72,6 +72,12 @@ def test_get_with_header_placement_and_defaults_to_query():
     assert built.url == f"{BASE}/s?limit=1" and ("X-N", "9") in built.headers
 
 
+def test_explode_false_joins_a_query_list_with_commas():
+    placed = {"tags": {"in": "query", "explode": False}, "limit": {"in": "query"}}
+    built = request(f"{BASE}/s", "POST", {"tags": ["a b", "c,d", 3], "limit": [1, 2]}, placement=placed)
+    assert urlsplit(built.url).query == "tags=a%20b,c%2Cd,3&limit=1&limit=2"
+
+
 def test_body_argument_is_the_whole_body_and_the_rest_go_to_the_query():
     built = request(f"{BASE}/o", "POST", {"payload": {"a": [1, 2]}, "limit": 3}, body_argument="payload")
     assert built.body == b'{"a":[1,2]}' and built.url == f"{BASE}/o?limit=3"
@@ -154,6 +160,7 @@ def load_error(tmp_path, **extra: Any) -> str:
         ({"placement": {"rid": {"in": "path", "name": "nope"}}}, "placement", "no placeholder {nope}"),
         ({"placement": {"rid": {"in": "query", "nmae": "x"}}}, "placement.rid.nmae", "is not a known setting"),
         ({"bodyArgument": "payload"}, "bodyArgument", "a GET request has no body"),
+        ({"placement": {"rid": {"in": "header", "name": "X-R", "explode": False}}}, "placement", "`explode` is about"),
         ({"bodyEncoding": "xml"}, "bodyEncoding", "'json' or 'form'"),
     ],
 )
