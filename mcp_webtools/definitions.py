@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .errors import PathError, SchemaProblems
 from .metaschema import schema_errors
@@ -34,9 +34,12 @@ __all__ = [
     "EXPECT_KEYS",
     "Example",
     "Expect",
+    "FORBIDDEN_ARGUMENT_HEADERS",
     "is_scope_token",
     "Message",
+    "Placement",
     "ToolDefinition",
+    "VISIBLE_HEADER_VALUE",
     "placeholder_spellings",
     "placeholders_in",
     "with_required_placeholders",
@@ -48,12 +51,20 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_TIMEOUT_SECONDS = 3600.0
 MCP_NAME_RULE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 # RFC 9110 field-value: visible ASCII, with spaces and tabs only inside.
-_VISIBLE_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
+VISIBLE_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?$")
 HEADER_NAME_RULE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # `:name` or `{name}`; a name starts with a letter or `_`, so `host:8080` is never a placeholder.
 PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+BODY_METHOD_NAMES = frozenset({"POST", "PUT", "PATCH"})
+# Headers an argument may never fill: who we are talking to, credentials (the `auth` block's job) and
+# the hop-by-hop headers of RFC 9110 section 7.6.1, plus the framing headers the HTTP client writes itself.
+FORBIDDEN_ARGUMENT_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "host", "cookie", "set-cookie", "connection", "keep-alive",
+    "proxy-authenticate", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
+    "content-type",
+})  # fmt: skip
 JSON_SCHEMA_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 
 
@@ -167,6 +178,29 @@ def is_scope_token(scope: str) -> bool:
     return bool(scope) and all("!" <= ch <= "~" and ch not in '"\\' for ch in scope)
 
 
+class Placement(BaseModel):
+    """Where one argument goes on the wire (`placement: {limit: query, rid: {in: header, name: X-Request-Id}}`).
+
+    `name` is the name on the wire when it differs from the argument's: a header name, a query key,
+    a body key, or the URL placeholder the argument fills.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    in_: Literal["path", "query", "header", "body"] = Field(alias="in")
+    name: str | None = Field(default=None, min_length=1)
+    # A list in the query: `ids=1&ids=2` (true, the default) or `ids=1,2` (false; OpenAPI's `explode: false`).
+    explode: bool = Field(default=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"in": value} if isinstance(value, str) else value
+
+    def wire_name(self, argument: str) -> str:
+        return self.name or argument
+
+
 class ToolDefinition(BaseModel):
     """One FUNCTION web tool, whichever shape it was written in.
 
@@ -206,6 +240,10 @@ class ToolDefinition(BaseModel):
     flatten: bool = Field(default=False, strict=True)
     max_result_bytes: int | None = Field(default=None, ge=MIN_MAX_RESULT_BYTES, strict=True)
     output_schema: dict[str, Any] | None = None
+    # Where arguments go (see requests.py and docs/configuration.md, "Where arguments go").
+    placement: dict[str, Placement] = Field(default_factory=dict)
+    body_argument: str | None = Field(default=None, min_length=1)
+    body_encoding: Literal["json", "form"] = "json"
     # Progress while a call runs (see voice.py and docs/hamsa-and-voice.md, "Async tools and spoken messages").
     progress_interval_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     delayed_message_seconds: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
@@ -257,7 +295,7 @@ class ToolDefinition(BaseModel):
                 raise ValueError(f"header {name!r} has a value containing CR, LF or NUL")
             if not header_value.isascii():
                 raise ValueError(f"header {name!r} has a non-ASCII value, which HTTP headers cannot carry")
-            if not _VISIBLE_HEADER_VALUE.match(header_value):
+            if not VISIBLE_HEADER_VALUE.match(header_value):
                 raise ValueError(f"header {name!r} has a value with control characters or leading/trailing whitespace")
         return value
 
@@ -268,7 +306,7 @@ class ToolDefinition(BaseModel):
             raise ValueError("contains CR, LF or NUL")
         if value is not None and not value.isascii():
             raise ValueError("contains non-ASCII characters, which HTTP headers cannot carry")
-        if value is not None and not _VISIBLE_HEADER_VALUE.match(value):
+        if value is not None and not VISIBLE_HEADER_VALUE.match(value):
             raise ValueError("contains control characters or leading/trailing whitespace")
         return value
 
@@ -325,11 +363,73 @@ class ToolDefinition(BaseModel):
             seen[key] = example.name
         return value
 
+
+    @field_validator("placement")
+    @classmethod
+    def _placement_rules(cls, value: dict[str, Placement], info: ValidationInfo) -> dict[str, Placement]:
+        if "params" not in info.data or "url" not in info.data:
+            return value  # their own errors are reported; nothing to check against
+        properties = (info.data.get("params") or {}).get("properties") or {}
+        url, method = info.data.get("url", ""), info.data.get("method")
+        placeholders = set(placeholders_in(url))
+        for argument, place in value.items():
+            if argument not in properties:
+                known = ", ".join(properties) or "none"
+                raise ValueError(
+                    f"{argument!r} is not an argument of this tool{did_you_mean(argument, properties)}; "
+                    f"the arguments (params.properties) are: {known}"
+                )
+            wire = place.wire_name(argument)
+            if not place.explode and place.in_ != "query":
+                raise ValueError(
+                    f"{argument}: `explode` is about lists in the query; this argument goes in the {place.in_}"
+                )
+            if place.in_ == "path" and wire not in placeholders:
+                raise ValueError(f"{argument}: the URL has no placeholder {{{wire}}} for this argument to fill")
+            if place.in_ == "header":
+                if not HEADER_NAME_RULE.match(wire):
+                    raise ValueError(f"{argument}: {wire!r} is not a valid HTTP header name")
+                if wire.lower() in FORBIDDEN_ARGUMENT_HEADERS:
+                    raise ValueError(
+                        f"{argument}: an argument may not fill the {wire} header (credentials go in `auth`; "
+                        "Host, Cookie, framing and hop-by-hop headers are never an argument's)"
+                    )
+                if any(name.lower() == wire.lower() for name, _ in info.data.get("headers", ())):
+                    raise ValueError(f"{argument}: the {wire} header is also one of the tool's headers; keep one")
+            if place.in_ == "body" and method not in BODY_METHOD_NAMES:
+                raise ValueError(f"{argument}: a {method} request has no body; place it in the query or a header")
+        return value
+
+    @field_validator("body_argument")
+    @classmethod
+    def _body_argument_rules(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or "params" not in info.data:
+            return value
+        properties = (info.data.get("params") or {}).get("properties") or {}
+        if value not in properties:
+            raise ValueError(f"{value!r} is not an argument of this tool{did_you_mean(value, properties)}")
+        if info.data.get("method") not in BODY_METHOD_NAMES:
+            raise ValueError(f"a {info.data.get('method')} request has no body; use POST, PUT or PATCH")
+        placed = [name for name, place in (info.data.get("placement") or {}).items() if place.in_ == "body"]
+        if placed:
+            raise ValueError(f"{value!r} is the whole body, so {placed[0]!r} cannot be placed in the body too")
+        return value
+
+    @property
+    def placeholder_arguments(self) -> dict[str, str]:
+        """Each URL placeholder -> the argument that fills it (itself, unless `placement` says otherwise)."""
+        filled = {p: p for p in placeholders_in(self.url)}
+        for argument, place in self.placement.items():
+            if place.in_ == "path":
+                filled[place.wire_name(argument)] = argument
+        return filled
+
     @model_validator(mode="after")
     def _placeholders_fillable(self) -> ToolDefinition:
         properties = self.params.get("properties") or {}
         written = placeholder_spellings(self.url)
-        missing = [written[p] for p in written if p not in properties and p not in self.path_defaults]
+        filled = self.placeholder_arguments
+        missing = [written[p] for p in written if filled[p] not in properties and p not in self.path_defaults]
         if missing:
             raise ValueError(
                 f"URL placeholder(s) {', '.join(missing)} have neither a parameter of that name "
@@ -348,12 +448,21 @@ class ToolDefinition(BaseModel):
         A call cannot go without them, so the published `inputSchema` requires them (`input_schema`).
         """
         written = placeholder_spellings(self.url)
-        return tuple(written[name] for name in _required_placeholders(written, self.path_defaults, self.params))
+        filled = self.placeholder_arguments
+        required = set(self.params.get("required") or ())
+        return tuple(
+            written[name] for name in written if name not in self.path_defaults and filled[name] not in required
+        )
 
     @property
     def input_schema(self) -> dict[str, Any]:
         """`params` as published: with every placeholder that has no default in `required`."""
-        return with_required_placeholders(self.params, self.url, self.path_defaults)
+        if not any(place.in_ == "path" and place.name for place in self.placement.values()):
+            return with_required_placeholders(self.params, self.url, self.path_defaults)
+        filled = self.placeholder_arguments
+        required = list(self.params.get("required") or ())
+        missing = [filled[p] for p in filled if p not in self.path_defaults and filled[p] not in required]
+        return {**self.params, "required": [*required, *missing]} if missing else self.params
 
     @property
     def shaping(self) -> ResponseShaping:

@@ -25,6 +25,7 @@ WebToolsError                   the root: `except WebToolsError` catches every o
 ├── ListenError                 a port or address cannot be listened on; the message names the option to change
 ├── Refusal                     an inbound message is no JSON-RPC request we handle; `.code`, `.message`, `.id`
 ├── IdentityProviderUnavailable the OAuth authorization server cannot be asked (discovery, JWKS, introspection)
+├── ImportRefused               `import openapi` wrote nothing; the message says why
 └── HamsaError                  a `hamsa` command failed; the message is the whole story for the user
     ├── UsageError              a bad option or a missing environment variable: nothing sent or written
     ├── ApiRefused              4xx or a redirect: retrying as is will not help
@@ -59,6 +60,7 @@ __all__ = [
     "EgressDenied",
     "HamsaError",
     "IdentityProviderUnavailable",
+    "ImportRefused",
     "InvalidArguments",
     "ListenError",
     "OutputMismatch",
@@ -256,6 +258,10 @@ class TokenEndpointError(UpstreamError):
 
 class OutputMismatch(WebToolsError):
     """The shaped result does not match the tool's `outputSchema`; `str()` says why, for the model."""
+
+
+class ImportRefused(WebToolsError):
+    """`import openapi` wrote nothing: the document cannot be read, nothing is selected, or files exist."""
 
 
 # --- the `hamsa` commands --------------------------------------------------------------------

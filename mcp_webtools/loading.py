@@ -276,7 +276,7 @@ def _load_file(
         if not document:
             return [*_given_twice(file, whole, twice, []), *errors]
     try:
-        entries = entries_in_document(document)
+        entries = entries_in_document(document, path)
     except ShapeError as exc:
         problem = ConfigProblem(file, exc.message, field=exc.field or None)
         return [*_given_twice(file, whole, twice, []), *errors, problem]
@@ -578,7 +578,6 @@ _TYPE_MESSAGES = {
     "float_parsing": "must be a number",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
-    "literal_error": "must be one of GET, POST, PUT, PATCH, DELETE (any case)",  # `method` is the only Literal
     "missing": "is required",
 }
 
@@ -590,6 +589,10 @@ def _say(problem: Any) -> str:
         return "is required"
     if kind in _TYPE_MESSAGES:
         return _TYPE_MESSAGES[kind]
+    if kind == "literal_error" and problem["loc"][0] == "method":
+        return "must be one of GET, POST, PUT, PATCH, DELETE (any case)"
+    if kind == "literal_error":  # pydantic's own "Input should be 'a' or 'b'", without the value
+        return "must be " + str(ctx.get("expected", "one of the allowed values"))
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":

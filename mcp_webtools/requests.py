@@ -5,8 +5,15 @@ path pieces and fixed query; static headers). `build_request` then only fills in
 auth is not baked in here: the tool's auth flow (auth.py) adds its header to each call's request
 on its way out, through `OutboundRequest.with_header`.
 
+Where each argument goes is the tool's `placement` (definitions.Placement): by default a URL
+placeholder's argument fills the path, and the rest go in the query for GET/DELETE and in the body
+for POST/PUT/PATCH; `placement` may send any of them to the path, the query (on any method), a
+header or the body, and `bodyArgument` makes one argument's value the whole body. The body is JSON,
+or `application/x-www-form-urlencoded` with `bodyEncoding: form` (see `form_pairs`).
+
 Argument values are confined to their place: a path value is percent-encoded as exactly one
-segment, and nothing an argument holds can change the scheme, host or port.
+segment, a header value never holds CR, LF, NUL or non-ASCII text, and nothing an argument holds
+can change the scheme, host or port.
 
 Encoding is not enough on its own: a reverse proxy in front of the upstream (nginx with
 `proxy_pass http://backend/public/;`, for one) decodes `..%2Fadmin` and resolves the `..`, so the
@@ -24,10 +31,10 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlencode, urlsplit
 
 from . import __version__
-from .definitions import PLACEHOLDER, ToolDefinition
+from .definitions import PLACEHOLDER, VISIBLE_HEADER_VALUE, ToolDefinition
 from .errors import RequestBuildError
 
 __all__ = [
@@ -37,12 +44,14 @@ __all__ = [
     "OutboundRequest",
     "RequestTemplate",
     "build_request",
+    "form_pairs",
 ]
 
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 # httpx refuses longer URLs at send time; refusing them here names the argument and sends nothing.
 MAX_URL_CHARS = 65536
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+FORM = "application/x-www-form-urlencoded"
 USER_AGENT = f"mcp-webtools/{__version__}"
 # Segment separators for servers on the way: '/', and '\\' for those that read it as one (IIS, Tomcat).
 _SEPARATORS = re.compile(r"[/\\]")
@@ -106,6 +115,12 @@ class RequestTemplate:
     path_defaults: Mapping[str, str]
     max_body_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     default_headers: int = 0  # how many of `headers`, at the front, are ours (see `OutboundRequest.defaults`)
+    # argument -> (where: path | query | header | body, name on the wire); the arguments `placement` names.
+    places: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    joined: frozenset[str] = frozenset()  # query arguments whose list is sent comma-joined (`explode: false`)
+    placeholder_arguments: Mapping[str, str] = dataclasses.field(default_factory=dict)  # placeholder -> argument
+    body_argument: str | None = None
+    form: bool = False
 
     @classmethod
     def from_definition(
@@ -129,6 +144,11 @@ class RequestTemplate:
             path_defaults=dict(definition.path_defaults),
             max_body_bytes=definition.max_request_bytes or max_body_bytes,
             default_headers=len(default_headers),
+            places={arg: (place.in_, place.wire_name(arg)) for arg, place in definition.placement.items()},
+            joined=frozenset(arg for arg, place in definition.placement.items() if not place.explode),
+            placeholder_arguments=definition.placeholder_arguments,
+            body_argument=definition.body_argument,
+            form=definition.body_encoding == "form",
         )
 
     @property
@@ -145,35 +165,60 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
         if isinstance(piece, str):
             path += piece
             continue
-        name = piece[0]
+        placeholder = piece[0]
+        name = template.placeholder_arguments.get(placeholder, placeholder)
         # An argument named after a placeholder belongs to the path, even when it is null
         # and the default fills in: it is never sent a second time in the query or body.
         used.add(name)
         if arguments.get(name) is not None:
             value = _path_value(name, arguments[name])
-        elif name in template.path_defaults:
-            value = template.path_defaults[name]
+        elif placeholder in template.path_defaults:
+            value = template.path_defaults[placeholder]
         else:
             raise RequestBuildError(name, "is required: it fills the URL path")
         segment = _path_segment(name, value)
         url_chars[name] = url_chars.get(name, 0) + len(segment)
         path += segment
 
-    remaining = {k: v for k, v in arguments.items() if k not in used}
+    has_body = template.method in BODY_METHODS
+    # Without `placement`, the rest go where they always have; next to a `bodyArgument`, in the query.
+    rest = "body" if has_body and template.body_argument is None else "query"
+    query_args: list[tuple[str, str, Any]] = []  # (argument, wire name, value)
+    body_args: dict[str, Any] = {}
+    headers = list(template.headers)
+    for name, value in arguments.items():
+        if name in used or name == template.body_argument:
+            continue
+        where, wire = template.places.get(name, (rest, name))
+        if where == "header":
+            if value is not None:
+                headers.append((wire, _header_value(name, wire, value)))
+        elif where == "body":
+            body_args[wire] = value
+        else:
+            query_args.append((name, wire, value))
+
     query = [template.fixed_query] if template.fixed_query else []
-    body: bytes | None = None
-    if template.method in BODY_METHODS:
-        body = _body(remaining)
-        if len(body) > template.max_body_bytes:
-            raise RequestBuildError(
-                "arguments",
-                f"the request body would be {len(body)} bytes; this tool accepts at most {template.max_body_bytes}",
-            )
-    else:
-        for name, value in _query_pairs(remaining):
-            pair = f"{quote(name, safe='')}={quote(value, safe='')}"
+    for name, wire, value in query_args:
+        texts = [quote(text, safe="") for _, text in _query_pairs({name: value})]
+        if name in template.joined and isinstance(value, list) and texts:
+            texts = [",".join(texts)]  # the commas between items literal, those inside an item encoded
+        for text in texts:
+            pair = f"{quote(wire, safe='')}={text}"
             url_chars[name] = url_chars.get(name, 0) + len(pair) + 1
             query.append(pair)
+
+    body: bytes | None = None
+    if has_body:
+        whole = arguments.get(template.body_argument) if template.body_argument else body_args
+        if template.body_argument and whole is None:
+            whole = {}
+        body = _form_body(template.body_argument, whole) if template.form else _body(whole, template.body_argument)
+        if len(body) > template.max_body_bytes:
+            raise RequestBuildError(
+                template.body_argument or "arguments",
+                f"the request body would be {len(body)} bytes; this tool accepts at most {template.max_body_bytes}",
+            )
 
     url = template.origin + (path or "/")
     if query:
@@ -184,8 +229,48 @@ def build_request(template: RequestTemplate, arguments: Mapping[str, Any]) -> Ou
             culprit, f"makes the URL {len(url)} characters long (encoded); at most {MAX_URL_CHARS} fit in a URL"
         )
     return OutboundRequest(
-        method=template.method, url=url, headers=template.headers, body=body, defaults=template.default_headers
+        method=template.method, url=url, headers=tuple(headers), body=body, defaults=template.default_headers
     )
+
+
+def _header_value(name: str, header: str, value: Any) -> str:
+    """An argument's value as the `header` it fills: a scalar (or a list, comma-joined), one clean line."""
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, (dict, list)) for item in items):
+        raise RequestBuildError(name, f"fills the {header} header, so it must be a string, number or boolean")
+    text = ",".join(_query_value(name, item) for item in items if item is not None)
+    if any(ch in text for ch in "\r\n\0"):
+        raise RequestBuildError(name, f"fills the {header} header, so it must not contain CR, LF or NUL")
+    if not text.isascii() or not VISIBLE_HEADER_VALUE.match(text):
+        raise RequestBuildError(
+            name, f"fills the {header} header, so it must be printable ASCII without leading/trailing spaces"
+        )
+    return text
+
+
+def form_pairs(name: str, value: Any) -> list[tuple[str, str]]:
+    """`value` as `application/x-www-form-urlencoded` pairs under the key `name`, as form APIs read them.
+
+    A list of scalars repeats the key (`To=a&To=b`, Twilio's way); an object nests with brackets
+    (`metadata[order]=7`, Stripe's and Rails' way); a list holding objects or lists is indexed
+    (`items[0][price]=p1`). Booleans are `true`/`false`, numbers their JSON text; null sends nothing.
+    """
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [pair for key, item in value.items() for pair in form_pairs(f"{name}[{key}]", item)]
+    if isinstance(value, list):
+        if any(isinstance(item, (dict, list)) for item in value):
+            return [pair for i, item in enumerate(value) for pair in form_pairs(f"{name}[{i}]", item)]
+        return [pair for item in value for pair in form_pairs(name, item)]
+    return [(name, _query_value(name, value))]
+
+
+def _form_body(body_argument: str | None, value: Any) -> bytes:
+    if not isinstance(value, dict):
+        raise RequestBuildError(body_argument or "arguments", "is sent as a form, so it must be an object")
+    pairs = [pair for key, item in value.items() for pair in form_pairs(str(key), item)]
+    return urlencode(pairs, quote_via=quote).encode("ascii")
 
 
 def _static_headers(definition: ToolDefinition) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
@@ -194,7 +279,7 @@ def _static_headers(definition: ToolDefinition) -> tuple[tuple[tuple[str, str], 
     names = {name.lower() for name, _ in configured}
     defaults = [("User-Agent", USER_AGENT), ("Accept", "application/json")]
     if definition.method in BODY_METHODS:
-        defaults.append(("Content-Type", "application/json"))
+        defaults.append(("Content-Type", FORM if definition.body_encoding == "form" else "application/json"))
     return tuple((name, value) for name, value in defaults if name.lower() not in names), configured
 
 
@@ -277,12 +362,14 @@ def _query_value(name: str, value: Any) -> str:
     return _json(name, value)
 
 
-def _body(arguments: Mapping[str, Any]) -> bytes:
+def _body(value: Any, body_argument: str | None = None) -> bytes:
     try:
-        return json.dumps(arguments, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except ValueError:
-        for name, value in arguments.items():
-            _json(name, value)  # raises, naming the argument at fault
+        if body_argument is not None:
+            _json(body_argument, value)
+        for name, item in value.items():
+            _json(name, item)  # raises, naming the argument at fault
         raise
 
 

@@ -54,6 +54,7 @@ from mcp_webtools.serving.server import WebTools
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
+OPENAPI_DOCUMENTS = REPO / "tests" / "openapi" / "documents"  # real documents, see its README.md
 TRANSPORTS = ("stdio", "http")
 HOLD_BOUND = 30  # seconds: how long `HoldingUpstream` waits for a request to arrive or finish
 ERAS = ("legacy", "auto")  # "auto" lands on 2026-07-28 against our server

@@ -33,6 +33,7 @@ from ..serving.runtime import (
 )
 from ..serving.workers import run_workers, worker_sockets
 from ..toolset import PreparedTool, Toolset
+from .openapi_import import add_import_commands
 from .options import (
     DEFAULT_CONFIG,
     config_option,
@@ -184,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     add_hamsa_commands(commands, default_config=DEFAULT_CONFIG, parents=[everywhere])
+    add_import_commands(commands, default_config=DEFAULT_CONFIG, parents=[everywhere])
     return parser
 
 

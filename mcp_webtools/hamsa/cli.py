@@ -18,7 +18,7 @@ from ..loading import load_definitions
 from . import importer
 from . import register as registration
 
-__all__ = ["EXIT_CODES", "add_hamsa_commands", "exit_code"]
+__all__ = ["EXIT_CODES", "add_hamsa_commands", "exit_code", "report_import"]
 
 # What a failed `hamsa` command returns, so a script can tell a mistake of its own (2) from an
 # outage worth retrying (3) and from an answer that leaves the outcome unknown (4). The most
@@ -167,6 +167,11 @@ def _hamsa_register(args: argparse.Namespace) -> int:
 def _hamsa_import(args: argparse.Namespace) -> int:
     document = importer.read_export(args.source, sys.stdin.buffer)
     result = importer.import_tools(document, Path(args.out), force=args.force, source=args.source)
+    return report_import(result)
+
+
+def report_import(result: importer.ImportResult) -> int:
+    """Print what an import wrote and what to set; exit 1 when the written files do not load yet."""
     print("\n".join(result.lines()))
     if result.load_problems:
         print("the written files do not load yet; fix these, then run `mcp-webtools validate`:", file=sys.stderr)

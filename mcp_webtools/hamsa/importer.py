@@ -34,7 +34,7 @@ from .format import (
     seconds_from_milliseconds,
 )
 
-__all__ = ["EnvVar", "ImportResult", "import_tools", "read_export"]
+__all__ = ["EnvVar", "ImportResult", "import_tools", "read_export", "unwritable", "write_file"]
 
 MAX_EXPORT_BYTES = 10 * 1024 * 1024
 MIN_REUSED_SECRET = 8
@@ -62,13 +62,17 @@ class ImportResult:
     dropped: list[str] = field(default_factory=list)
     env: list[EnvVar] = field(default_factory=list)
     load_problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Where the values of `env` are to be found: in Hamsa for a Hamsa export, with the API's owner otherwise.
+    env_heading: str = "Set these environment variables to the values the tools have in Hamsa (not written here):"
 
     def lines(self) -> list[str]:
         lines = [f"wrote {path}  ({name})" for path, name in self.written]
         lines += [f"skipped {note}" for note in self.skipped]
         lines += [f"dropped {note}" for note in self.dropped]
+        lines += [f"note: {note}" for note in self.notes]
         if self.env:
-            lines.append("Set these environment variables to the values the tools have in Hamsa (not written here):")
+            lines.append(self.env_heading)
             width = max(len(var.name) for var in self.env)
             for var in self.env:
                 hint = f' (the part after "{var.after}")' if var.after else ""
@@ -130,17 +134,14 @@ def import_tools(document: Any, out: Path, *, force: bool = False, source: str =
             problems.append(f"{label}: tool {shown!r}: {exc}")
             continue
         planned.append((out / f"{slug}.json", shown, document_out))
-    if out.exists() and not out.is_dir():
-        problems.append(f"--out {out} is not a folder")
-    elif not force:
-        problems += [f"{path} already exists; use --force to overwrite it" for path, _, _ in planned if path.exists()]
+    problems += unwritable(out, [path for path, _, _ in planned], force)
     if problems:
         raise HamsaError("nothing written:\n" + "\n".join(f"  - {p}" for p in problems))
     if not planned:
         raise HamsaError(f"{source}: holds no FUNCTION tools to import")
     out.mkdir(parents=True, exist_ok=True)
     for path, shown, document_out in planned:
-        _write(path, json.dumps(document_out, indent=2, ensure_ascii=False) + "\n", force)
+        write_file(path, json.dumps(document_out, indent=2, ensure_ascii=False) + "\n", force)
         result.written.append((path, shown))
     result.load_problems = _load_problems([path for path, _, _ in planned], result.env)
     return result
@@ -302,7 +303,17 @@ def _url_without_secrets(url: str, replace: Any) -> str:
     return f"{head}?{'&'.join(pairs)}"
 
 
-def _write(path: Path, text: str, force: bool) -> None:
+def unwritable(out: Path, paths: Iterable[Path], force: bool) -> list[str]:
+    """Why the planned files cannot all be written into `out` (all or nothing): `[]` when they can."""
+    if out.exists() and not out.is_dir():
+        return [f"--out {out} is not a folder"]
+    if force:
+        return []
+    return [f"{path} already exists; use --force to overwrite it" for path in paths if path.exists()]
+
+
+def write_file(path: Path, text: str, force: bool) -> None:
+    """Write one imported file: never over an existing one without `force`; with it, replaced whole."""
     if not force:
         with open(path, "x", encoding="utf-8") as file:  # "x": never clobber a file that appeared meanwhile
             file.write(text)

@@ -12,17 +12,19 @@ detected on its own, so formats mix freely within one list.
 
 Today's readers are Hamsa's three shapes (the format itself is described in `hamsa/format.py`):
 `envelope` (an API response wrapping tools), `hamsa_api` (the create-web-tool body) and `guide`
-(the integration guide's flat shape).
+(the integration guide's flat shape); and `openapi`, an OpenAPI 3.0/3.1 document (one tool per
+operation) or a file of ours that references one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..hamsa.format import is_mcp_tool
-from . import envelope, guide, hamsa_api
+from . import envelope, guide, hamsa_api, openapi
 from .base import (
     EXTENSION_FIELDS,
     NEITHER_SHAPE,
@@ -60,7 +62,12 @@ class Reader(Protocol):
         ...
 
     def entries(self, document: Any) -> Iterable[tuple[str, Any]]:
-        """The tool entries in a detected `document`, each with its location inside it (`""` for itself)."""
+        """The tool entries in a detected `document`, each with its location inside it (`""` for itself).
+
+        A format that refers to other files relative to the one it reads (an OpenAPI source does)
+        also has `entries_from(document, origin)`, given the file the document came from (None:
+        not from a file); it is called instead when present.
+        """
         ...
 
     def normalise(self, entry: Any) -> NormalisedEntry:
@@ -75,6 +82,9 @@ READERS: list[Reader] = [envelope.READER, hamsa_api.READER, guide.READER]
 def register(reader: Reader) -> None:
     """Make `reader` read the objects no earlier reader detects."""
     READERS.append(reader)
+
+
+register(openapi.READER)  # OpenAPI 3.0/3.1 documents, and files of ours referencing one
 
 
 def reader_for(document: Any) -> Reader | None:
@@ -94,32 +104,34 @@ def unwrapped(entry: Any) -> Any:
     return entry.raw if isinstance(entry, Entry) else entry
 
 
-def entries_in_document(document: Any) -> list[tuple[str, Entry]]:
+def entries_in_document(document: Any, origin: Path | None = None) -> list[tuple[str, Entry]]:
     """Split one parsed file into `(location, entry)` pairs.
 
     A file holds one object, a list of them, or `{"tools": [...]}`; each object is read by the
     reader that detects it and may give several entries (a response envelope gives its `data`).
     """
     if isinstance(document, list):
-        return [found for i, item in enumerate(document) for found in _entries_of(f"[{i}]", item)]
+        return [found for i, item in enumerate(document) for found in _entries_of(f"[{i}]", item, origin)]
     if isinstance(document, dict):
         if "tools" in document and "name" not in document:
             tools = document["tools"]
             if not isinstance(tools, list):
                 raise ShapeError("tools", "must be a list of tool definitions")
-            return [found for i, item in enumerate(tools) for found in _entries_of(f"tools[{i}]", item)]
-        return _entries_of("", document)
+            return [found for i, item in enumerate(tools) for found in _entries_of(f"tools[{i}]", item, origin)]
+        return _entries_of("", document, origin)
     expected = 'a tool definition (an object), a list of them, or {"tools": [...]}'
     if document is None:  # an empty YAML file, or one holding only comments
         raise ShapeError("", f"is empty (or null); it must hold {expected}")
     raise ShapeError("", f"must hold {expected}")
 
 
-def _entries_of(location: str, item: Any) -> list[tuple[str, Entry]]:
+def _entries_of(location: str, item: Any, origin: Path | None) -> list[tuple[str, Entry]]:
     reader = reader_for(item)
     if reader is None:  # `normalise_entry` says what is wrong with it
         return [(location, Entry(item, None))]
-    return [(_join(location, where), Entry(entry, reader)) for where, entry in reader.entries(item)]
+    located = getattr(reader, "entries_from", None)
+    found = located(item, origin) if located is not None else reader.entries(item)
+    return [(_join(location, where), Entry(entry, reader)) for where, entry in found]
 
 
 def _join(location: str, where: str) -> str:

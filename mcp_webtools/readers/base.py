@@ -42,6 +42,9 @@ EXTENSION_FIELDS = {
     "progressIntervalSeconds": "progress_interval_seconds",
     "delayedMessageSeconds": "delayed_message_seconds",
     "tags": "tags",  # which endpoints serve the tool (endpoints.py)
+    "placement": "placement",  # where arguments go (requests.py)
+    "bodyArgument": "body_argument",
+    "bodyEncoding": "body_encoding",
     "auth": "auth",  # upstream auth (auth.py); `authToken` stays the Hamsa way to say bearer
     "examples": "examples",  # calls for `mcp-webtools test` (examples.py); never published or sent to Hamsa
     "forwardCaller": "forward_caller",  # the caller's own credential, per call (forwarding.py)

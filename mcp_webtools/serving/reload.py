@@ -34,6 +34,7 @@ import anyio.abc
 
 from ..errors import ConfigErrors
 from ..loading import ConfigProblem, config_files, secret_files_named
+from ..readers.openapi import referenced_document
 from ..toolset import Toolset
 from .server import WebTools
 
@@ -108,6 +109,8 @@ class ConfigWatcher:
         self.paths = [Path(p) for p in paths]
         # Each config file's `${file:...}` paths, by the file's stat: read again only when it changes.
         self._named: dict[Path, tuple[tuple[object, ...], list[Path]]] = {}
+        # config file -> ((mtime, size), the OpenAPI document it references or None): read once per edit
+        self._references: dict[Path, tuple[tuple[int, int], Path | None]] = {}
 
     def fingerprint(self) -> Fingerprint:
         """Cheap (stat calls only, unless a config file changed): changes whenever a config file or a
@@ -152,11 +155,26 @@ class ConfigWatcher:
         return list(named)
 
     def files(self) -> tuple[list[Path], list[ConfigProblem]]:
-        """The config files the loader would read now (`config_files`), and what is missing."""
+        """The files the loader would read now: the config files (`config_files`) and the OpenAPI
+        documents they reference; and what is missing."""
         try:
-            return config_files(self.paths)
+            files, errors = config_files(self.paths)
         except OSError as exc:  # e.g. a folder removed between two calls the loader makes
             return [], [ConfigProblem(str(exc.filename or "config"), f"cannot be read: {exc.strerror}")]
+        documents = [doc for doc in map(self._referenced, files) if doc is not None and doc not in files]
+        return files + list(dict.fromkeys(documents)), errors
+
+    def _referenced(self, file: Path) -> Path | None:
+        try:
+            st = file.stat()
+        except OSError:
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        cached = self._references.get(file)
+        if cached is None or cached[0] != key:
+            cached = (key, referenced_document(file))
+            self._references[file] = cached
+        return cached[1]
 
 
 def _stat(path: Path) -> tuple[object, ...]:

@@ -6,6 +6,7 @@ unchanged since the previous one. The end-to-end tests (test_reload.py) cover th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -245,3 +246,24 @@ async def test_tools_list_changed_is_advertised(tmp_path, era):
     async with Client(webtools.server, mode=era) as client:
         tools = client.server_capabilities.tools
         assert tools is not None and tools.list_changed is True
+
+
+async def test_an_edit_to_a_referenced_openapi_document_reloads(tmp_path):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {"/a": {"get": {"operationId": "alpha"}}},
+    }
+    (specs / "api.json").write_text(json.dumps(document))
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "api.yaml").write_text(f"openapi: ../specs/api.json\nbaseUrl: {URL}\ndefaults: {{allowHttp: true}}\n")
+    reloader = reloader_for(folder)
+    assert names(reloader) == ["alpha"]
+    document["paths"]["/b"] = {"post": {"operationId": "beta"}}
+    (specs / "api.json").write_text(json.dumps(document))
+    outcome = await settle(reloader)
+    assert outcome == ReloadOutcome("file change", ok=True, tools=2, added=("beta",), notified=True)
+    assert names(reloader) == ["alpha", "beta"]

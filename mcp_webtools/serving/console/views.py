@@ -68,16 +68,25 @@ def tool_view(tool: PreparedTool, listed: dict[str, Any], endpoints: EndpointCon
 
 
 def _argument_places(tool: PreparedTool) -> list[dict[str, Any]]:
-    """Where each argument goes: the URL path, the query string or the JSON body (requests.py)."""
-    properties = tool.definition.params.get("properties") or {}
-    required = set(tool.definition.params.get("required") or ())
-    placeholders = tool.template.placeholders
-    rest = "body" if tool.definition.method in BODY_METHODS else "query"
-    places = [
-        {"name": name, "in": "path" if name in placeholders else rest, "required": name in required}
-        for name in properties
-    ]
-    for name in sorted(placeholders - set(properties)):  # filled from config: a path default
+    """Where each argument goes: the URL path, the query string, a header or the body (requests.py)."""
+    definition = tool.definition
+    properties = definition.params.get("properties") or {}
+    required = set(definition.params.get("required") or ())
+    filled = definition.placeholder_arguments
+    has_body = definition.method in BODY_METHODS
+    rest = "body" if has_body and definition.body_argument is None else "query"
+
+    def place(name: str) -> str:
+        if name in filled.values():
+            return "path"
+        if name == definition.body_argument:
+            return "body (all of it)"
+        chosen = definition.placement.get(name)
+        return f"{chosen.in_} {chosen.wire_name(name)}" if chosen and chosen.name else (chosen.in_ if chosen else rest)
+
+    places = [{"name": name, "in": place(name), "required": name in required} for name in properties]
+    placeholders = {p for p, argument in filled.items() if argument not in properties}
+    for name in sorted(placeholders):  # filled from config: a path default
         places.append({"name": name, "in": "path", "required": False, "fromConfig": True})
     if tool.definition.params.get("additionalProperties", True) is not False:
         places.append({"name": "(any other argument)", "in": rest, "required": False})
