@@ -249,7 +249,7 @@ async def test_console_in_a_browser(upstream, tmp_path, monkeypatch, capsys):
             async with http, Client(transport, client_info=info) as client:
                 await client.call_tool("get_order", {"orderId": "ORD-9"})
             await expect(rows).to_have_count(2)
-            await expect(rows.first).to_contain_text("voice-agent 2.1 (http 127.0.0.1)")
+            await expect(rows.first).to_contain_text("voice-agent 2.1 (http 127.0.0.1, client default)")
             await expect(rows.first).to_contain_text("get_order")
             await page.get_by_label("Tool", exact=True).select_option("create_ticket")
             await expect(rows).to_have_count(1)
