@@ -34,12 +34,18 @@ from mcp.server.streamable_http import (
     EventId,
     EventMessage,
     EventStore,
+    SSEEvent,
     StreamableHTTPServerTransport,
     StreamId,
 )
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp_types import JSONRPCMessage
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp.shared.message import SessionMessage
+from mcp_types import JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, is_version_at_least
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import Scope
 
 __all__ = [
     "MAX_BYTES",
@@ -49,6 +55,7 @@ __all__ = [
     "TTL_SECONDS",
     "ResumableSessionManager",
     "SessionEvents",
+    "SessionTransport",
     "resumable",
 ]
 
@@ -137,17 +144,57 @@ class SessionEvents:
 
 
 class _SessionView(EventStore):
-    """One session's `EventStore`: what the SDK's transport of that session calls."""
+    """One session's `EventStore`: what the SDK's transport of that session calls.
+
+    It also notes the protocol version the session's `initialize` negotiated (its answer passes
+    through here before it reaches the client), for `SessionTransport`.
+    """
 
     def __init__(self, events: SessionEvents, session: str) -> None:
         self.events = events
         self.session = session
+        self.negotiated: str | None = None
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        if self.negotiated is None and isinstance(message, JSONRPCResponse):
+            self.negotiated = _negotiated_version(message)
         return self.events.store(self.session, stream_id, message)
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
         return await self.events.replay(self.session, last_event_id, send_callback)
+
+
+class SessionTransport(StreamableHTTPServerTransport):
+    """The SDK's transport of one session, deciding resumability by the session's negotiated version.
+
+    The SDK decides per POST, by its `MCP-Protocol-Version` header, whether to send the priming
+    event and to offer the call a way to close its stream early. A client whose `initialize`
+    negotiated 2025-11-25 or later is a client that reads priming events, whatever a later header
+    says: the spec's lifecycle makes the negotiated version the session's ("If the server supports
+    the requested protocol version, it MUST respond with the same version. [...] the client [...]
+    SHOULD [use it] for all subsequent communication"), and the 2025-11-25 transport says of every
+    POST answered with a stream: "The server SHOULD immediately send an SSE event consisting of an
+    event ID and an empty data field in order to prime the client to reconnect". The conformance
+    suite's `server-sse-polling` initializes at 2025-11-25 and then posts with a 2025-03-26 header.
+    A session negotiated before 2025-11-25 still gets no priming event (its client could not read
+    one), whatever its header says; before the answer to `initialize`, the header (or the
+    request's `protocolVersion`) decides, as in the SDK.
+    """
+
+    def session_version(self, header: str | None) -> str | None:
+        """The version that decides resumability: the negotiated one once known, else `header`."""
+        store = self._event_store
+        negotiated = store.negotiated if isinstance(store, _SessionView) else None
+        return negotiated or header
+
+    async def _mint_priming_event(self, stream_id: StreamId, protocol_version: str) -> SSEEvent | None:
+        return await super()._mint_priming_event(stream_id, self.session_version(protocol_version) or protocol_version)
+
+    def _create_session_message(
+        self, message: JSONRPCRequest, request: Request, request_id: RequestId, protocol_version: str
+    ) -> SessionMessage:
+        version = self.session_version(protocol_version) or protocol_version
+        return super()._create_session_message(message, request, request_id, version)
 
 
 class ResumableSessionManager(StreamableHTTPSessionManager):
@@ -162,7 +209,31 @@ class ResumableSessionManager(StreamableHTTPSessionManager):
         transport = super()._admit_session(requestor)
         if transport is not None and transport.mcp_session_id is not None:
             transport._event_store = self.events.for_session(transport.mcp_session_id)  # noqa: SLF001
+            # The SDK builds the transport itself; SessionTransport only adds methods (no state of
+            # its own to initialise), so the instance can take its class.
+            transport.__class__ = SessionTransport
         return transport
+
+    def resumes(self, scope: Scope) -> bool:
+        """Whether the client of this POST can resume its stream if it drops (see `SessionTransport`).
+
+        Its session's negotiated version decides once known; a request of no (known) session, by its header.
+        """
+        headers = Headers(scope=scope)
+        header = headers.get(MCP_PROTOCOL_VERSION_HEADER)
+        transport = self._server_instances.get(headers.get("mcp-session-id", ""))
+        if isinstance(transport, SessionTransport):
+            return resumable(transport.session_version(header))
+        return resumable(header)
+
+
+def _negotiated_version(message: JSONRPCResponse) -> str | None:
+    """The protocol version of an answer to `initialize` (the only result naming one and the server); else None."""
+    result = message.result
+    if isinstance(result, dict) and "serverInfo" in result and "capabilities" in result:
+        version = result.get("protocolVersion")
+        return version if isinstance(version, str) else None
+    return None
 
 
 def resumable(protocol_version: str | None) -> bool:

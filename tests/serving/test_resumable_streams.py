@@ -111,6 +111,34 @@ async def test_a_client_before_2025_11_25_gets_no_priming_event(holding, tmp_pat
     assert first["data"] and json.loads(first["data"])["id"] == 2  # the answer first: no priming event
 
 
+async def test_the_negotiated_version_decides_whatever_a_later_header_says(holding, tmp_path):
+    """As the conformance suite's server-sse-polling does: initialize at 2025-11-25, then post (and
+    reconnect) with `mcp-protocol-version: 2025-03-26`. The session reads priming events, so it gets
+    one, its hang-up cancels nothing, and the reconnect replays the answer."""
+    upstream, url = holding
+    app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Slow"))]), HttpSettings())
+    async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
+        session = {**await open_session(http), "mcp-protocol-version": "2025-03-26"}
+        priming = await call_that_loses_its_stream(http, session, upstream)
+        assert priming["data"] == "" and priming["retry"] == str(RETRY_MS)
+        resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
+        with anyio.fail_after(BOUND):
+            async with http.stream("GET", "/mcp", headers=resume) as replayed:
+                answer = await anext(json.loads(e["data"]) async for e in events(replayed) if e.get("data"))
+    assert (answer["id"], answer["result"]["content"][0]["text"]) == (2, RELEASED)
+
+
+async def test_a_session_negotiated_before_2025_11_25_gets_no_priming_event_whatever_its_header(holding, tmp_path):
+    upstream, url = holding
+    app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Quick"))]), HttpSettings())
+    async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=BOUND) as http:
+        session = {**await open_session(http, "2025-06-18"), "mcp-protocol-version": "2025-11-25"}
+        upstream.release("/quick")
+        async with http.stream("POST", "/mcp", headers=session, json=call(2, "quick")) as answer:
+            first = await anext(events(answer))
+    assert first["data"] and json.loads(first["data"])["id"] == 2  # the answer first: no priming event
+
+
 async def test_stateless_servers_keep_no_events(holding, tmp_path):
     upstream, url = holding
     app = build_http_app(open_webtools([str(held_tools(tmp_path, url, "Quick"))]), HttpSettings(stateless=True))
