@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from mcp.server import Server
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
@@ -45,17 +45,24 @@ from mcp_types import JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, is_version_at_least
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
+
+from .http_scope import AUTHENTICATED, ENDPOINT
 
 __all__ = [
     "MAX_BYTES",
     "MAX_EVENTS_PER_STREAM",
     "MAX_STREAMS",
+    "NOBODY",
     "RETRY_MS",
     "TTL_SECONDS",
+    "ElsewhereEvents",
+    "Events",
+    "Owner",
     "ResumableSessionManager",
     "SessionEvents",
     "SessionTransport",
+    "owner_of",
     "resumable",
 ]
 
@@ -66,6 +73,36 @@ TTL_SECONDS = 600.0
 # How soon a client should reconnect after its stream ends (the SSE `retry` field), in milliseconds.
 RETRY_MS = 1000
 RESUMABLE_FROM = "2025-11-25"  # the first protocol version with priming events (SEP-1699)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who opened a session: its client's id (None without tokens) and the endpoint it was opened on."""
+
+    client: str | None = None
+    endpoint: str | None = None
+
+
+NOBODY = Owner()  # no tokens, no endpoints: what a session of a token-less `/mcp` records
+
+
+class Events(Protocol):
+    """Where sessions' events are kept: this process (`SessionEvents`) or Redis (shared_events.py)."""
+
+    async def store_event(
+        self, session: str, stream_id: StreamId, message: JSONRPCMessage | None, owner: Owner = NOBODY
+    ) -> EventId: ...
+
+    async def replay(self, session: str, last_event_id: EventId, send: EventCallback) -> StreamId | None: ...
+
+
+@runtime_checkable
+class ElsewhereEvents(Events, Protocol):
+    """An `Events` that can also serve a reconnect reaching a process without the session (shared_events.py)."""
+
+    async def resume_elsewhere(self, scope: Scope, receive: Receive, send: Send, caller: Owner) -> bool: ...
+
+    async def forget_session(self, session: str) -> None: ...
 
 
 @dataclass
@@ -91,6 +128,11 @@ class SessionEvents:
     def __len__(self) -> int:
         """Events held now, all sessions together."""
         return len(self._where)
+
+    async def store_event(
+        self, session: str, stream_id: StreamId, message: JSONRPCMessage | None, owner: Owner = NOBODY
+    ) -> EventId:
+        return self.store(session, stream_id, message)  # in one process: the owner is the SDK's to check
 
     def store(self, session: str, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         now = self.clock()
@@ -150,15 +192,16 @@ class _SessionView(EventStore):
     through here before it reaches the client), for `SessionTransport`.
     """
 
-    def __init__(self, events: SessionEvents, session: str) -> None:
+    def __init__(self, events: Events, session: str) -> None:
         self.events = events
         self.session = session
         self.negotiated: str | None = None
+        self.owner = NOBODY  # who opened the session (set when it opens; shared_events.py records it)
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         if self.negotiated is None and isinstance(message, JSONRPCResponse):
             self.negotiated = _negotiated_version(message)
-        return self.events.store(self.session, stream_id, message)
+        return await self.events.store_event(self.session, stream_id, message, self.owner)
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
         return await self.events.replay(self.session, last_event_id, send_callback)
@@ -199,20 +242,55 @@ class SessionTransport(StreamableHTTPServerTransport):
 
 class ResumableSessionManager(StreamableHTTPSessionManager):
     """The SDK's session manager, with resumable streams: each new session gets its own view of
-    `events` as its `EventStore` (see the module docstring), and its streams a `retry` hint."""
+    `events` as its `EventStore` (see the module docstring), and its streams a `retry` hint.
 
-    def __init__(self, app: Server, *, events: SessionEvents, **settings: Any) -> None:
+    With events on Redis (shared_events.py), a reconnect (`GET` with `Last-Event-ID`) of a session
+    this process does not hold is served from there rather than answered 404.
+    """
+
+    def __init__(self, app: Server, *, events: Events, **settings: Any) -> None:
         super().__init__(app, retry_interval=RETRY_MS, **settings)
         self.events = events
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
         transport = super()._admit_session(requestor)
         if transport is not None and transport.mcp_session_id is not None:
-            transport._event_store = self.events.for_session(transport.mcp_session_id)  # noqa: SLF001
+            transport._event_store = _SessionView(self.events, transport.mcp_session_id)  # noqa: SLF001
             # The SDK builds the transport itself; SessionTransport only adds methods (no state of
             # its own to initialise), so the instance can take its class.
             transport.__class__ = SessionTransport
         return transport
+
+    async def _serve_opening_request(
+        self, http_transport: StreamableHTTPServerTransport, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        store = http_transport._event_store  # noqa: SLF001
+        if isinstance(store, _SessionView):
+            store.owner = owner_of(scope)
+        await super()._serve_opening_request(http_transport, scope, receive, send)
+
+    async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        session = headers.get("mcp-session-id")
+        if (
+            scope["method"] == "GET"
+            and session is not None
+            and session not in self._server_instances
+            and "last-event-id" in headers
+            and "text/event-stream" in headers.get("accept", "")
+            and isinstance(self.events, ElsewhereEvents)
+        ):
+            if await self.events.resume_elsewhere(scope, receive, send, owner_of(scope)):
+                return
+        await super()._handle_stateful_request(scope, receive, send)
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        ended_by_client = transport.is_terminated  # a DELETE; else a shutdown, an idle timeout or a crash
+        await super()._discard_session(session_id, transport)
+        # After a shutdown its events stay readable (until their TTL) from any replica: a call drained
+        # on the way down still reaches its client. A client that ended its session wants none of it.
+        if ended_by_client and isinstance(self.events, ElsewhereEvents):
+            await self.events.forget_session(session_id)
 
     def resumes(self, scope: Scope) -> bool:
         """Whether the client of this POST can resume its stream if it drops (see `SessionTransport`).
@@ -225,6 +303,12 @@ class ResumableSessionManager(StreamableHTTPSessionManager):
         if isinstance(transport, SessionTransport):
             return resumable(transport.session_version(header))
         return resumable(header)
+
+
+def owner_of(scope: Scope) -> Owner:
+    """Who sends this request: the client its token names (None without tokens), and the endpoint it is for."""
+    caller = scope.get(AUTHENTICATED)
+    return Owner(getattr(caller, "id", None), scope.get(ENDPOINT))
 
 
 def _negotiated_version(message: JSONRPCResponse) -> str | None:

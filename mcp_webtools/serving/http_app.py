@@ -51,6 +51,7 @@ from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
 from .resource_server import METADATA_PATH, OAuthSettings, Refused, ResourceServer, insufficient_scope
 from .server import WebTools
+from .shared_events import SharedEvents
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -494,10 +495,11 @@ def request_line(scope: Scope) -> str:
 
 def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloader | None = None) -> ASGIApp:
     security = transport_security(settings)
-    # Sessions (without --stateless) get resumable streams: events kept for a reconnect (events.py).
+    # Sessions (without --stateless) get resumable streams: events kept for a reconnect (events.py),
+    # on Redis with --state, so that any replica can serve the reconnect (shared_events.py).
     manager = ResumableSessionManager(
         webtools.server,
-        events=SessionEvents(),
+        events=SharedEvents(webtools.shared) if webtools.shared is not None else SessionEvents(),
         stateless=settings.stateless,
         security_settings=security,
         max_request_body_size=settings.max_body_bytes,

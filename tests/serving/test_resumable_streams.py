@@ -7,25 +7,32 @@ connection drops; SessionEvents on its own below.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from support import held_tools, serve_asgi
+from support import RedisServer, held_tools, http_server_process, secret, serve_asgi
 
 from mcp_webtools.serving import events as events_module
-from mcp_webtools.serving.events import MAX_EVENTS_PER_STREAM, RETRY_MS, TTL_SECONDS, SessionEvents
+from mcp_webtools.serving.events import MAX_EVENTS_PER_STREAM, RETRY_MS, TTL_SECONDS, Owner, SessionEvents
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import open_webtools
+from mcp_webtools.serving.shared_events import SharedEvents
+from mcp_webtools.serving.state import RedisState
 
 pytestmark = pytest.mark.anyio
 
 BOUND = 30
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 RELEASED = '{"released":true}'
+HASHED_KEY = re.compile(r"mcp-webtools:(session:[0-9a-f]{32}|events:[0-9a-f]{32}:[0-9a-f]{32})")
+SERVING = r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp"
 
 
 async def events(response: httpx2.Response) -> AsyncIterator[dict[str, str]]:
@@ -216,3 +223,113 @@ async def test_events_are_bounded_in_bytes_the_oldest_streams_going_first(monkey
 
 async def _ignore(event: Any) -> None:
     pass
+
+
+# -- across replicas: events on a shared Redis (shared_events.py) -----------------------------------
+
+
+async def answers_on(http: httpx2.AsyncClient, base: str, resume: dict[str, str]) -> tuple[int, list[dict]]:
+    """GET a reconnect at `base`: (its status, every message it carried until the stream ended)."""
+    with anyio.fail_after(BOUND):
+        async with http.stream("GET", f"{base}/mcp", headers=resume) as replayed:
+            carried = [json.loads(e["data"]) async for e in events(replayed) if e.get("data")]
+            return replayed.status_code, carried
+
+
+@asynccontextmanager
+async def two_replicas(config: Path, redis: RedisServer, token: str) -> AsyncIterator[tuple[str, str]]:
+    """Two `serve --state` processes (sessions on, one token) sharing `redis`; their base URLs."""
+    flags = ("--state", redis.url, "--auth-token", token)
+    async with http_server_process(config, *flags) as one, http_server_process(config, *flags) as two:
+        found = [await one.wait_for_log(SERVING), await two.wait_for_log(SERVING)]
+        yield found[0].group(1), found[1].group(1)
+
+
+@pytest.mark.e2e
+async def test_a_stream_broken_on_one_replica_is_resumed_on_another_through_redis(holding, tmp_path, redis):
+    """The call's answer, stored in Redis by replica A after the client dropped, is replayed by B."""
+    upstream, url = holding
+    token = secret("resume-token-never-shown-1")
+    async with two_replicas(held_tools(tmp_path, url, "Slow"), redis, token) as (a, b):
+        auth = {"authorization": f"Bearer {token}"}
+        async with httpx2.AsyncClient(base_url=a, timeout=BOUND, headers=auth) as http:
+            session = await open_session(http)
+            priming = await call_that_loses_its_stream(http, session, upstream)
+            resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
+            status, carried = await answers_on(http, b, resume)
+    assert status == 200
+    assert [(m["id"], m["result"]["content"][0]["text"]) for m in carried] == [(2, RELEASED)]
+
+
+@pytest.mark.e2e
+async def test_a_reconnect_to_another_replica_follows_the_call_still_running_until_its_answer(holding, tmp_path, redis):
+    upstream, url = holding
+    token = secret("resume-token-never-shown-2")
+    async with two_replicas(held_tools(tmp_path, url, "Slow"), redis, token) as (a, b):
+        auth = {"authorization": f"Bearer {token}"}
+        async with httpx2.AsyncClient(base_url=a, timeout=BOUND, headers=auth) as http:
+            session = await open_session(http)
+            async with http.stream("POST", "/mcp", headers=session, json=call(2, "slow")) as answer:
+                priming = await anext(events(answer))
+                await upstream.arrived("/slow")
+            resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
+            with anyio.fail_after(BOUND):
+                async with http.stream("GET", f"{b}/mcp", headers=resume) as followed:
+                    assert followed.status_code == 200
+                    upstream.release("/slow")  # only now does replica A get its answer
+                    carried = [json.loads(e["data"]) async for e in events(followed) if e.get("data")]
+            other_token = {**resume, "authorization": "Bearer not-the-token"}
+            refused = await http.get(f"{b}/mcp", headers=other_token)
+            unknown = await http.get(f"{b}/mcp", headers={**resume, "mcp-session-id": "0" * 32})
+            posted = await http.post(f"{b}/mcp", headers=session, json=call(3, "slow"))
+    assert [(m["id"], m["result"]["content"][0]["text"]) for m in carried] == [(2, RELEASED)]
+    assert await upstream.finished("/slow") == "answered"
+    assert refused.status_code == 401 and unknown.status_code == 404
+    assert posted.status_code == 404  # the session's requests still belong to replica A (SDK 2.3)
+
+
+@pytest.mark.e2e
+async def test_redis_events_are_bounded_hashed_and_only_for_the_client_that_opened_the_session(redis):
+    store = SharedEvents(RedisState(redis.url))
+    session = "f" * 32
+    owner = Owner("sales-agent", "sales")
+    try:
+        first = await store.store_event(session, "7", None, owner)
+        for n in range(MAX_EVENTS_PER_STREAM + 5):
+            last = await store.store_event(session, "7", message(n), owner)
+        keys = await store.state.redis.keys("*")
+        assert len(keys) == 2 and all(HASHED_KEY.fullmatch(key) for key in keys)  # session and request ids hashed
+        for key in keys:
+            assert 0 < await store.state.redis.pttl(key) <= TTL_SECONDS * 1000
+        [stream_key] = [key for key in keys if ":events:" in key]
+        assert await store.state.redis.xlen(stream_key) == MAX_EVENTS_PER_STREAM
+        assert await replayed(store, session, first) == (None, [])  # trimmed: no longer stored
+        assert await replayed(store, "e" * 32, last) == (None, [])  # another session's id finds nothing
+        assert await replayed(store, session, "not-an-event-id") == (None, [])
+        scope = {"type": "http", "method": "GET", "path": "/mcp/sales", "query_string": b""}
+        scope["headers"] = [(b"mcp-session-id", session.encode()), (b"last-event-id", last.encode())]
+        assert await store.resume_elsewhere(scope, _refuse, _refuse, Owner("support-agent", "sales")) is False
+        assert await store.resume_elsewhere(scope, _refuse, _refuse, Owner("sales-agent", "support")) is False
+    finally:
+        await store.state.aclose()
+
+
+async def _refuse(*args: Any) -> None:
+    raise AssertionError("nothing may be sent or received for a refused reconnect")
+
+
+@pytest.mark.e2e
+async def test_with_redis_down_events_stay_in_the_process_and_still_replay(redis, caplog):
+    store = SharedEvents(RedisState(redis.url))
+    redis.kill()
+    try:
+        with anyio.fail_after(BOUND):  # each command gives up after its timeout: no hang
+            first = await store.store_event("s" * 32, "2", None)
+            await store.store_event("s" * 32, "2", message(1))
+            assert await replayed(store, "s" * 32, first) == ("2", [1])
+    finally:
+        await store.state.aclose()
+    assert [r.getMessage() for r in caplog.records if r.name == "mcp_webtools.state"] == [
+        f"the shared state at {redis.url} cannot be reached (ConnectionError); resumable streams are per process "
+        "until it is back (1 such line within 60 s: more Redis failure warnings are left out for now)"
+    ]
