@@ -135,18 +135,19 @@ class SharedEvents:
             return False
         stream_id, entries = found
         response = EventSourceResponse(
-            self._follow(session, last_event_id.partition(".")[0], stream_id, entries),
+            self._follow(session, last_event_id, stream_id, entries),
             headers={"Cache-Control": "no-cache, no-transform", "mcp-session-id": session},
         )
         await response(scope, receive, send)
         return True
 
     async def _follow(
-        self, session: str, stream: str, stream_id: str, entries: list[tuple[str, str]]
+        self, session: str, last_event_id: str, stream_id: str, entries: list[tuple[str, str]]
     ) -> AsyncIterator[dict[str, Any]]:
         """The SSE events: those already stored, then new ones as they come, until the request's answer."""
+        stream = last_event_id.partition(".")[0]
         key = self._stream_key(session, stream)
-        last = None
+        last = last_event_id
         quiet_since = anyio.current_time()
         while True:
             for event_id, data in entries:
@@ -159,7 +160,7 @@ class SharedEvents:
                 quiet_since = anyio.current_time()
             elif anyio.current_time() - quiet_since > POLL_SECONDS:
                 return
-            entries = await self._next(key, stream, last.partition(".")[2] if last else "0-0")
+            entries = await self._next(key, stream, last.partition(".")[2])
 
     async def _next(self, key: str, stream: str, after: str) -> list[tuple[str, str]]:
         """Entries added after `after`, waiting up to `_BLOCK_MS` for one (nothing while Redis is down)."""

@@ -333,3 +333,37 @@ async def test_with_redis_down_events_stay_in_the_process_and_still_replay(redis
         f"the shared state at {redis.url} cannot be reached (ConnectionError); resumable streams are per process "
         "until it is back (1 such line within 60 s: more Redis failure warnings are left out for now)"
     ]
+
+
+@pytest.mark.e2e
+async def test_a_reconnect_elsewhere_gets_only_what_followed_its_last_event_then_the_rest_live(redis):
+    store = SharedEvents(RedisState(redis.url))
+    session, sent, started = "a" * 32, [], anyio.Event()
+    scope = {"type": "http", "method": "GET", "path": "/mcp", "query_string": b""}
+
+    async def send(event: dict) -> None:
+        sent.append(event)
+        started.set()
+
+    async def receive() -> dict:
+        await anyio.sleep_forever()
+        return {}
+
+    try:
+        await store.store_event(session, "4", None)
+        seen = await store.store_event(session, "4", message(1))
+        scope["headers"] = [(b"mcp-session-id", session.encode()), (b"last-event-id", seen.encode())]
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(store.resume_elsewhere, scope, receive, send, Owner())
+                await started.wait()  # the response has begun: what follows is live
+                await store.store_event(session, "4", message(2))
+                await store.store_event(session, "4", types.JSONRPCResponse(jsonrpc="2.0", id=4, result={}))
+    finally:
+        await store.state.aclose()
+    body = b"".join(event.get("body", b"") for event in sent).decode()
+    carried = [json.loads(line[5:]) for line in body.splitlines() if line.startswith("data:")]
+    assert carried == [
+        message(2).model_dump(by_alias=True, exclude_unset=True),
+        {"jsonrpc": "2.0", "id": 4, "result": {}},
+    ]
