@@ -7,15 +7,16 @@ carries on live. So a call whose POST stream broke still answers: it goes on run
 tool's timeout) and its result waits here for the reconnect (http_app leaves such calls running).
 
 The SDK hands one store to every session and names streams by JSON-RPC request id, which every
-session reuses ("1", "2", ...). `SessionEvents` keeps each session's events apart: the session
-manager (http_app) gives each new session its own view, so a `Last-Event-ID` only ever replays
-events of the session that asks. Event ids are random, so they cannot be guessed either.
+session reuses ("1", "2", ...). The session manager (`ResumableSessionManager`) gives each new
+session its own view of the sessions' `Events`, so a `Last-Event-ID` only ever replays events of
+the session that asks. `SessionEvents`' event ids are random, so they cannot be guessed either.
 
-Bounded: at most `MAX_EVENTS_PER_STREAM` events per stream, `MAX_STREAMS` streams and `MAX_BYTES`
-of messages in all (the oldest go first: a tool result can be a megabyte), each stream forgotten
-`TTL_SECONDS` after its last event. Sessions live in one process (see
-docs/operations.md, "Running past one machine"), so their events do too: a reconnect must reach the
-process that holds the session, which is why this store is not on the shared Redis.
+`SessionEvents` keeps them in this process, bounded: at most `MAX_EVENTS_PER_STREAM` events per
+stream, `MAX_STREAMS` streams and `MAX_BYTES` of messages in all (the oldest go first: a tool
+result can be a megabyte), each stream forgotten `TTL_SECONDS` after its last event. With
+`serve --state`, shared_events.py keeps them on Redis instead, with the same per-stream cap and
+TTL, so that a reconnect reaching another replica is served too (docs/operations.md, "Running past
+one machine"); the session itself still lives in one process (SDK 2.3).
 """
 
 from __future__ import annotations

@@ -367,3 +367,33 @@ async def test_a_reconnect_elsewhere_gets_only_what_followed_its_last_event_then
         message(2).model_dump(by_alias=True, exclude_unset=True),
         {"jsonrpc": "2.0", "id": 4, "result": {}},
     ]
+
+
+@pytest.mark.e2e
+async def test_a_call_drained_by_a_replica_shutting_down_reaches_its_client_through_another(holding, tmp_path, redis):
+    """A rolling restart: replica A gets SIGTERM with a call in flight whose client has dropped; A
+    finishes the call, stores its answer in Redis and exits; the client's reconnect reaches B."""
+    upstream, url = holding
+    token = secret("resume-token-never-shown-3")
+    config = held_tools(tmp_path, url, "Slow")
+    flags = ("--state", redis.url, "--auth-token", token)
+    auth = {"authorization": f"Bearer {token}"}
+    async with http_server_process(config, *flags) as two, httpx2.AsyncClient(timeout=BOUND, headers=auth) as http:
+        b = (await two.wait_for_log(SERVING)).group(1)
+        async with http_server_process(config, *flags) as one:
+            a = (await one.wait_for_log(SERVING)).group(1)
+            http.base_url = httpx2.URL(a)
+            session = await open_session(http)
+            async with http.stream("POST", "/mcp", headers=session, json=call(2, "slow")) as answer:
+                priming = await anext(events(answer))
+                await upstream.arrived("/slow")
+            one.process.terminate()
+            await one.wait_for_log(r"shutting down: no new connections; waiting up to \S+ s for 1 call")
+            upstream.release("/slow")
+            with anyio.fail_after(BOUND):
+                await one.process.wait()  # gone: what follows can only come from B
+            assert await upstream.finished("/slow") == "answered"
+        resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
+        status, carried = await answers_on(http, b, resume)
+    assert status == 200
+    assert [(m["id"], m["result"]["content"][0]["text"]) for m in carried] == [(2, RELEASED)]
