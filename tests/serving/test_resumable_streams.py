@@ -237,51 +237,51 @@ async def answers_on(http: httpx2.AsyncClient, base: str, resume: dict[str, str]
 
 
 @asynccontextmanager
-async def two_replicas(config: Path, redis: RedisServer, token: str) -> AsyncIterator[tuple[str, str]]:
-    """Two `serve --state` processes (sessions on, one token) sharing `redis`; their base URLs."""
+async def two_replicas(config: Path, redis: RedisServer, name: str) -> AsyncIterator[tuple[httpx2.AsyncClient, str]]:
+    """Two `serve --state` processes (sessions on, one token) sharing `redis`: a client of the first
+    (with the token), and the second's base URL."""
+    token = secret(f"resume-token-never-shown-{name}")
     flags = ("--state", redis.url, "--auth-token", token)
     async with http_server_process(config, *flags) as one, http_server_process(config, *flags) as two:
-        found = [await one.wait_for_log(SERVING), await two.wait_for_log(SERVING)]
-        yield found[0].group(1), found[1].group(1)
+        a, b = (await one.wait_for_log(SERVING)).group(1), (await two.wait_for_log(SERVING)).group(1)
+        async with httpx2.AsyncClient(base_url=a, timeout=BOUND, headers={"authorization": f"Bearer {token}"}) as http:
+            yield http, b
 
 
 @pytest.mark.e2e
 async def test_a_stream_broken_on_one_replica_is_resumed_on_another_through_redis(holding, tmp_path, redis):
     """The call's answer, stored in Redis by replica A after the client dropped, is replayed by B."""
     upstream, url = holding
-    token = secret("resume-token-never-shown-1")
-    async with two_replicas(held_tools(tmp_path, url, "Slow"), redis, token) as (a, b):
-        auth = {"authorization": f"Bearer {token}"}
-        async with httpx2.AsyncClient(base_url=a, timeout=BOUND, headers=auth) as http:
-            session = await open_session(http)
-            priming = await call_that_loses_its_stream(http, session, upstream)
-            resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
-            status, carried = await answers_on(http, b, resume)
+    async with two_replicas(held_tools(tmp_path, url, "Slow"), redis, "replayed") as (http, b):
+        session = await open_session(http)
+        priming = await call_that_loses_its_stream(http, session, upstream)
+        resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
+        status, carried = await answers_on(http, b, resume)
+        assert (await http.delete("/mcp", headers=session)).status_code == 200  # the client ends its session
+        after_delete = await http.get(f"{b}/mcp", headers=resume)
     assert status == 200
     assert [(m["id"], m["result"]["content"][0]["text"]) for m in carried] == [(2, RELEASED)]
+    assert after_delete.status_code == 404  # its events are no one's to replay any more
 
 
 @pytest.mark.e2e
 async def test_a_reconnect_to_another_replica_follows_the_call_still_running_until_its_answer(holding, tmp_path, redis):
     upstream, url = holding
-    token = secret("resume-token-never-shown-2")
-    async with two_replicas(held_tools(tmp_path, url, "Slow"), redis, token) as (a, b):
-        auth = {"authorization": f"Bearer {token}"}
-        async with httpx2.AsyncClient(base_url=a, timeout=BOUND, headers=auth) as http:
-            session = await open_session(http)
-            async with http.stream("POST", "/mcp", headers=session, json=call(2, "slow")) as answer:
-                priming = await anext(events(answer))
-                await upstream.arrived("/slow")
-            resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
-            with anyio.fail_after(BOUND):
-                async with http.stream("GET", f"{b}/mcp", headers=resume) as followed:
-                    assert followed.status_code == 200
-                    upstream.release("/slow")  # only now does replica A get its answer
-                    carried = [json.loads(e["data"]) async for e in events(followed) if e.get("data")]
-            other_token = {**resume, "authorization": "Bearer not-the-token"}
-            refused = await http.get(f"{b}/mcp", headers=other_token)
-            unknown = await http.get(f"{b}/mcp", headers={**resume, "mcp-session-id": "0" * 32})
-            posted = await http.post(f"{b}/mcp", headers=session, json=call(3, "slow"))
+    async with two_replicas(held_tools(tmp_path, url, "Slow"), redis, "followed") as (http, b):
+        session = await open_session(http)
+        async with http.stream("POST", "/mcp", headers=session, json=call(2, "slow")) as answer:
+            priming = await anext(events(answer))
+            await upstream.arrived("/slow")
+        resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
+        with anyio.fail_after(BOUND):
+            async with http.stream("GET", f"{b}/mcp", headers=resume) as followed:
+                assert followed.status_code == 200
+                upstream.release("/slow")  # only now does replica A get its answer
+                carried = [json.loads(e["data"]) async for e in events(followed) if e.get("data")]
+        other_token = {**resume, "authorization": "Bearer not-the-token"}
+        refused = await http.get(f"{b}/mcp", headers=other_token)
+        unknown = await http.get(f"{b}/mcp", headers={**resume, "mcp-session-id": "0" * 32})
+        posted = await http.post(f"{b}/mcp", headers=session, json=call(3, "slow"))
     assert [(m["id"], m["result"]["content"][0]["text"]) for m in carried] == [(2, RELEASED)]
     assert await upstream.finished("/slow") == "answered"
     assert refused.status_code == 401 and unknown.status_code == 404
