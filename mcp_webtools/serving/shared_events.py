@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -48,6 +49,8 @@ from .events import MAX_EVENTS_PER_STREAM, NOBODY, RETRY_MS, TTL_SECONDS, Owner,
 from .state import PREFIX, RedisState
 
 __all__ = ["POLL_SECONDS", "SharedEvents"]
+
+logger = logging.getLogger("mcp_webtools.streams")
 
 # A reconnect served by another replica follows the stream this long without a new event, then ends
 # (the client comes back after `retry`): no connection is held open indefinitely for a dead replica.
@@ -134,6 +137,13 @@ class SharedEvents:
         if found is None:
             return False
         stream_id, entries = found
+        # Worth a line: with sticky routing this is rare (the session's replica went away, or the
+        # proxy does not route by Mcp-Session-Id). Names the client, never the session id.
+        logger.info(
+            "a reconnect (Last-Event-ID) for a session of another replica is served from %s: client %s, %s",
+            self.state.url, caller.client or "(no token)", f"endpoint {caller.endpoint}" if caller.endpoint else "/mcp",
+            extra={"event": "stream_resumed_elsewhere"},
+        )  # fmt: skip
         response = EventSourceResponse(
             self._follow(session, last_event_id, stream_id, entries),
             headers={"Cache-Control": "no-cache, no-transform", "mcp-session-id": session},

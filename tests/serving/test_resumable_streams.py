@@ -17,8 +17,11 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from support import RedisServer, held_tools, http_server_process, secret, serve_asgi
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from support import RedisServer, held_tools, http_server_process, nginx_proxy, secret, serve_asgi
 
+from mcp_webtools.endpoints import OPERATOR_CLIENT
 from mcp_webtools.serving import events as events_module
 from mcp_webtools.serving.events import MAX_EVENTS_PER_STREAM, RETRY_MS, TTL_SECONDS, Owner, SessionEvents
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
@@ -397,3 +400,57 @@ async def test_a_call_drained_by_a_replica_shutting_down_reaches_its_client_thro
         status, carried = await answers_on(http, b, resume)
     assert status == 200
     assert [(m["id"], m["result"]["content"][0]["text"]) for m in carried] == [(2, RELEASED)]
+
+
+# nginx in front of two replicas: every request goes to A, except a reconnect (Last-Event-ID), which
+# goes to B; A's streams are cut after 1 s of silence, as a proxy's read timeout cuts a long call.
+NGINX_SPLIT = """
+        location /mcp {
+            error_page 418 = @resume;
+            if ($http_last_event_id) { return 418; }
+            proxy_pass http://%s;
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_set_header Host $http_host;
+            proxy_read_timeout 1s;
+        }
+        location @resume {
+            proxy_pass http://%s;
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_set_header Host $http_host;
+            proxy_read_timeout 60s;
+        }
+"""
+
+
+@pytest.mark.e2e
+async def test_a_real_client_cut_off_by_its_proxy_mid_call_gets_the_answer_from_the_other_replica(
+    holding, tmp_path, redis
+):
+    upstream, url = holding
+    config = held_tools(tmp_path, url, "Slow")
+    token = secret("resume-token-never-shown-proxy")
+    flags = ("--state", redis.url, "--auth-token", token)
+    async with http_server_process(config, *flags) as one, http_server_process(config, *flags) as two:
+        a, b = (await one.wait_for_log(SERVING)).group(1), (await two.wait_for_log(SERVING)).group(1)
+        split = NGINX_SPLIT % (a.removeprefix("http://"), b.removeprefix("http://"))
+        async with nginx_proxy(tmp_path / "nginx", split) as proxy:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=60))
+            streams = streamable_http_client(f"{proxy}/mcp", http_client=http)
+            async with http, Client(streams, mode="legacy") as client:
+                results: list[types.CallToolResult] = []
+                with anyio.fail_after(BOUND):
+                    async with anyio.create_task_group() as tg:
+
+                        async def slow_call() -> None:
+                            results.append(await client.call_tool("slow", {}))
+
+                        tg.start_soon(slow_call)
+                        await upstream.arrived("/slow")
+                        await two.wait_for_log(r"a reconnect \(Last-Event-ID\) for a session of another replica")
+                        upstream.release("/slow")  # only now: the answer can only reach the client through B
+    [result] = results
+    assert result.is_error is False and [c.text for c in result.content] == [RELEASED]
+    assert await upstream.finished("/slow") == "answered"
+    assert f"served from {redis.url}: client {OPERATOR_CLIENT}, /mcp" in two.log  # the --auth-token's client
