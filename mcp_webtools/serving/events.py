@@ -231,6 +231,15 @@ class SessionTransport(StreamableHTTPServerTransport):
         negotiated = store.negotiated if isinstance(store, _SessionView) else None
         return negotiated or header
 
+    async def _handle_delete_request(self, request: Request, send: Send) -> None:
+        # The client ends its session: no other replica may replay its events from now on, so this
+        # happens before the answer. (A shutdown, an idle timeout or a crash leaves them readable,
+        # until their TTL, from any replica: a call drained on the way down still reaches its client.)
+        store = self._event_store
+        if isinstance(store, _SessionView) and isinstance(store.events, ElsewhereEvents):
+            await store.events.forget_session(store.session)
+        await super()._handle_delete_request(request, send)
+
     async def _mint_priming_event(self, stream_id: StreamId, protocol_version: str) -> SSEEvent | None:
         return await super()._mint_priming_event(stream_id, self.session_version(protocol_version) or protocol_version)
 
@@ -284,14 +293,6 @@ class ResumableSessionManager(StreamableHTTPSessionManager):
             if await self.events.resume_elsewhere(scope, receive, send, owner_of(scope)):
                 return
         await super()._handle_stateful_request(scope, receive, send)
-
-    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
-        ended_by_client = transport.is_terminated  # a DELETE; else a shutdown, an idle timeout or a crash
-        await super()._discard_session(session_id, transport)
-        # After a shutdown its events stay readable (until their TTL) from any replica: a call drained
-        # on the way down still reaches its client. A client that ended its session wants none of it.
-        if ended_by_client and isinstance(self.events, ElsewhereEvents):
-            await self.events.forget_session(session_id)
 
     def resumes(self, scope: Scope) -> bool:
         """Whether the client of this POST can resume its stream if it drops (see `SessionTransport`).

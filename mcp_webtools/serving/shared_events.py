@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,6 +56,8 @@ logger = logging.getLogger("mcp_webtools.streams")
 # A reconnect served by another replica follows the stream this long without a new event, then ends
 # (the client comes back after `retry`): no connection is held open indefinitely for a dead replica.
 POLL_SECONDS = 30.0
+# Sessions ended by their clients that this process remembers (`SharedEvents._ended`).
+MAX_ENDED = 10_000
 # Each wait for new events on Redis: short, within the store's command timeout (state.py).
 _BLOCK_MS = 200
 
@@ -82,12 +85,17 @@ class SharedEvents:
         self.state = state
         self.local = local if local is not None else SessionEvents()  # while Redis cannot be reached
         self._store = state.redis.register_script(_STORE)
+        # Sessions their clients ended (DELETE): what the SDK still stores for them while it winds them
+        # down (an unanswered request's error) stays here, so that their record is not written again.
+        self._ended: OrderedDict[str, None] = OrderedDict()
 
     # -- events.Events ---------------------------------------------------------------------------
 
     async def store_event(
         self, session: str, stream_id: StreamId, message: JSONRPCMessage | None, owner: Owner = NOBODY
     ) -> EventId:
+        if session in self._ended:
+            return self.local.store(session, stream_id, message)
         stream = _hash(str(stream_id))
         data = message.model_dump_json(by_alias=True, exclude_unset=True) if message is not None else ""
         record = json.dumps({"client": owner.client, "endpoint": owner.endpoint})
@@ -115,6 +123,9 @@ class SharedEvents:
 
     async def forget_session(self, session: str) -> None:
         """The client ended the session (DELETE): another replica no longer answers for it."""
+        self._ended[session] = None
+        if len(self._ended) > MAX_ENDED:
+            self._ended.popitem(last=False)  # the oldest: long wound down
 
         async def shared() -> None:
             await self.state.redis.delete(self._session_key(session))

@@ -260,10 +260,14 @@ async def test_a_stream_broken_on_one_replica_is_resumed_on_another_through_redi
         priming = await call_that_loses_its_stream(http, session, upstream)
         resume = {**session, "accept": "text/event-stream", "last-event-id": priming["id"]}
         status, carried = await answers_on(http, b, resume)
+        with anyio.fail_after(BOUND):  # and on A, which holds the session: the SDK replays from Redis, then goes live
+            async with http.stream("GET", "/mcp", headers=resume) as on_a:
+                first_on_a = await anext(json.loads(e["data"]) async for e in events(on_a) if e.get("data"))
         assert (await http.delete("/mcp", headers=session)).status_code == 200  # the client ends its session
         after_delete = await http.get(f"{b}/mcp", headers=resume)
     assert status == 200
     assert [(m["id"], m["result"]["content"][0]["text"]) for m in carried] == [(2, RELEASED)]
+    assert first_on_a == carried[0]
     assert after_delete.status_code == 404  # its events are no one's to replay any more
 
 
