@@ -212,17 +212,18 @@ class SessionTransport(StreamableHTTPServerTransport):
     """The SDK's transport of one session, deciding resumability by the session's negotiated version.
 
     The SDK decides per POST, by its `MCP-Protocol-Version` header, whether to send the priming
-    event and to offer the call a way to close its stream early. A client whose `initialize`
-    negotiated 2025-11-25 or later is a client that reads priming events, whatever a later header
-    says: the spec's lifecycle makes the negotiated version the session's ("If the server supports
-    the requested protocol version, it MUST respond with the same version. [...] the client [...]
-    SHOULD [use it] for all subsequent communication"), and the 2025-11-25 transport says of every
-    POST answered with a stream: "The server SHOULD immediately send an SSE event consisting of an
-    event ID and an empty data field in order to prime the client to reconnect". The conformance
-    suite's `server-sse-polling` initializes at 2025-11-25 and then posts with a 2025-03-26 header.
-    A session negotiated before 2025-11-25 still gets no priming event (its client could not read
-    one), whatever its header says; before the answer to `initialize`, the header (or the
-    request's `protocolVersion`) decides, as in the SDK.
+    event and to offer the call a way to close its stream early. Here the version the session's
+    `initialize` negotiated decides once it is known, as the spec allows (2025-11-25, Transports,
+    "Protocol Version Header"): "The protocol version sent by the client SHOULD be the one
+    negotiated during initialization", a client's duty, not a server's gate, and the server may
+    identify the version "by relying on the protocol version negotiated during initialization".
+    A client that negotiated 2025-11-25 or later reads priming events, whatever a later header
+    says, and for it the 2025-11-25 transport's rule holds: "The server SHOULD immediately send an
+    SSE event consisting of an event ID and an empty data field in order to prime the client to
+    reconnect". The conformance suite's `server-sse-polling` initializes at 2025-11-25, then posts
+    with a 2025-03-26 header. A session negotiated before 2025-11-25 still gets no priming event
+    (its client could not read one), whatever its header says; until `initialize` is answered,
+    the header (or the request's `protocolVersion`) decides, as in the SDK.
     """
 
     def session_version(self, header: str | None) -> str | None:
