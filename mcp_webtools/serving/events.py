@@ -7,15 +7,16 @@ carries on live. So a call whose POST stream broke still answers: it goes on run
 tool's timeout) and its result waits here for the reconnect (http_app leaves such calls running).
 
 The SDK hands one store to every session and names streams by JSON-RPC request id, which every
-session reuses ("1", "2", ...). `SessionEvents` keeps each session's events apart: the session
-manager (http_app) gives each new session its own view, so a `Last-Event-ID` only ever replays
-events of the session that asks. Event ids are random, so they cannot be guessed either.
+session reuses ("1", "2", ...). The session manager (`ResumableSessionManager`) gives each new
+session its own view of the sessions' `Events`, so a `Last-Event-ID` only ever replays events of
+the session that asks. `SessionEvents`' event ids are random, so they cannot be guessed either.
 
-Bounded: at most `MAX_EVENTS_PER_STREAM` events per stream, `MAX_STREAMS` streams and `MAX_BYTES`
-of messages in all (the oldest go first: a tool result can be a megabyte), each stream forgotten
-`TTL_SECONDS` after its last event. Sessions live in one process (see
-docs/operations.md, "Running past one machine"), so their events do too: a reconnect must reach the
-process that holds the session, which is why this store is not on the shared Redis.
+`SessionEvents` keeps them in this process, bounded: at most `MAX_EVENTS_PER_STREAM` events per
+stream, `MAX_STREAMS` streams and `MAX_BYTES` of messages in all (the oldest go first: a tool
+result can be a megabyte), each stream forgotten `TTL_SECONDS` after its last event. With
+`serve --state`, shared_events.py keeps them on Redis instead, with the same per-stream cap and
+TTL, so that a reconnect reaching another replica is served too (docs/operations.md, "Running past
+one machine"); the session itself still lives in one process (SDK 2.3).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from mcp.server import Server
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
@@ -34,21 +35,35 @@ from mcp.server.streamable_http import (
     EventId,
     EventMessage,
     EventStore,
+    SSEEvent,
     StreamableHTTPServerTransport,
     StreamId,
 )
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp_types import JSONRPCMessage
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp.shared.message import SessionMessage
+from mcp_types import JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, is_version_at_least
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from .http_scope import AUTHENTICATED, ENDPOINT
 
 __all__ = [
     "MAX_BYTES",
     "MAX_EVENTS_PER_STREAM",
     "MAX_STREAMS",
+    "NOBODY",
     "RETRY_MS",
     "TTL_SECONDS",
+    "ElsewhereEvents",
+    "Events",
+    "Owner",
     "ResumableSessionManager",
     "SessionEvents",
+    "SessionTransport",
+    "owner_of",
     "resumable",
 ]
 
@@ -59,6 +74,36 @@ TTL_SECONDS = 600.0
 # How soon a client should reconnect after its stream ends (the SSE `retry` field), in milliseconds.
 RETRY_MS = 1000
 RESUMABLE_FROM = "2025-11-25"  # the first protocol version with priming events (SEP-1699)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who opened a session: its client's id (None without tokens) and the endpoint it was opened on."""
+
+    client: str | None = None
+    endpoint: str | None = None
+
+
+NOBODY = Owner()  # no tokens, no endpoints: what a session of a token-less `/mcp` records
+
+
+class Events(Protocol):
+    """Where sessions' events are kept: this process (`SessionEvents`) or Redis (shared_events.py)."""
+
+    async def store_event(
+        self, session: str, stream_id: StreamId, message: JSONRPCMessage | None, owner: Owner = NOBODY
+    ) -> EventId: ...
+
+    async def replay(self, session: str, last_event_id: EventId, send: EventCallback) -> StreamId | None: ...
+
+
+@runtime_checkable
+class ElsewhereEvents(Events, Protocol):
+    """An `Events` that can also serve a reconnect reaching a process without the session (shared_events.py)."""
+
+    async def resume_elsewhere(self, scope: Scope, receive: Receive, send: Send, caller: Owner) -> bool: ...
+
+    async def forget_session(self, session: str) -> None: ...
 
 
 @dataclass
@@ -84,6 +129,11 @@ class SessionEvents:
     def __len__(self) -> int:
         """Events held now, all sessions together."""
         return len(self._where)
+
+    async def store_event(
+        self, session: str, stream_id: StreamId, message: JSONRPCMessage | None, owner: Owner = NOBODY
+    ) -> EventId:
+        return self.store(session, stream_id, message)  # in one process: the owner is the SDK's to check
 
     def store(self, session: str, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         now = self.clock()
@@ -137,32 +187,140 @@ class SessionEvents:
 
 
 class _SessionView(EventStore):
-    """One session's `EventStore`: what the SDK's transport of that session calls."""
+    """One session's `EventStore`: what the SDK's transport of that session calls.
 
-    def __init__(self, events: SessionEvents, session: str) -> None:
+    It also notes the protocol version the session's `initialize` negotiated (its answer passes
+    through here before it reaches the client), for `SessionTransport`.
+    """
+
+    def __init__(self, events: Events, session: str) -> None:
         self.events = events
         self.session = session
+        self.negotiated: str | None = None
+        self.owner = NOBODY  # who opened the session (set when it opens; shared_events.py records it)
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        return self.events.store(self.session, stream_id, message)
+        if self.negotiated is None and isinstance(message, JSONRPCResponse):
+            self.negotiated = _negotiated_version(message)
+        return await self.events.store_event(self.session, stream_id, message, self.owner)
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
         return await self.events.replay(self.session, last_event_id, send_callback)
 
 
+class SessionTransport(StreamableHTTPServerTransport):
+    """The SDK's transport of one session, deciding resumability by the session's negotiated version.
+
+    The SDK decides per POST, by its `MCP-Protocol-Version` header, whether to send the priming
+    event and to offer the call a way to close its stream early. Here the version the session's
+    `initialize` negotiated decides once it is known, as the spec allows (2025-11-25, Transports,
+    "Protocol Version Header"): "The protocol version sent by the client SHOULD be the one
+    negotiated during initialization", a client's duty, not a server's gate, and the server may
+    identify the version "by relying on the protocol version negotiated during initialization".
+    A client that negotiated 2025-11-25 or later reads priming events, whatever a later header
+    says, and for it the 2025-11-25 transport's rule holds: "The server SHOULD immediately send an
+    SSE event consisting of an event ID and an empty data field in order to prime the client to
+    reconnect". The conformance suite's `server-sse-polling` initializes at 2025-11-25, then posts
+    with a 2025-03-26 header. A session negotiated before 2025-11-25 still gets no priming event
+    (its client could not read one), whatever its header says; until `initialize` is answered,
+    the header (or the request's `protocolVersion`) decides, as in the SDK.
+    """
+
+    def session_version(self, header: str | None) -> str | None:
+        """The version that decides resumability: the negotiated one once known, else `header`."""
+        store = self._event_store
+        negotiated = store.negotiated if isinstance(store, _SessionView) else None
+        return negotiated or header
+
+    async def _handle_delete_request(self, request: Request, send: Send) -> None:
+        # The client ends its session: no other replica may replay its events from now on, so this
+        # happens before the answer. (A shutdown, an idle timeout or a crash leaves them readable,
+        # until their TTL, from any replica: a call drained on the way down still reaches its client.)
+        store = self._event_store
+        if isinstance(store, _SessionView) and isinstance(store.events, ElsewhereEvents):
+            await store.events.forget_session(store.session)
+        await super()._handle_delete_request(request, send)
+
+    async def _mint_priming_event(self, stream_id: StreamId, protocol_version: str) -> SSEEvent | None:
+        return await super()._mint_priming_event(stream_id, self.session_version(protocol_version) or protocol_version)
+
+    def _create_session_message(
+        self, message: JSONRPCRequest, request: Request, request_id: RequestId, protocol_version: str
+    ) -> SessionMessage:
+        version = self.session_version(protocol_version) or protocol_version
+        return super()._create_session_message(message, request, request_id, version)
+
+
 class ResumableSessionManager(StreamableHTTPSessionManager):
     """The SDK's session manager, with resumable streams: each new session gets its own view of
-    `events` as its `EventStore` (see the module docstring), and its streams a `retry` hint."""
+    `events` as its `EventStore` (see the module docstring), and its streams a `retry` hint.
 
-    def __init__(self, app: Server, *, events: SessionEvents, **settings: Any) -> None:
+    With events on Redis (shared_events.py), a reconnect (`GET` with `Last-Event-ID`) of a session
+    this process does not hold is served from there rather than answered 404.
+    """
+
+    def __init__(self, app: Server, *, events: Events, **settings: Any) -> None:
         super().__init__(app, retry_interval=RETRY_MS, **settings)
         self.events = events
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
         transport = super()._admit_session(requestor)
         if transport is not None and transport.mcp_session_id is not None:
-            transport._event_store = self.events.for_session(transport.mcp_session_id)  # noqa: SLF001
+            transport._event_store = _SessionView(self.events, transport.mcp_session_id)  # noqa: SLF001
+            # The SDK builds the transport itself; SessionTransport only adds methods (no state of
+            # its own to initialise), so the instance can take its class.
+            transport.__class__ = SessionTransport
         return transport
+
+    async def _serve_opening_request(
+        self, http_transport: StreamableHTTPServerTransport, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        store = http_transport._event_store  # noqa: SLF001
+        if isinstance(store, _SessionView):
+            store.owner = owner_of(scope)
+        await super()._serve_opening_request(http_transport, scope, receive, send)
+
+    async def _handle_stateful_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        session = headers.get("mcp-session-id")
+        if (
+            scope["method"] == "GET"
+            and session is not None
+            and session not in self._server_instances
+            and "last-event-id" in headers
+            and "text/event-stream" in headers.get("accept", "")
+            and isinstance(self.events, ElsewhereEvents)
+        ):
+            if await self.events.resume_elsewhere(scope, receive, send, owner_of(scope)):
+                return
+        await super()._handle_stateful_request(scope, receive, send)
+
+    def resumes(self, scope: Scope) -> bool:
+        """Whether the client of this POST can resume its stream if it drops (see `SessionTransport`).
+
+        Its session's negotiated version decides once known; a request of no (known) session, by its header.
+        """
+        headers = Headers(scope=scope)
+        header = headers.get(MCP_PROTOCOL_VERSION_HEADER)
+        transport = self._server_instances.get(headers.get("mcp-session-id", ""))
+        if isinstance(transport, SessionTransport):
+            return resumable(transport.session_version(header))
+        return resumable(header)
+
+
+def owner_of(scope: Scope) -> Owner:
+    """Who sends this request: the client its token names (None without tokens), and the endpoint it is for."""
+    caller = scope.get(AUTHENTICATED)
+    return Owner(getattr(caller, "id", None), scope.get(ENDPOINT))
+
+
+def _negotiated_version(message: JSONRPCResponse) -> str | None:
+    """The protocol version of an answer to `initialize` (the only result naming one and the server); else None."""
+    result = message.result
+    if isinstance(result, dict) and "serverInfo" in result and "capabilities" in result:
+        version = result.get("protocolVersion")
+        return version if isinstance(version, str) else None
+    return None
 
 
 def resumable(protocol_version: str | None) -> bool:

@@ -30,10 +30,8 @@ from mcp.server.transport_security import (
     TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
-from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import JSONRPCMessage, JSONRPCRequest
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -46,13 +44,14 @@ from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
 from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
 from .console import Console
-from .events import ResumableSessionManager, SessionEvents, resumable
+from .events import ResumableSessionManager, SessionEvents
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
 from .resource_server import METADATA_PATH, OAuthSettings, Refused, ResourceServer, insufficient_scope
 from .server import WebTools
+from .shared_events import SharedEvents
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -149,10 +148,10 @@ class StreamableHttpLifecycle:
       finished cleanly, so the client sees the stream end rather than a broken connection.
     """
 
-    def __init__(self, app: ASGIApp, webtools: WebTools, *, resumable_sessions: bool = False) -> None:
+    def __init__(self, app: ASGIApp, webtools: WebTools, *, resumes: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.in_flight = webtools.in_flight
-        self.resumable_sessions = resumable_sessions
+        self.resumes = resumes  # whether a POST's client can resume its stream (events.ResumableSessionManager)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -163,7 +162,7 @@ class StreamableHttpLifecycle:
             await self.app(scope, receive, send)
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.resumable_sessions and resumable(Headers(scope=scope).get(MCP_PROTOCOL_VERSION_HEADER)):
+        if self.resumes is not None and self.resumes(scope):
             await self.app(scope, receive, send)  # a hang-up is a pause: the client may come back for the answer
             return
         hang_up = scope[CLIENT_GONE] = HangUp()
@@ -496,10 +495,11 @@ def request_line(scope: Scope) -> str:
 
 def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloader | None = None) -> ASGIApp:
     security = transport_security(settings)
-    # Sessions (without --stateless) get resumable streams: events kept for a reconnect (events.py).
+    # Sessions (without --stateless) get resumable streams: events kept for a reconnect (events.py),
+    # on Redis with --state, so that any replica can serve the reconnect (shared_events.py).
     manager = ResumableSessionManager(
         webtools.server,
-        events=SessionEvents(),
+        events=SharedEvents(webtools.shared) if webtools.shared is not None else SessionEvents(),
         stateless=settings.stateless,
         security_settings=security,
         max_request_body_size=settings.max_body_bytes,
@@ -567,7 +567,7 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
         return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log, admit)
 
     streamable = StreamableHttpLifecycle(
-        checked(StreamableHTTPASGIApp(manager)), webtools, resumable_sessions=not settings.stateless
+        checked(StreamableHTTPASGIApp(manager)), webtools, resumes=None if settings.stateless else manager.resumes
     )
     metadata_routes = (
         [

@@ -188,7 +188,7 @@ def open_webtools(
     # Rate limits and upstream pauses: the executor records a 429's pause where calls check it.
     shared = RedisState(options.state) if options.state else None
     if shared is not None:
-        logger.info("shared state (rate limits, 429 pauses, task handles) on %s", shared.url)
+        logger.info("shared state (rate limits, 429 pauses, task handles, resumable streams) on %s", shared.url)
     rate_limits = RateLimits(shared)
     executor = Executor(client, max_response_bytes=options.max_response_bytes, pauses=rate_limits)
     # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
@@ -204,7 +204,7 @@ def open_webtools(
     calls = ToolCalls(
         toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call], rate_limits=rate_limits
     )
-    return WebTools(calls, executor, metrics, TaskStore(board=shared) if options.tasks else None)
+    return WebTools(calls, executor, metrics, TaskStore(board=shared) if options.tasks else None, shared=shared)
 
 
 @contextlib.asynccontextmanager

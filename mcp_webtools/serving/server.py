@@ -39,6 +39,7 @@ from .http_scope import (
     inbound_headers,
 )
 from .list_changed import ListChangedServer, ToolListNotifier
+from .state import RedisState
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
 
@@ -70,8 +71,10 @@ class WebTools:
         metrics: Metrics,
         tasks: TaskStore | None = None,
         endpoint: str | None = None,
+        shared: RedisState | None = None,
     ) -> None:
         self.calls = calls
+        self.shared = shared  # `serve --state`: the store replicas share (state.py), for the HTTP layer's events
         self.executor = executor  # its connection pool is opened and closed with the transport
         self.metrics = metrics
         # The endpoint served where no HTTP request says one (`serve --endpoint NAME` over stdio);

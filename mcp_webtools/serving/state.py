@@ -135,7 +135,7 @@ class RedisState:
         async def ping() -> bool:
             return bool(await self.redis.ping())
 
-        reachable = await self._shared(ping, lambda: False, "rate limits, 429 pauses and task handles")
+        reachable = await self.shared_or_local(ping, lambda: False, "rate limits, 429 pauses and task handles")
         if reachable:
             logger.info("the shared state at %s answers", self.url)
         return reachable
@@ -150,7 +150,7 @@ class RedisState:
             answer = await self._take(keys=keys, args=args)
             return None if answer is None else Refusal(int(answer[0]), float(answer[1]))
 
-        return await self._shared(shared, lambda: self.fallback.take_now(buckets, pause), "rate limits")
+        return await self.shared_or_local(shared, lambda: self.fallback.take_now(buckets, pause), "rate limits")
 
     async def pause(self, key: str, seconds: float) -> None:
         self.fallback.pause_now(key, seconds)  # this process obeys it even if Redis cannot be told
@@ -158,7 +158,7 @@ class RedisState:
         async def shared() -> None:
             await self._pause(keys=[PREFIX + key], args=[max(1, round(seconds * 1000))])
 
-        await self._shared(shared, lambda: None, "an upstream's pause")
+        await self.shared_or_local(shared, lambda: None, "an upstream's pause")
 
     async def paused_for(self, key: str) -> float:
         local = await self.fallback.paused_for(key)
@@ -167,7 +167,7 @@ class RedisState:
             left = await self.redis.pttl(PREFIX + key)
             return max(local, left / 1000 if left > 0 else 0.0)
 
-        return await self._shared(shared, lambda: local, "an upstream's pause")
+        return await self.shared_or_local(shared, lambda: local, "an upstream's pause")
 
     # -- the task board (tasks.py) -----------------------------------------------------------
 
@@ -177,7 +177,7 @@ class RedisState:
         async def shared() -> None:
             await self.redis.set(PREFIX + "task:" + task_id, json.dumps(record), px=max(1, round(ttl_seconds * 1000)))
 
-        await self._shared(shared, lambda: None, "task handles")
+        await self.shared_or_local(shared, lambda: None, "task handles")
 
     async def get_task(self, task_id: str) -> dict[str, Any] | None:
         """A task's state as some replica published it; None if unknown, expired or Redis is down."""
@@ -186,11 +186,11 @@ class RedisState:
             text = await self.redis.get(PREFIX + "task:" + task_id)
             return json.loads(text) if text else None
 
-        return await self._shared(shared, lambda: None, "task handles")
+        return await self.shared_or_local(shared, lambda: None, "task handles")
 
     # -- failures ------------------------------------------------------------------------------
 
-    async def _shared(self, shared: Callable[[], Awaitable[T]], local: Callable[[], T], what: str) -> T:
+    async def shared_or_local(self, shared: Callable[[], Awaitable[T]], local: Callable[[], T], what: str) -> T:
         """`shared()` on Redis, bounded; while Redis is failing, `local()` and a capped WARNING."""
         from redis.exceptions import RedisError
 
