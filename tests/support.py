@@ -1082,3 +1082,15 @@ def auth_tools(base: str) -> list[dict[str, Any]]:
             "auth": {"type": "none"},
         },
     ]
+
+
+# --- raw HTTP to /mcp (tests that check statuses and headers a client library hides) ----------------
+
+POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+# A handshake-era initialize, as a raw POST body.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}

@@ -25,7 +25,19 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ToolsListChanged
-from support import ERAS, LOG_FILTER, REPO, Upstream, hamsa_tool, run_module, secret, serve_asgi, write_tools
+from support import (
+    ERAS,
+    INITIALIZE,
+    LOG_FILTER,
+    POST_HEADERS,
+    REPO,
+    Upstream,
+    hamsa_tool,
+    run_module,
+    secret,
+    serve_asgi,
+    write_tools,
+)
 
 from mcp_webtools.errors import ConfigErrors
 from mcp_webtools.loading import load_definitions
@@ -44,13 +56,6 @@ SALES_TOOLS = ["crm_lookup", "get_order"]
 SUPPORT_TOOLS = ["open_ticket"]
 UNAUTHORIZED = {"error": "unauthorized", "error_description": "send Authorization: Bearer <token>"}
 CHALLENGE = 'Bearer realm="mcp-webtools"'
-POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
 
 
 def endpoints_document(**changes: object) -> dict:

@@ -30,6 +30,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from mcp.shared.exceptions import MCPError
 from oauth_server import OAuthServer
 from support import (
+    INITIALIZE,
+    POST_HEADERS,
     Upstream,
     bound_socket,
     hamsa_tool,
@@ -61,13 +63,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 STATIC = "static-token-never-shown-7d1"
 AUDIENCE = "https://mcp.example.com/mcp"
-POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
 
 
 def call(name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
