@@ -38,7 +38,18 @@ __all__ = [
 ]
 
 # The top-level keys of an endpoints document.
-ENDPOINT_KEYS = frozenset({"endpoints", "clients", "defaultEndpoint"})
+ENDPOINT_KEYS = frozenset({"endpoints", "clients", "defaultEndpoint", "oauth"})
+# `oauth:` in a file of ours: `serve --oauth-*` as config (docs/operations.md, "OAuth"); flags and
+# environment win. Read at start-up: the HTTP guard is built once.
+OAUTH_FIELDS = {
+    "issuer": str,
+    "audience": str,
+    "scopes": list,
+    "tokenAudiences": list,
+    "introspectionUrl": str,
+    "clientId": str,
+    "clientSecret": str,
+}
 DEFAULT_ENDPOINT_CHOICES = ("all", "none")
 # The client `serve --auth-token` stands for: today's single client, who may use every endpoint and `/mcp`.
 OPERATOR_CLIENT = "default"
@@ -102,6 +113,9 @@ class EndpointConfig:
     clients: Mapping[str, Client] = field(default_factory=dict)
     default_endpoint: str = "all"
     default_source: str = ""  # the file that set `defaultEndpoint`, to report a second one
+    # The `oauth:` block, `${...}` filled in (its clientSecret a secret), and the file it came from.
+    oauth: Mapping[str, Any] | None = field(default=None, repr=False)
+    oauth_source: str = ""
 
     @property
     def serves_default(self) -> bool:
@@ -126,7 +140,13 @@ class EndpointConfig:
                 problems.append(("defaultEndpoint", f"is also set in {source}; set it in one file"))
             else:
                 default, source = other.default_endpoint, other.default_source
-        return EndpointConfig(endpoints, clients, default, source), problems
+        oauth, oauth_source = self.oauth, self.oauth_source
+        if other.oauth is not None:
+            if oauth is not None:
+                problems.append(("oauth", f"is also set in {oauth_source}; set it in one file"))
+            else:
+                oauth, oauth_source = other.oauth, file
+        return EndpointConfig(endpoints, clients, default, source, oauth, oauth_source), problems
 
     def check(
         self, definitions: Iterable[ToolDefinition]
@@ -162,7 +182,8 @@ class EndpointConfig:
             if first is not client:
                 message = f"has the same token as client {first.id!r}; give each client its own token"
                 errors.append((client.source, (f"clients[{client.id}]", message)))
-        return EndpointConfig(resolved, self.clients, self.default_endpoint, self.default_source), errors, warnings
+        resolved_config = replace(self, endpoints=resolved)
+        return resolved_config, errors, warnings
 
     def authenticate(self, presented: bytes) -> Client | None:
         """The client whose token is `presented`, comparing digests in constant time (every one, always)."""
@@ -220,7 +241,32 @@ def read_endpoints_document(
             default, default_source = value, file
         else:
             errors.append(("defaultEndpoint", "must be `all` (/mcp serves every tool) or `none` (/mcp answers 404)"))
-    return EndpointConfig(endpoints, clients, default, default_source), errors, warnings
+    oauth = _oauth(document["oauth"], substitute, errors) if "oauth" in document else None
+    config = EndpointConfig(endpoints, clients, default, default_source, oauth, file if oauth is not None else "")
+    return config, errors, warnings
+
+
+def _oauth(raw: Any, substitute: Callable[[str, str], str], errors: list[Problem]) -> Mapping[str, Any] | None:
+    """The `oauth:` block: its fields type-checked and `${...}` filled in; the rest is `serve`'s to check."""
+    if not isinstance(raw, dict):
+        errors.append(("oauth", "must be a mapping: {issuer: URL, audience: URL, ...}"))
+        return None
+    block: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = OAUTH_FIELDS.get(key)
+        if kind is None:
+            hint, known = did_you_mean(str(key), OAUTH_FIELDS), ", ".join(OAUTH_FIELDS)
+            errors.append((f"oauth.{key}", f"is not a field of oauth{hint}; it takes {known}"))
+        elif kind is str and (not isinstance(value, str) or not value):
+            errors.append((f"oauth.{key}", "must be a non-empty string"))
+        elif kind is list and not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+            errors.append((f"oauth.{key}", "must be a list of non-empty strings"))
+        else:
+            block[key] = substitute(value, f"oauth.{key}") if isinstance(value, str) else tuple(value)
+    for key in ("issuer", "audience"):
+        if key not in raw:
+            errors.append((f"oauth.{key}", "is required (oauth needs both issuer and audience)"))
+    return block
 
 
 def _list(value: Any, where: str, errors: list[Problem]) -> list[Any]:

@@ -320,6 +320,8 @@ def _read_endpoints(
     config, limit_problems = _checked_rate_limits(config)
     problems += limit_problems
     secrets.update(c.token for c in config.clients.values() if c.token)
+    if config.oauth and config.oauth.get("clientSecret"):
+        secrets.add(config.oauth["clientSecret"])  # a literal one too, not only one read through `${...}`
     found.endpoints, clashes = found.endpoints.merged(config, file)
     errors += [ConfigProblem(file, message, field=where) for where, message in [*problems, *clashes]]
     found.warnings += [ConfigProblem(file, message, field=where) for where, message in warnings]

@@ -150,6 +150,8 @@ class Toolset:
         definitions = list(definitions)
         endpoints = endpoints if endpoints is not None else EndpointConfig()
         client_tokens = [client.token for client in endpoints.clients.values() if client.token]
+        if endpoints.oauth and endpoints.oauth.get("clientSecret"):
+            client_tokens.append(endpoints.oauth["clientSecret"])  # the introspection client's secret
         secrets = [secret for d in definitions for secret in configured_secrets(d.auth_token, d.headers, d.secrets)]
         redactor = Redactor(
             [*secrets, *client_tokens],

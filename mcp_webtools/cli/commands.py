@@ -41,6 +41,7 @@ from .options import (
     egress_options,
     http_options,
     limit_options,
+    oauth_from_config,
     oauth_settings,
     port_number,
     positive_float,
@@ -248,6 +249,17 @@ def _serve(args: argparse.Namespace) -> int:
         sockets = listen(args.host, args.port)  # as above
     paths = config_paths(args)
     webtools = open_webtools(paths, options=options, log_filter=args.log_filter)
+    configured = webtools.toolset.endpoints
+    if oauth is None and configured.oauth is not None:  # flags and environment win over the config file
+        if args.transport != "http":
+            where = configured.oauth_source
+            print(f"{where}: oauth needs --transport http (OAuth guards HTTP requests)", file=sys.stderr)
+            return 2
+        try:
+            oauth = oauth_from_config(configured.oauth, configured.oauth_source)
+        except ValueError as problems:
+            print(f"serve: {problems}", file=sys.stderr)
+            return 2
     if args.endpoint:
         known = webtools.toolset.endpoints.endpoints
         if args.endpoint not in known:
@@ -303,6 +315,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _print_endpoints(toolset: Toolset) -> None:
     """Each endpoint's path, tools and clients, and each client's kind of token (never a token)."""
     config = toolset.endpoints
+    if config.oauth is not None:  # never the client secret
+        issuer, audience = config.oauth.get("issuer"), config.oauth.get("audience")
+        print(f"oauth: issuer {issuer}  audience {audience}  ({config.oauth_source})")
     if not config.endpoints and not config.clients:
         return
     default = "every tool" if config.serves_default else "nothing (defaultEndpoint: none)"

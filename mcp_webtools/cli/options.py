@@ -10,6 +10,8 @@ import argparse
 import math
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES
@@ -227,6 +229,24 @@ def oauth_settings(args: argparse.Namespace) -> OAuthSettings | None:
     problems += settings_problems(settings) if not problems else []
     if problems:
         raise ValueError("; ".join(problems))
+    return settings
+
+
+def oauth_from_config(block: Mapping[str, Any], source: str) -> OAuthSettings:
+    """`oauth:` of a config file as the settings `--oauth-*` would give; raises `ValueError` naming the
+    file and each field that is wrong (main prints it, exit 2)."""
+    settings = OAuthSettings(
+        issuer=block.get("issuer", ""),
+        audience=block.get("audience", ""),
+        scopes=tuple(block.get("scopes", ())),
+        introspection_url=block.get("introspectionUrl"),
+        client_id=block.get("clientId"),
+        client_secret=block.get("clientSecret"),
+        token_audiences=tuple(block.get("tokenAudiences", ())),
+    )
+    problems = settings_problems(settings)
+    if problems:
+        raise ValueError(f"{source}: field `oauth`: " + "; ".join(problems))
     return settings
 
 

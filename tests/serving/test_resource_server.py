@@ -636,3 +636,51 @@ async def test_each_endpoint_is_a_resource_of_its_own_opened_by_its_required_sco
         answer = await post(http, call("refund"), token)  # /mcp: refund needs orders.write
         assert answer.status_code == 403
         assert [r.raw_path for r in upstream.requests] == ["/orders"]
+
+
+async def test_serve_takes_the_oauth_settings_from_a_config_file_and_flags_win(
+    oauth_server: OAuthServer, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`oauth:` in a file of ours is `--oauth-*` as config (the issue: "and the same in config and
+    environment"); its client secret is a secret; a flag given too wins."""
+    audience = "https://mcp.example.com/mcp"
+    config = tools(upstream, tmp_path).parent
+    monkeypatch.setenv("INTROSPECTION_SECRET", secret("config-introspection-never-shown"))
+    await oauth_server.require_client("webtools-config", "config-introspection-never-shown")
+    (config / "server.yaml").write_text(
+        "oauth:\n"
+        f"  issuer: {oauth_server.issuer}\n"
+        f"  audience: {audience}\n"
+        "  scopes: [mcp:tools]\n"
+        f"  introspectionUrl: {oauth_server.introspection_url}\n"
+        "  clientId: webtools-config\n"
+        "  clientSecret: ${INTROSPECTION_SECRET}\n"
+    )
+    code, out, _ = await run_module("validate", str(config))
+    assert code == 0 and f"oauth: issuer {oauth_server.issuer}  audience {audience}" in out
+    async with http_server_process(config) as server:
+        match = await server.wait_for_log(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp")
+        async with httpx2.AsyncClient(base_url=match.group(1), timeout=30, trust_env=False) as http:
+            metadata = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
+            assert (metadata["resource"], metadata["authorization_servers"]) == (audience, [oauth_server.issuer])
+            missing = await post(http, INITIALIZE)
+            assert (missing.status_code, missing.headers["www-authenticate"]) == (401, (
+                'Bearer scope="mcp:tools", '
+                'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"'
+            ))  # fmt: skip
+            opaque = await oauth_server.opaque({"aud": audience, "sub": "carol"})  # introspected with its secret
+            assert (await post(http, INITIALIZE, opaque)).status_code == 200
+    assert [r["client_id"] for r in await oauth_server.introspections()] == ["webtools-config"]
+    other = "https://other.example.com/mcp"
+    async with http_server_process(config, "--oauth-issuer", oauth_server.issuer, "--oauth-audience", other) as server:
+        match = await server.wait_for_log(r"serving MCP at (http://127\.0\.0\.1:\d+)/mcp")
+        async with httpx2.AsyncClient(base_url=match.group(1), timeout=30, trust_env=False) as http:
+            assert (await http.get("/.well-known/oauth-protected-resource/mcp")).json()["resource"] == other
+
+
+async def test_a_bad_oauth_block_in_a_config_file_is_an_error_naming_the_file_and_field(tmp_path: Path) -> None:
+    (tmp_path / "server.yaml").write_text("oauth:\n  issuer: https://idp.example.com\n  audiance: x\n")
+    code, _, err = await run_module("validate", str(tmp_path))
+    assert code == 1
+    assert "field `oauth.audiance`: is not a field of oauth (did you mean `audience`?)" in err
+    assert "field `oauth.audience`: is required (oauth needs both issuer and audience)" in err
