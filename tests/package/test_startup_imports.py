@@ -5,12 +5,13 @@ config answers tools/list without loading PyJWT (the OAuth resource server), the
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support import REPO, hamsa_tool, write_tools
+from support import RAW_INITIALIZE, RAW_INITIALIZED, hamsa_tool, stdio_exchange, write_tools
+
+pytestmark = pytest.mark.anyio
 
 # Run in the server's own process; the modules it loaded are written to argv[2] at exit.
 SERVE = """
@@ -29,36 +30,19 @@ NOT_FOR_THIS_CONFIG = (
 )
 
 
-def serve_stdio(config: Path, loaded: Path) -> list[dict]:
-    """The answers of a stdio server to initialize and tools/list, given on stdin up to EOF."""
-    messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-    ]
-    stdin = "".join(json.dumps(m) + "\n" for m in messages)
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE, str(config), str(loaded)],
-        input=stdin, cwd=REPO, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
+async def serve_stdio(config: Path, loaded: Path) -> list[dict]:
+    """The answers of `serve` over stdio to initialize and tools/list; the modules it loaded go to `loaded`."""
+    command = [sys.executable, "-c", SERVE, str(config), str(loaded)]
+    return await stdio_exchange(
+        command, [RAW_INITIALIZE, RAW_INITIALIZED, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]
+    )
 
 
 @pytest.mark.e2e
-def test_serving_a_json_config_over_stdio_loads_none_of_the_optional_features(tmp_path):
+async def test_serving_a_json_config_over_stdio_loads_none_of_the_optional_features(tmp_path):
     config = write_tools(tmp_path, [hamsa_tool("Get Item", "http://127.0.0.1:9/item")])
     loaded = tmp_path / "modules.json"
-    answers = serve_stdio(config, loaded)
+    answers = await serve_stdio(config, loaded)
     assert [a["id"] for a in answers] == [1, 2]
     assert [tool["name"] for tool in answers[1]["result"]["tools"]] == ["get_item"]
     modules = set(json.loads(loaded.read_text()))
@@ -67,10 +51,10 @@ def test_serving_a_json_config_over_stdio_loads_none_of_the_optional_features(tm
 
 
 @pytest.mark.e2e
-def test_a_yaml_config_loads_pyyaml(tmp_path):
+async def test_a_yaml_config_loads_pyyaml(tmp_path):
     config = tmp_path / "tools.yaml"
     config.write_text(json.dumps([hamsa_tool("Get Item", "http://127.0.0.1:9/item")]))  # JSON is YAML
     loaded = tmp_path / "modules.json"
-    answers = serve_stdio(config, loaded)
+    answers = await serve_stdio(config, loaded)
     assert [tool["name"] for tool in answers[1]["result"]["tools"]] == ["get_item"]
     assert "yaml" in json.loads(loaded.read_text())

@@ -9,8 +9,6 @@ raw JSON-RPC: a request the SDK refuses is still refused the same way once the a
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -22,7 +20,16 @@ import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.runner import ServerRunner
-from support import ERAS, LOG_FILTER, REPO, hamsa_tool, serve_asgi, write_tools
+from support import (
+    ERAS,
+    LOG_FILTER,
+    RAW_INITIALIZE,
+    RAW_INITIALIZED,
+    hamsa_tool,
+    serve_asgi,
+    stdio_exchange,
+    write_tools,
+)
 
 from mcp_webtools.serving.http_app import HttpSettings, build_http_app
 from mcp_webtools.serving.runtime import load_toolset, open_webtools
@@ -92,41 +99,27 @@ async def test_each_view_is_shaped_once_per_protocol_version_and_again_after_a_r
             assert shaped[version] == 3  # a reload's views are new: the new tools, shaped once
 
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
 LIST = {"jsonrpc": "2.0", "method": "tools/list"}
 
 
-def stdio_answers(config: Path, messages: list[dict]) -> dict[object, dict]:
-    """A stdio server's answers to `messages` (given up to EOF), by id."""
-    stdin = "".join(json.dumps(m) + "\n" for m in messages)
-    done = subprocess.run(
-        [sys.executable, "-m", "mcp_webtools", "serve", "--no-watch", "--config", str(config)],
-        input=stdin, cwd=REPO, capture_output=True, text=True, timeout=BOUND,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return {answer["id"]: answer for answer in map(json.loads, done.stdout.splitlines())}
-
-
 @pytest.mark.e2e
-def test_requests_the_sdk_refuses_are_still_refused_once_the_answer_is_kept(tmp_path):
+@pytest.mark.anyio
+async def test_requests_the_sdk_refuses_are_still_refused_once_the_answer_is_kept(tmp_path):
     config = write_config(tmp_path, ["alpha", "beta"])
-    answers = stdio_answers(
-        config,
+    command = [sys.executable, "-m", "mcp_webtools", "serve", "--no-watch", "--config", str(config)]
+    answered = await stdio_exchange(
+        command,
         [
             {**LIST, "id": "early"},  # before the handshake
-            INITIALIZE,
-            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            RAW_INITIALIZE,
+            RAW_INITIALIZED,
             {**LIST, "id": "kept"},
             {**LIST, "id": "again", "params": {}},
             {**LIST, "id": "bad cursor", "params": {"cursor": 5}},
             {**LIST, "id": "bad meta", "params": {"_meta": "not an object"}},
         ],
     )
+    answers = {answer["id"]: answer for answer in answered}
     assert [tool["name"] for tool in answers["kept"]["result"]["tools"]] == ["alpha", "beta"]
     assert answers["again"]["result"] == answers["kept"]["result"]
     for refused in ("early", "bad cursor", "bad meta"):
