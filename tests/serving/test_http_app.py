@@ -21,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from support import (
     ERAS,
+    RAW_INITIALIZE,
     SECRET_MARK,
     Upstream,
     hamsa_tool,
@@ -43,12 +44,7 @@ CHALLENGE = 'Bearer realm="mcp-webtools"'
 # What httpx2 sends on its own plus what the tool config adds; nothing from the inbound request.
 UPSTREAM_HEADER_NAMES = ["host", "accept-encoding", "connection", "user-agent", "accept"]
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
+INITIALIZE = RAW_INITIALIZE
 POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 MODERN_HEADERS = {**POST_HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"}
 
