@@ -43,6 +43,8 @@ from targets import (
     BENCH,
     BENCH_PYTHON,
     REPO,
+    SETTINGS,
+    WEBTOOLS_KINDS,
     Target,
     children_of,
     free_port,
@@ -221,7 +223,8 @@ async def stdio_session(command: list[str], era: str, log: Any) -> Any:
 async def server_row(target: Target, upstream: str, configs: tuple[Path, Path], args: argparse.Namespace) -> Row:
     row = Row(target.label, target.kind, target.transport, target.era)
     port = free_port()
-    profile = args.profile / f"{target.transport}-{target.era}.prof" if args.profile else None
+    profiled = args.profile and target.kind in WEBTOOLS_KINDS
+    profile = args.profile / f"{target.kind}-{target.transport}-{target.era}.prof" if profiled else None
     command = server_command(
         target.kind, target.transport, configs, upstream, port, args.server_log_level, profile, args.uvloop
     )
@@ -292,14 +295,18 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None or value != value else format(value, spec)
 
 
+STARTUP_NAMES = {"webtools": "mcp-webtools", "fastmcp": "FastMCP OpenAPI"}
+
+
 def counterpart(rows: list[Row], row: Row, kind: str) -> Row | None:
     return next((r for r in rows if r.kind == kind and r.transport == row.transport and r.era == row.era), None)
 
 
 def report(rows: list[Row], startups: list[Startup]) -> str:
     direct = rows[0]
+    width = max(len(row.label) for row in rows) + 1
     lines = [
-        f"{'':38}{'p50':>7}{'p90':>7}{'p99':>7}{'x direct':>9}{'CPU ms':>8}{'x FMCP':>7}"
+        f"{'':{width}}{'p50':>7}{'p90':>7}{'p99':>7}{'x direct':>9}{'CPU ms':>8}{'x FMCP':>7}"
         + "".join(f"{f'c/s@{c}':>8}" for c in LEVELS)
         + f"{'x FMCP@32':>10}{'CPU@32':>7}  errors"
     ]
@@ -313,13 +320,14 @@ def report(rows: list[Row], startups: list[Startup]) -> str:
         rate_ratio = row.rate[32] / fast.rate[32] if fast and 32 in row.rate and 32 in fast.rate else None
         errors = ", ".join(f"{n} {kind}" for kind, n in row.errors.most_common()) or "0"
         lines.append(
-            f"{row.label[:37]:38}{fmt(row.pct(50)):>7}{fmt(row.pct(90)):>7}{fmt(row.pct(99)):>7}"
+            f"{row.label:{width}}{fmt(row.pct(50)):>7}{fmt(row.pct(90)):>7}{fmt(row.pct(99)):>7}"
             f"{fmt(row.pct(50) / direct.pct(50), '.2f') + 'x':>9}{fmt(row.cpu_ms_per_call):>8}"
             f"{fmt(cpu_ratio) + ('x' if cpu_ratio else ''):>7}"
             + "".join(f"{fmt(row.rate.get(c), '.0f'):>8}" for c in LEVELS)
             + f"{fmt(rate_ratio) + ('x' if rate_ratio else ''):>10}{fmt(row.rate_cpu_ms.get(32)):>7}  {errors}"
         )
     lines.append("")
+    lines.append("start-up rows: " + "; ".join(f"{STARTUP_NAMES[k]}: {SETTINGS[k]}" for k in ("webtools", "fastmcp")))
     lines.append(
         f"{'start-up (stdio)':22}{'tools':>6}{'first list ms':>15}{'warm list ms':>14}{'list CPU ms':>13}{'RSS MiB':>9}"
     )
@@ -332,7 +340,7 @@ def report(rows: list[Row], startups: list[Startup]) -> str:
             else ""
         )
         lines.append(
-            f"{s.kind:22}{s.tools:>6}{s.startup_ms:>15.0f}{s.list_ms:>14.1f}{s.list_cpu_ms:>13.1f}{s.rss_mib:>9.0f}{ratio}"
+            f"{STARTUP_NAMES[s.kind]:22}{s.tools:>6}{s.startup_ms:>15.0f}{s.list_ms:>14.1f}{s.list_cpu_ms:>13.1f}{s.rss_mib:>9.0f}{ratio}"
         )
     return "\n".join(lines)
 
@@ -366,12 +374,13 @@ def machine() -> dict[str, Any]:
 
 def targets(args: argparse.Namespace) -> list[Target]:
     found = []
-    for kind, tool in (("bare", "noop"), ("bare", "get_item"), ("webtools", "get_item"), ("fastmcp", "get_item")):
+    kinds = ("bare", "noop"), ("bare", "get_item"), ("webtools", "get_item"), ("lean", "get_item")
+    for kind, tool in (*kinds, ("fastmcp", "get_item")):
         if kind not in args.only:
             continue
         for transport in ("stdio", "http"):
             for era in ("legacy", "auto"):
-                found.append(Target(kind, transport, era, tool))
+                found.append(Target(kind, transport, era, tool, args.server_log_level))
     return found
 
 
@@ -453,10 +462,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="about 2 minutes: fewer calls, shorter runs")
     parser.add_argument("--calls", type=int, help="sequential calls per row (default 2000; quick 300)")
     parser.add_argument("--duration", type=float, help="seconds per concurrency level (default 8; quick 2)")
-    parser.add_argument("--only", nargs="+", default=["webtools", "fastmcp", "bare"], help="which servers")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=["webtools", "lean", "fastmcp", "bare"],
+        choices=["webtools", "lean", "fastmcp", "bare"],
+        help="which servers (webtools: as shipped; lean: audit line and watcher off)",
+    )
     parser.add_argument("--profile", type=Path, help="run mcp-webtools under cProfile, stats into this folder")
     parser.add_argument("--uvloop", action="store_true", help="run mcp-webtools on uvloop (pip install uvloop)")
-    parser.add_argument("--server-log-level", default="INFO", help="mcp-webtools --log-level (default INFO)")
+    parser.add_argument(
+        "--server-log-level", default="INFO", help="the shipped mcp-webtools row's --log-level (default INFO)"
+    )
     args = parser.parse_args(argv)
     args.calls = args.calls or (300 if args.quick else 2000)
     args.duration = args.duration or (2.0 if args.quick else 8.0)

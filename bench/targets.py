@@ -18,6 +18,8 @@ __all__ = [
     "BENCH",
     "BENCH_PYTHON",
     "REPO",
+    "SETTINGS",
+    "WEBTOOLS_KINDS",
     "Target",
     "children_of",
     "free_port",
@@ -41,19 +43,44 @@ def item_params(i: int) -> dict:
     }
 
 
+# What each kind of server runs with, as its row says it: the bench's figures are only comparable
+# when the settings are on the page. `webtools` is mcp-webtools as shipped (`serve` with no flags:
+# one audit line per call at INFO, the config watcher on, the Prometheus metrics fed on every call);
+# `lean` turns off what can be turned off (the audit line and the watcher; metrics always run).
+SETTINGS = {
+    "webtools": "shipped: audit INFO, watch on, metrics on",
+    "lean": "lean: log WARNING, no watch, metrics on",
+    "fastmcp": "defaults, log WARNING",
+    "bare": "no log, no checks",
+}
+WEBTOOLS_KINDS = ("webtools", "lean")
+
+
 @dataclass(frozen=True)
 class Target:
-    """One server as measured: `kind` is webtools, fastmcp or bare; `tool` is what is called."""
+    """One server as measured: `kind` is webtools, lean, fastmcp or bare; `tool` is what is called."""
 
     kind: str
     transport: str  # stdio | http
     era: str  # legacy | auto
     tool: str = "get_item"
+    log_level: str = "INFO"  # the shipped row's (compare.py --server-log-level)
+
+    @property
+    def settings(self) -> str:
+        if self.kind == "webtools" and self.log_level.upper() != "INFO":
+            return SETTINGS["webtools"].replace("shipped: audit INFO", f"shipped but log {self.log_level.upper()}")
+        return SETTINGS[self.kind]
 
     @property
     def label(self) -> str:
-        names = {"webtools": "mcp-webtools", "fastmcp": "FastMCP OpenAPI", "bare": f"bare SDK {self.tool}"}
-        return f"{names[self.kind]}, {self.transport}, {self.era}"
+        names = {
+            "webtools": "mcp-webtools",
+            "lean": "mcp-webtools",
+            "fastmcp": "FastMCP OpenAPI",
+            "bare": f"bare SDK {self.tool}",
+        }
+        return f"{names[self.kind]} ({self.settings}), {self.transport}, {self.era}"
 
 
 def write_configs(directory: Path, upstream: str, count: int) -> tuple[Path, Path]:
@@ -124,14 +151,18 @@ def server_command(
     profile: Path | None = None,
     uvloop: bool = False,
 ) -> list[str]:
-    """The command line; with `profile`, mcp-webtools runs under cProfile, writing stats there on exit."""
-    if kind == "webtools":
+    """The command line; with `profile`, mcp-webtools runs under cProfile, writing stats there on exit.
+
+    `log_level` is the shipped row's (`webtools`); the `lean` row always logs at WARNING, unwatched.
+    """
+    if kind in WEBTOOLS_KINDS:
         python = [sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else [sys.executable]
         if uvloop:  # the same CLI on uvloop's event loop (anyio's asyncio backend takes the policy's loop)
             python = [*python, str(BENCH / "with_uvloop.py")]
         else:
             python = [*python, "-m"]
-        command = [*python, "mcp_webtools", "--log-level", log_level, "serve", "--config", str(configs[0])]
+        level, watch = (log_level, "--watch") if kind == "webtools" else ("WARNING", "--no-watch")
+        command = [*python, "mcp_webtools", "--log-level", level, "serve", watch, "--config", str(configs[0])]
         if transport == "http":
             command += ["--transport", "http", "--port", str(port), "--max-concurrency", "64", "--max-queue", "256"]
         return command

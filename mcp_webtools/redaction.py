@@ -225,16 +225,26 @@ class Redactor:
         A number whose digits are a secret becomes the string `***`: hiding it matters more
         than keeping its type.
         """
+        return self._redact_json(value) if self else value
+
+    def redact_fields(self, fields: dict[str, object]) -> dict[str, object]:
+        """`redact_json` of each value of `fields` (a log record's structured fields), the emptiness checked once."""
         if not self:
-            return value
+            return fields
+        return {key: self._redact_json(value) for key, value in fields.items()}
+
+    def _redact_json(self, value: object) -> object:
+        # Whether there is anything to hide is asked once by the callers above, not at every level
+        # (it looks at the learned secrets each time): the audit line's fields pass here on every call.
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            return {self(str(k)): self.redact_json(v) for k, v in value.items()}
+            return {self(str(k)): self._redact_json(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.redact_json(v) for v in value]
+            return [self._redact_json(v) for v in value]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = json.dumps(value)
+            # An int's JSON is its str(), without json.dumps' cost: the audit line's numbers pass here on every call.
+            text = str(value) if type(value) is int else json.dumps(value)
             redacted = self(text)
             return value if redacted == text else redacted
         return value
@@ -321,8 +331,8 @@ class RedactingFilter(logging.Filter):
             record.msg = self.redactor(message)
             record.args = None
             # Structured fields (`extra=`) reach the JSON log format as they are: redact them too.
-            for key, value in record_fields(record).items():
-                setattr(record, key, self.redactor.redact_json(value))
+            for key, value in self.redactor.redact_fields(record_fields(record)).items():
+                setattr(record, key, value)
             if record.exc_info and not record.exc_text:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:

@@ -112,6 +112,8 @@ class Toolset:
         self.files = tuple(files)
         self.warnings = tuple(warnings)
         self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
+        # The tools/list answers the SDK shaped for this toolset, by protocol version (serving/server.py).
+        self.shaped_lists: dict[str, dict[str, Any]] = {}
         # The endpoints and clients loaded with these tools, swapped with them on reload.
         self.endpoints = endpoints if endpoints is not None else EndpointConfig()
         # One view per endpoint, computed once here (a call only picks its view, never filters).

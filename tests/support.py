@@ -430,6 +430,26 @@ async def run_module(*argv: str, env: dict[str, str] | None = None) -> tuple[int
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
+# A handshake-era `initialize` as a raw JSON-RPC client sends it (id 1).
+RAW_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+RAW_INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+async def stdio_exchange(command: list[str], messages: list[dict[str, Any]], bound: float = 60) -> list[dict[str, Any]]:
+    """The JSON-RPC lines a stdio server (`command`, run from the repository) answered to `messages`,
+    given on its stdin up to EOF (it answers what it read before it exits); it must exit with 0."""
+    stdin = "".join(json.dumps(message) + "\n" for message in messages).encode()
+    with anyio.fail_after(bound):
+        done = await anyio.run_process(command, input=stdin, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr.decode()
+    return [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
 class ServerProcess:
     """A `python -m mcp_webtools ...` subprocess whose stderr log is collected as it arrives.
 
@@ -1087,10 +1107,3 @@ def auth_tools(base: str) -> list[dict[str, Any]]:
 # --- raw HTTP to /mcp (tests that check statuses and headers a client library hides) ----------------
 
 POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-# A handshake-era initialize, as a raw POST body.
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}

@@ -47,7 +47,6 @@ from .options import (
     positive_float,
     server_options,
 )
-from .testing import Mode, run_examples
 
 __all__ = ["main"]
 
@@ -381,6 +380,8 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
+    from .testing import Mode, run_examples  # cassettes and JUnit: loaded for `test` only, not at every start-up
+
     paths = [*args.paths, *(args.config or [])] or config_paths(args)
     mode = Mode(record=args.record, replay=args.replay, show_request=args.show_request)
     return run_examples(paths, server_options(args), args.log_filter, args.tool, mode, args.junit)

@@ -20,6 +20,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import anyio
@@ -43,7 +44,6 @@ from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
 from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
-from .console import Console
 from .events import ResumableSessionManager, SessionEvents
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
@@ -52,6 +52,9 @@ from .reload import Reloader
 from .resource_server import METADATA_PATH, OAuthSettings, Refused, ResourceServer, insufficient_scope
 from .server import WebTools
 from .shared_events import SharedEvents
+
+if TYPE_CHECKING:  # imported with `--ui` only (build_http_app)
+    from .console import Console
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -547,7 +550,7 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
 
     # The web console (console/): its page and scripts hold no data and open without the token,
     # so that the page can ask for it; its API sits behind the token like /mcp.
-    console = Console(webtools, settings, guard, reloader) if settings.ui else None
+    console = _console(webtools, settings, guard, reloader) if settings.ui else None
 
     oauth = resource_server(webtools, settings)
 
@@ -607,6 +610,15 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
         endpoints,
         oauth,
     )
+
+
+def _console(
+    webtools: WebTools, settings: HttpSettings, guard: TransportSecurityMiddleware, reloader: Reloader | None
+) -> Console:
+    """The web console, imported only when `--ui` asks for it (its routes and views cost start-up time)."""
+    from .console import Console
+
+    return Console(webtools, settings, guard, reloader)
 
 
 # --- OAuth resource-server mode (resource_server.py) -------------------------------------------------

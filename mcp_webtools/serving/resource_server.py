@@ -33,12 +33,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx2
-import jwt
 from mcp.server.auth.routes import cors_middleware
 from mcp.shared.auth import ProtectedResourceMetadata
 from starlette.requests import Request
@@ -48,6 +47,9 @@ from starlette.routing import Route
 from ..definitions import is_scope_token
 from ..errors import IdentityProviderUnavailable
 from .http_scope import Caller
+
+if TYPE_CHECKING:  # PyJWT (and the cryptography it loads) only once a token is verified: OAuth is opt-in
+    import jwt
 
 __all__ = [
     "ALGORITHMS",
@@ -281,6 +283,8 @@ class ResourceServer:
             return Refused(503, f"the authorization server could not be reached: {unavailable}")
 
     async def _verify_jwt(self, token: str, audiences: set[str]) -> Caller | Refused:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -351,6 +355,8 @@ class ResourceServer:
         return keys.get(kid) if isinstance(kid, str) else None
 
     async def _fetch_keys(self) -> dict[str | None, jwt.PyJWK]:
+        import jwt
+
         metadata = await self._discover()
         jwks_uri = metadata.get("jwks_uri")
         if not isinstance(jwks_uri, str):

@@ -164,6 +164,20 @@ def test_filter_redacts_stack_info(log):
     assert "sk_live_secret" not in text
 
 
+def test_filter_redacts_every_structured_field_numbers_included():
+    # The audit line's fields (extra=) reach the JSON log format as they are: each one is redacted,
+    # an int whose digits hold a secret too (an int's JSON is its str), the rest keep their type.
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+    fields = {"status": 200, "id": 98765432, "dur": 1.5, "url": "https://x/sk_live_secret", "n": {"k": 98765432}}
+    record.__dict__.update(fields, ok=True, none=None)
+    assert RedactingFilter(Redactor(["sk_live_secret", "98765432"])).filter(record) is True
+    seen = {key: getattr(record, key) for key in (*fields, "ok", "none")}
+    assert seen == {
+        "status": 200, "id": "***", "dur": 1.5, "url": "https://x/***", "n": {"k": "***"}, "ok": True, "none": None,
+    }  # fmt: skip
+    assert Redactor().redact_fields(fields) is fields  # nothing to hide: not even a copy
+
+
 def test_filter_survives_a_bad_format_string(log):
     logger, stream = log
     logger.info("two %s %s", "sk_live_secret")  # one argument missing

@@ -27,9 +27,9 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ToolsListChanged
 from support import (
     ERAS,
-    INITIALIZE,
     LOG_FILTER,
     POST_HEADERS,
+    RAW_INITIALIZE,
     REPO,
     Upstream,
     hamsa_tool,
@@ -146,7 +146,7 @@ async def test_tokens_open_only_their_endpoints(upstream, tmp_path):
     async with served(write_config(upstream, tmp_path)) as (base, _), httpx2.AsyncClient() as http:
         for path in ("/mcp/sales", "/mcp/support", "/mcp", "/sse/sales", "/metrics"):
             for headers in ({}, {"Authorization": "Bearer not-a-token"}):
-                response = await http.post(f"{base}{path}", json=INITIALIZE, headers={**POST_HEADERS, **headers})
+                response = await http.post(f"{base}{path}", json=RAW_INITIALIZE, headers={**POST_HEADERS, **headers})
                 assert response.status_code == 401, (path, response.text)
                 assert response.json() == UNAUTHORIZED
                 assert response.headers["www-authenticate"] == CHALLENGE
@@ -160,16 +160,16 @@ async def test_tokens_open_only_their_endpoints(upstream, tmp_path):
         ]
         for token, path, description in refusals:
             headers = {**POST_HEADERS, "Authorization": f"Bearer {token}"}
-            response = await http.post(f"{base}{path}", json=INITIALIZE, headers=headers)
+            response = await http.post(f"{base}{path}", json=RAW_INITIALIZE, headers=headers)
             assert response.status_code == 403, (path, response.text)
             assert response.json() == {"error": "forbidden", "error_description": description}
             assert "www-authenticate" not in response.headers
         operator = {**POST_HEADERS, "Authorization": f"Bearer {OPERATOR_TOKEN}"}
-        response = await http.post(f"{base}/mcp/nowhere", json=INITIALIZE, headers=operator)
+        response = await http.post(f"{base}/mcp/nowhere", json=RAW_INITIALIZE, headers=operator)
         assert response.status_code == 404
         assert response.json() == {"error": "not_found", "error_description": "no endpoint 'nowhere' is configured"}
         # A session opened on one endpoint is not another endpoint's, even to a token that opens both.
-        opened = await http.post(f"{base}/mcp/sales", json=INITIALIZE, headers=operator)
+        opened = await http.post(f"{base}/mcp/sales", json=RAW_INITIALIZE, headers=operator)
         session = opened.headers["mcp-session-id"]
         listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
         crossed = {**operator, "Mcp-Session-Id": session, "MCP-Protocol-Version": "2025-11-25"}
@@ -181,10 +181,10 @@ async def test_default_endpoint_none_closes_mcp(upstream, tmp_path):
     config = write_config(upstream, tmp_path, defaultEndpoint="none")
     async with served(config) as (base, _), httpx2.AsyncClient() as http:
         headers = {**POST_HEADERS, "Authorization": f"Bearer {OPERATOR_TOKEN}"}
-        response = await http.post(f"{base}/mcp", json=INITIALIZE, headers=headers)
+        response = await http.post(f"{base}/mcp", json=RAW_INITIALIZE, headers=headers)
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
-        assert (await http.post(f"{base}/mcp/sales", json=INITIALIZE, headers=headers)).status_code == 200
+        assert (await http.post(f"{base}/mcp/sales", json=RAW_INITIALIZE, headers=headers)).status_code == 200
 
 
 async def test_legacy_sse_endpoint_serves_its_tools(upstream, tmp_path):
@@ -213,11 +213,11 @@ async def test_reload_removes_a_client_from_its_next_request(upstream, tmp_path)
             await ide.list_tools(cache_mode="refresh")
         async with httpx2.AsyncClient() as http:
             headers = {**POST_HEADERS, "Authorization": f"Bearer {IDE_TOKEN}"}
-            response = await http.post(f"{base}/mcp/support", json=INITIALIZE, headers=headers)
+            response = await http.post(f"{base}/mcp/support", json=RAW_INITIALIZE, headers=headers)
             assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
             assert response.headers["www-authenticate"] == CHALLENGE
             headers["Authorization"] = f"Bearer {SUPPORT_TOKEN}"  # the client that stays still gets in
-            assert (await http.post(f"{base}/mcp/support", json=INITIALIZE, headers=headers)).status_code == 200
+            assert (await http.post(f"{base}/mcp/support", json=RAW_INITIALIZE, headers=headers)).status_code == 200
 
 
 class Hearing:

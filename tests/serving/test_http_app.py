@@ -21,8 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from support import (
     ERAS,
-    INITIALIZE,
     POST_HEADERS,
+    RAW_INITIALIZE,
     SECRET_MARK,
     Upstream,
     hamsa_tool,
@@ -101,10 +101,10 @@ async def test_guarded_paths_answer_401_without_the_right_token(upstream, tmp_pa
         for authorization in BAD_CREDENTIALS:
             headers = {"Authorization": authorization} if authorization is not None else {}
             responses = {
-                "POST /mcp": await http.post("/mcp", json=INITIALIZE, headers={**POST_HEADERS, **headers}),
+                "POST /mcp": await http.post("/mcp", json=RAW_INITIALIZE, headers={**POST_HEADERS, **headers}),
                 "GET /mcp": await http.get("/mcp", headers={"Accept": "text/event-stream", **headers}),
                 "GET /sse": await http.get("/sse", headers=headers),
-                "POST /messages/": await http.post("/messages/?session_id=0", json=INITIALIZE, headers=headers),
+                "POST /messages/": await http.post("/messages/?session_id=0", json=RAW_INITIALIZE, headers=headers),
             }
             for what, response in responses.items():
                 case = (what, authorization)
@@ -200,11 +200,11 @@ async def test_foreign_host_and_origin_are_refused(upstream, tmp_path, headers, 
     # With a token configured, the rebinding checks run behind a passing token.
     authorized = {**headers, "Authorization": f"Bearer {TOKEN}"}
     async with served(config_for(upstream, tmp_path), HttpSettings(auth_token=TOKEN)) as base, raw_http(base) as http:
-        host = await http.post("/mcp", json=INITIALIZE, headers={**authorized, "Host": "evil.example"})
-        origin = await http.post("/mcp", json=INITIALIZE, headers={**authorized, "Origin": "http://evil.example"})
+        host = await http.post("/mcp", json=RAW_INITIALIZE, headers={**authorized, "Host": "evil.example"})
+        origin = await http.post("/mcp", json=RAW_INITIALIZE, headers={**authorized, "Origin": "http://evil.example"})
         sse_host = await http.get("/sse", headers={"Authorization": f"Bearer {TOKEN}", "Host": "evil.example:80"})
         post_origin = await http.post(
-            "/messages/?session_id=0", json=INITIALIZE, headers={**authorized, "Origin": "https://evil.example"}
+            "/messages/?session_id=0", json=RAW_INITIALIZE, headers={**authorized, "Origin": "https://evil.example"}
         )
     assert (host.status_code, host.text) == (421, "Invalid Host header")
     assert (origin.status_code, origin.text) == (403, "Invalid Origin header")
@@ -235,11 +235,11 @@ async def test_loopback_and_operator_listed_hosts_and_origins_are_accepted(upstr
     ]
     async with served(config_for(upstream, tmp_path), settings) as base, raw_http(base) as http:
         for extra in accepted:
-            response = await http.post("/mcp", json=INITIALIZE, headers={**POST_HEADERS, **extra})
+            response = await http.post("/mcp", json=RAW_INITIALIZE, headers={**POST_HEADERS, **extra})
             assert response.status_code == 200, (extra, response.text)
             assert response.headers["mcp-session-id"]
         for extra, status in refused:
-            response = await http.post("/mcp", json=INITIALIZE, headers={**POST_HEADERS, **extra})
+            response = await http.post("/mcp", json=RAW_INITIALIZE, headers={**POST_HEADERS, **extra})
             assert response.status_code == status, extra
 
 
@@ -310,7 +310,7 @@ async def test_refused_requests_are_logged_with_client_and_reason_capped_and_cou
         async with raw_http(base) as http:
             for method, path, authorization, _, _ in REFUSED:
                 headers = {"Authorization": authorization} if authorization is not None else {}
-                response = await http.request(method, path, headers={**POST_HEADERS, **headers}, json=INITIALIZE)
+                response = await http.request(method, path, headers={**POST_HEADERS, **headers}, json=RAW_INITIALIZE)
                 assert response.status_code == 401, (method, path, authorization)
             logged = await server.wait_for_logs(
                 r"WARNING mcp_webtools\.auth: 401 for (\S+) (\S+) from 127\.0\.0\.1:\d+: (.*)\n", len(REFUSED)

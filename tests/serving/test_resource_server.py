@@ -30,8 +30,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from mcp.shared.exceptions import MCPError
 from oauth_server import OAuthServer
 from support import (
-    INITIALIZE,
     POST_HEADERS,
+    RAW_INITIALIZE,
     Upstream,
     bound_socket,
     hamsa_tool,
@@ -124,12 +124,12 @@ async def test_metadata_and_the_401_that_leads_a_client_to_the_authorization_ser
             assert answer.json() == expected
             assert answer.headers["access-control-allow-origin"] == "*"
 
-        missing = await post(http, INITIALIZE)
+        missing = await post(http, RAW_INITIALIZE)
         assert missing.status_code == 401
         # RFC 6750 section 3.1: no error code when the request carried no token.
         assert missing.headers["www-authenticate"] == f'Bearer scope="mcp", resource_metadata="{metadata_url}"'
 
-        garbage = await post(http, INITIALIZE, secret("not-a-token-never-shown"))
+        garbage = await post(http, RAW_INITIALIZE, secret("not-a-token-never-shown"))
         assert garbage.status_code == 401
         assert garbage.headers["www-authenticate"] == (
             f'Bearer error="invalid_token", resource_metadata="{metadata_url}", '
@@ -173,14 +173,14 @@ async def test_every_bad_token_is_refused_with_invalid_token_and_never_logged(
             ),
         }
         for reason, token in cases.items():
-            answer = await post(http, INITIALIZE, token)
+            answer = await post(http, RAW_INITIALIZE, token)
             assert answer.status_code == 401, (reason, answer.text)
             assert answer.headers["www-authenticate"] == (
                 f'Bearer error="invalid_token", resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", '
                 f'error_description="{reason}"'
             ), reason
             assert answer.json() == {"error": "invalid_token", "error_description": reason}
-        ok = await post(http, INITIALIZE, await oauth_server.issue(good))
+        ok = await post(http, RAW_INITIALIZE, await oauth_server.issue(good))
         assert ok.status_code == 200, ok.text
     refusals = [r.getMessage() for r in caplog.records if r.name == "mcp_webtools.auth" and r.levelname == "WARNING"]
     assert [line.split(": ", 1)[1] for line in refusals] == list(cases)
@@ -197,19 +197,19 @@ async def test_a_rotated_key_is_fetched_once_and_unknown_kids_do_not_refetch_wit
 
     async with protected(tools(upstream, tmp_path), oauth_server) as (base, http):
         claims = {"aud": f"{base}/mcp", "sub": "alice"}
-        assert (await post(http, INITIALIZE, await oauth_server.issue(claims))).status_code == 200
-        assert (await post(http, INITIALIZE, await oauth_server.issue(claims))).status_code == 200
+        assert (await post(http, RAW_INITIALIZE, await oauth_server.issue(claims))).status_code == 200
+        assert (await post(http, RAW_INITIALIZE, await oauth_server.issue(claims))).status_code == 200
         assert fetches() == 1  # cached
         await oauth_server.rotate_key()
-        assert (await post(http, INITIALIZE, await oauth_server.issue(claims))).status_code == 200
+        assert (await post(http, RAW_INITIALIZE, await oauth_server.issue(claims))).status_code == 200
         assert fetches() == 2  # the new kid made us refetch
         await oauth_server.rotate_key()
-        refused = await post(http, INITIALIZE, await oauth_server.issue(claims))
+        refused = await post(http, RAW_INITIALIZE, await oauth_server.issue(claims))
         assert refused.status_code == 401
         assert "the token is signed with a key the issuer does not publish" in refused.headers["www-authenticate"]
         forged_kids = [await oauth_server.issue(claims, foreign_key=True, kid=f"made-up-{n}") for n in range(3)]
         for token in forged_kids:
-            assert (await post(http, INITIALIZE, token)).status_code == 401
+            assert (await post(http, RAW_INITIALIZE, token)).status_code == 401
         assert fetches() == 2  # at most one refetch per interval, whatever kids the tokens name
 
 
@@ -250,9 +250,9 @@ async def test_an_extra_token_audience_is_accepted_and_no_other(
 ) -> None:
     app_id = "6f1c2a9e-0000-4000-8000-000000000001"  # Entra ID v2 tokens name the API's application id
     async with protected(tools(upstream, tmp_path), oauth_server, token_audiences=(app_id,)) as (base, http):
-        ok = await post(http, INITIALIZE, await oauth_server.issue({"aud": app_id, "sub": "svc", "scp": ["a"]}))
+        ok = await post(http, RAW_INITIALIZE, await oauth_server.issue({"aud": app_id, "sub": "svc", "scp": ["a"]}))
         assert ok.status_code == 200, ok.text
-        other = await post(http, INITIALIZE, await oauth_server.issue({"aud": "6f1c2a9e-other", "sub": "svc"}))
+        other = await post(http, RAW_INITIALIZE, await oauth_server.issue({"aud": "6f1c2a9e-other", "sub": "svc"}))
         assert other.json()["error_description"] == "the token was issued for another audience"
 
 
@@ -267,7 +267,7 @@ async def test_the_static_token_still_works_next_to_oauth_and_sees_every_tool(
             Client(streamable_http_client(f"{base}/mcp", http_client=authorised), mode="legacy") as client,
         ):
             assert [tool.name for tool in (await client.list_tools()).tools] == ["orders", "public", "refund"]
-        assert (await post(http, INITIALIZE)).status_code == 401
+        assert (await post(http, RAW_INITIALIZE)).status_code == 401
 
 
 async def test_opaque_tokens_are_introspected_and_the_answer_is_cached(
@@ -281,7 +281,7 @@ async def test_opaque_tokens_are_introspected_and_the_answer_is_cached(
     }
     async with protected(tools(upstream, tmp_path), oauth_server, **introspection) as (base, http):
         active = await oauth_server.opaque({"aud": f"{base}/mcp", "sub": "bob", "scope": "orders.read"})
-        assert (await post(http, INITIALIZE, active)).status_code == 200
+        assert (await post(http, RAW_INITIALIZE, active)).status_code == 200
         assert (await post(http, call("refund"), active)).status_code == 403  # its scopes came from introspection
         assert len(await oauth_server.introspections()) == 1  # the second request used the cached answer
 
@@ -292,7 +292,7 @@ async def test_opaque_tokens_are_introspected_and_the_answer_is_cached(
             (revoked, "the authorization server says the token is not active"),
             (other, "the token was issued for another audience"),
         ):
-            answer = await post(http, INITIALIZE, token)
+            answer = await post(http, RAW_INITIALIZE, token)
             assert answer.status_code == 401
             assert answer.json() == {"error": "invalid_token", "error_description": reason}
         assert [r["client_id"] for r in await oauth_server.introspections()] == ["mcp-webtools"] * 3
@@ -400,7 +400,7 @@ async def test_serve_from_the_command_line_and_environment_accepts_oauth_and_sta
                 "scopes_supported": ["mcp:tools", "orders.read", "orders.write"],
                 "bearer_methods_supported": ["header"],
             }
-            missing = await post(http, INITIALIZE)
+            missing = await post(http, RAW_INITIALIZE)
             assert missing.headers["www-authenticate"] == (
                 'Bearer scope="mcp:tools orders.read", '
                 'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"'
@@ -408,8 +408,8 @@ async def test_serve_from_the_command_line_and_environment_accepts_oauth_and_sta
             jwt_token = await oauth_server.issue({"aud": audience, "sub": "alice"})
             opaque = await oauth_server.opaque({"aud": audience, "sub": "bob"})
             for token in (jwt_token, opaque, STATIC):
-                assert (await post(http, INITIALIZE, token)).status_code == 200
-            expired = await post(http, INITIALIZE, await oauth_server.issue({"aud": audience}, expires_in=-300))
+                assert (await post(http, RAW_INITIALIZE, token)).status_code == 200
+            expired = await post(http, RAW_INITIALIZE, await oauth_server.issue({"aud": audience}, expires_in=-300))
             assert expired.status_code == 401
         await server.wait_for_log(r"401 for POST /mcp from 127\.0\.0\.1:\d+: the token has expired")
     assert [r["client_id"] for r in await oauth_server.introspections()] == ["webtools-cli"]
@@ -425,7 +425,7 @@ async def test_an_unreachable_authorization_server_gives_503_not_401(
     app = build_http_app(open_webtools([str(tools(upstream, tmp_path))]), HttpSettings(oauth=oauth))
     token = secret("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.bmV2ZXItc2hvd24")
     async with serve_asgi(app) as base, httpx2.AsyncClient(base_url=base, timeout=30, trust_env=False) as http:
-        answer = await post(http, INITIALIZE, token)
+        answer = await post(http, RAW_INITIALIZE, token)
     assert (answer.status_code, answer.headers["retry-after"], answer.json()["error"]) == (
         503,
         "5",
@@ -542,12 +542,12 @@ async def test_an_endpoint_path_is_a_resource_of_its_own_for_the_endpoints_to_pl
     async with protected(tools(upstream, tmp_path), oauth_server) as (base, http):
         for_endpoint = await oauth_server.issue({"aud": f"{base}/mcp/orders", "sub": "erin"})
         headers = {**POST_HEADERS, "Authorization": f"Bearer {for_endpoint}"}
-        assert (await http.post("/mcp/orders", json=INITIALIZE, headers=headers)).status_code == 404  # past auth
-        refused = await post(http, INITIALIZE, for_endpoint)  # /mcp is another resource
+        assert (await http.post("/mcp/orders", json=RAW_INITIALIZE, headers=headers)).status_code == 404  # past auth
+        refused = await post(http, RAW_INITIALIZE, for_endpoint)  # /mcp is another resource
         assert refused.json()["error_description"] == "the token was issued for another audience"
         other = await oauth_server.issue({"aud": f"{base}/mcp/billing", "sub": "erin"})
         headers["Authorization"] = f"Bearer {other}"
-        answer = await http.post("/mcp/orders", json=INITIALIZE, headers=headers)
+        answer = await http.post("/mcp/orders", json=RAW_INITIALIZE, headers=headers)
         assert answer.status_code == 401
         assert (
             f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp/orders"'
@@ -601,7 +601,7 @@ async def test_each_endpoint_is_a_resource_of_its_own_opened_by_its_required_sco
         assert (await http.get("/.well-known/oauth-protected-resource/mcp/nowhere")).status_code == 404
 
         # No token at the endpoint: its own metadata in the challenge.
-        answer = await http.post("/mcp/sales", json=INITIALIZE, headers=POST_HEADERS)
+        answer = await http.post("/mcp/sales", json=RAW_INITIALIZE, headers=POST_HEADERS)
         assert (answer.status_code, answer.headers["www-authenticate"]) == (
             401, f'Bearer resource_metadata="{sales_metadata}"'
         )  # fmt: skip
@@ -609,14 +609,14 @@ async def test_each_endpoint_is_a_resource_of_its_own_opened_by_its_required_sco
         # A token for the endpoint's own URL, without the endpoint's scope: 403 insufficient_scope.
         lacking = await oauth_server.issue({"aud": f"{base}/mcp/sales", "sub": "bob", "scope": "orders.read"})
         with_lacking = {**POST_HEADERS, "Authorization": f"Bearer {lacking}"}
-        answer = await http.post("/mcp/sales", json=INITIALIZE, headers=with_lacking)
+        answer = await http.post("/mcp/sales", json=RAW_INITIALIZE, headers=with_lacking)
         assert answer.status_code == 403
         assert answer.headers["www-authenticate"] == (
             f'Bearer error="insufficient_scope", scope="sales", resource_metadata="{sales_metadata}", '
             'error_description="the token lacks the scope sales"'
         )
         # A token for the endpoint's URL is not one for another endpoint's.
-        answer = await http.post("/mcp/open", json=INITIALIZE, headers=with_lacking)
+        answer = await http.post("/mcp/open", json=RAW_INITIALIZE, headers=with_lacking)
         assert answer.status_code == 401
         assert 'error="invalid_token"' in answer.headers["www-authenticate"]
         assert f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp/open"' in (
@@ -663,13 +663,13 @@ async def test_serve_takes_the_oauth_settings_from_a_config_file_and_flags_win(
         async with httpx2.AsyncClient(base_url=match.group(1), timeout=30, trust_env=False) as http:
             metadata = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
             assert (metadata["resource"], metadata["authorization_servers"]) == (audience, [oauth_server.issuer])
-            missing = await post(http, INITIALIZE)
+            missing = await post(http, RAW_INITIALIZE)
             assert (missing.status_code, missing.headers["www-authenticate"]) == (401, (
                 'Bearer scope="mcp:tools", '
                 'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"'
             ))  # fmt: skip
             opaque = await oauth_server.opaque({"aud": audience, "sub": "carol"})  # introspected with its secret
-            assert (await post(http, INITIALIZE, opaque)).status_code == 200
+            assert (await post(http, RAW_INITIALIZE, opaque)).status_code == 200
     assert [r["client_id"] for r in await oauth_server.introspections()] == ["webtools-config"]
     other = "https://other.example.com/mcp"
     async with http_server_process(config, "--oauth-issuer", oauth_server.issuer, "--oauth-audience", other) as server:
