@@ -277,6 +277,7 @@ def _serve(args: argparse.Namespace) -> int:
             allowed_hosts=(*bind_host_allowance(args.host), *args.allowed_host),
             allowed_origins=tuple(args.allowed_origin),
             stateless=args.stateless,
+            hot_path=args.hot_path,
             max_body_bytes=args.max_inbound_bytes,
             metrics_public=args.metrics_public,
             ui=args.ui,

@@ -69,6 +69,13 @@ def http_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--stateless", action="store_true", help="no legacy sessions (any replica can answer)")
     parser.add_argument(
+        "--hot-path",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("MCP_WEBTOOLS_HOT_PATH", "on").strip().lower() not in ("off", "0", "false", "no"),
+        help="answer 2026-07-28 tools/call and tools/list without the SDK's per-request machinery "
+        "(default on; --no-hot-path or MCP_WEBTOOLS_HOT_PATH=off: the SDK answers everything)",
+    )
+    parser.add_argument(
         "--metrics-public",
         action="store_true",
         help="serve /metrics without the --auth-token (it lists tool names and call counts)",

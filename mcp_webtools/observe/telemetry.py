@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - opentelemetry-api comes with mcp; kept optional all the same
     trace = None  # type: ignore[assignment]
 
-__all__ = ["TracingSender", "annotate_call", "configure_tracing"]
+__all__ = ["TracingSender", "annotate_call", "configure_tracing", "tracing_configured"]
 
 logger = logging.getLogger("mcp_webtools.telemetry")
 SERVICE_NAME = "mcp-webtools"
@@ -128,6 +128,13 @@ def _record_attributes(record: CallRecord) -> dict[str, Any]:
     if record.client is not None:
         attributes["mcp_webtools.client"] = record.client  # a configured client's id, never a token
     return attributes
+
+
+def tracing_configured() -> bool:
+    """Whether a tracer provider that records is set (by `configure_tracing` or by someone else)."""
+    if trace is None:
+        return False
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def configure_tracing(environ: Mapping[str, str] | None = None) -> bool:

@@ -43,8 +43,10 @@ from ..endpoints import EndpointConfig
 from ..observe.logcap import CappedLog
 from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..observe.metrics import Metrics
+from ..observe.telemetry import tracing_configured
 from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
 from .events import ResumableSessionManager, SessionEvents
+from .hot_path import JSONRPC_BODY, HotPath
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
@@ -96,6 +98,7 @@ class HttpSettings:
     ui: bool = False  # the web console at /ui (console/), behind the same token and Host/Origin checks
     workers: int = 1  # `serve --workers N`: the console says it shows one worker's calls
     oauth: OAuthSettings | None = None  # resource-server mode (resource_server.py), next to or instead of auth_token
+    hot_path: bool = True  # 2026-07-28 tools/call and tools/list answered by hot_path.py (off: all by the SDK)
 
 
 def transport_security(settings: HttpSettings) -> TransportSecuritySettings:
@@ -476,6 +479,7 @@ class JsonRpcBodyCheck:
         if refused is not None:
             await refused(scope, replay, send)
             return
+        scope[JSONRPC_BODY] = first["body"]  # for the hot path (hot_path.py): checked, not to be read again
         await self.app(scope, replay, send)
 
 
@@ -569,8 +573,11 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
     def checked(app: ASGIApp) -> ASGIApp:
         return JsonRpcBodyCheck(app, guard, settings.max_body_bytes, protocol_log, admit)
 
+    sdk: ASGIApp = StreamableHTTPASGIApp(manager)
+    if settings.hot_path:  # the common 2026-07-28 requests without the SDK's per-request machinery
+        sdk = HotPath(sdk, webtools, tracing=tracing_configured)
     streamable = StreamableHttpLifecycle(
-        checked(StreamableHTTPASGIApp(manager)), webtools, resumes=None if settings.stateless else manager.resumes
+        checked(sdk), webtools, resumes=None if settings.stateless else manager.resumes
     )
     metadata_routes = (
         [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
@@ -32,10 +33,12 @@ from ..ratelimit import LimitKey, RateLimit
 from ..redaction import Redactor
 from ..results import error_result
 from ..toolset import Toolset
+from ..voice import SendProgress
 from .http_scope import (
     NO_ENDPOINT,
     REQUEST_ENDPOINT,
     Caller,
+    HangUp,
     caller_key,
     caller_of,
     endpoint_of,
@@ -47,7 +50,7 @@ from .state import RedisState
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
 
-__all__ = ["CALLER", "SERVER_NAME", "WebTools"]
+__all__ = ["CALLER", "SERVER_NAME", "CallOrigin", "ClientSeen", "WebTools"]
 
 logger = logging.getLogger("mcp_webtools.calls")
 
@@ -55,11 +58,34 @@ SERVER_NAME = "mcp-webtools"
 # Who is making the current call, for the observers that show it (the web console): the MCP
 # request's context, or a label. Set per call; read only by observers that want it, so a call
 # pays for one `set`, not for describing its client.
-CALLER: ContextVar[ServerRequestContext | str | None] = ContextVar("mcp_webtools.caller", default=None)
+CALLER: ContextVar[ServerRequestContext | ClientSeen | str | None] = ContextVar("mcp_webtools.caller", default=None)
 INSTRUCTIONS = (
     "Each tool calls an HTTP API configured by the operator. Tool errors say what went wrong "
     "(invalid arguments name each field; upstream failures give the HTTP status and body)."
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSeen:
+    """Who made a call, for the observers that show it, where no request context says it (hot_path.py)."""
+
+    name: str | None  # the client's name and version, as its request's `clientInfo` says
+    version: str | None
+    peer: str | None  # the HTTP client's address
+
+
+@dataclass(frozen=True, slots=True)
+class CallOrigin:
+    """Where a tools/call came from, as the server needs to know it: the MCP request's id, the
+    endpoint it came to (None: every tool), who is calling, the HTTP request's headers (None over
+    stdio), the `HangUp` of the POST awaiting its answer, and who to show as the caller."""
+
+    request_id: str | int | None
+    endpoint: str | None
+    caller: Caller | None
+    headers: list[tuple[bytes, bytes]] | None
+    hang_up: HangUp | None
+    who: ServerRequestContext | ClientSeen | str | None
 
 
 class WebTools:
@@ -193,21 +219,17 @@ class WebTools:
     async def _call_tool(
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
     ) -> types.CallToolResult | dict:
-        CALLER.set(ctx)  # this handler's own task (and a task it starts) sees it; the next call sets its own
-        # What a `forwardCaller` tool reads its caller's credential from: this call's HTTP request, or none.
-        INBOUND_HEADERS.set(inbound_headers(ctx))
-        # Only the caller's endpoint's tools: any other name is "unknown tool", as for one that does not exist.
-        toolset = self.tools_of(self.endpoint_of(ctx))
-        caller = caller_of(ctx)
-        client = caller.id if caller is not None else None
-        # The caller's rate limits (its endpoint's, its client's), held together with the tool's own.
-        limits = self.caller_limits(caller, self.endpoint_of(ctx))
+        origin = CallOrigin(
+            ctx.request_id, self.endpoint_of(ctx), caller_of(ctx), inbound_headers(ctx), hang_up_of(ctx), ctx
+        )
         if self._wants_task(ctx):
             assert self.tasks is not None
+            toolset, client, limits = self._scope_of(origin)
             # Unknown tool: a protocol error, now; invalid arguments: nothing to run, so no task.
             prepared = self.calls.prepare(params.name, params.arguments, ctx.request_id, toolset=toolset, client=client)
             if isinstance(prepared, types.CallToolResult):
                 return prepared
+            _enter(origin)
             return await self.tasks.start(
                 caller_key(ctx),
                 lambda: self.calls.call(
@@ -215,24 +237,41 @@ class WebTools:
                     toolset=toolset, client=client, limits=limits,
                 ),  # fmt: skip
             )
-        hang_up = hang_up_of(ctx)
-        send_progress = spoken_sender(ctx)  # progress (given a progress token) and log entries (given a level)
-        if hang_up is None:
+        # Progress (given a progress token) and log entries (given a level).
+        return await self.call(params.name, params.arguments, origin, spoken_sender(ctx))
+
+    async def call(
+        self, name: str, arguments: dict | None, origin: CallOrigin, send_progress: SendProgress | None = None
+    ) -> types.CallToolResult:
+        """Run one tools/call that came from `origin`: the SDK's handler above, or the HTTP hot path
+        (hot_path.py), which reads the same facts off the HTTP request without a request context.
+
+        Raises `MCPError` only for an unknown tool (see `ToolCalls.call`).
+        """
+        _enter(origin)
+        toolset, client, limits = self._scope_of(origin)
+        if origin.hang_up is None:
             return await self.calls.call(
-                params.name, params.arguments, send_progress, ctx.request_id,
-                toolset=toolset, client=client, limits=limits,
-            )  # fmt: skip
+                name, arguments, send_progress, origin.request_id, toolset=toolset, client=client, limits=limits
+            )
         # A handshake-era HTTP call answers on its own POST, but runs in the session's task, so
         # the client hanging up does not cancel it by itself (a 2026-07-28 call runs in the
         # POST's own task, and a cancel notification is applied by the SDK). With no answer
         # stream left and no way to resume one, the call and its upstream request are abandoned.
-        with hang_up.cancels():
+        with origin.hang_up.cancels():
             return await self.calls.call(
-                params.name, params.arguments, send_progress, ctx.request_id,
-                toolset=toolset, client=client, limits=limits,
-            )  # fmt: skip
-        logger.info("tool=%s cancelled: the client disconnected", params.name)
-        return error_result(f"Calling {params.name!r} was cancelled: the client disconnected.", Redactor())
+                name, arguments, send_progress, origin.request_id, toolset=toolset, client=client, limits=limits
+            )
+        logger.info("tool=%s cancelled: the client disconnected", name)
+        return error_result(f"Calling {name!r} was cancelled: the client disconnected.", Redactor())
+
+    def _scope_of(self, origin: CallOrigin) -> tuple[Toolset, str | None, Sequence[LimitKey]]:
+        """What a call from `origin` may use: its endpoint's tools, its client id (for the audit record),
+        and its rate limits (its endpoint's, its client's), held together with the tool's own."""
+        # Only the caller's endpoint's tools: any other name is "unknown tool", as for one that does not exist.
+        toolset = self.tools_of(origin.endpoint)
+        client = origin.caller.id if origin.caller is not None else None
+        return toolset, client, self.caller_limits(origin.caller, origin.endpoint)
 
     def _wants_task(self, ctx: ServerRequestContext) -> bool:
         """Enabled and running, a 2026-07-28 call, and the client declared the tasks extension."""
@@ -247,6 +286,13 @@ class WebTools:
         if self.tasks is None:  # never registered then; kept for the type checker
             raise MCPError(code=types.METHOD_NOT_FOUND, message="Method not found")
         return await self.tasks.get(caller_key(ctx), params.task_id)
+
+
+def _enter(origin: CallOrigin) -> None:
+    """What this task (and a task it starts) knows of the call it runs; the next call sets its own."""
+    CALLER.set(origin.who)
+    # What a `forwardCaller` tool reads its caller's credential from: this call's HTTP request, or none.
+    INBOUND_HEADERS.set(origin.headers)
 
 
 def _allowed(toolset: Toolset, name: str, scopes: frozenset[str]) -> bool:

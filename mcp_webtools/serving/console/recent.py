@@ -25,7 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ...observe.audit import CallRecord
 from ...redaction import Redactor
-from ..server import CALLER
+from ..server import CALLER, ClientSeen
 
 __all__ = ["DEFAULT_CAPACITY", "RecentCalls", "describe_caller"]
 
@@ -106,16 +106,20 @@ def describe_caller(caller: object, client: str | None = None) -> str:
         return "unknown"
     if isinstance(caller, str):
         return caller[:MAX_CLIENT_CHARS]
-    session = getattr(caller, "session", None)
-    params = getattr(session, "client_params", None)
-    info = getattr(params, "client_info", None)
-    who = f"{info.name} {info.version}" if info is not None else "unnamed client"
-    request = getattr(caller, "request", None)
-    if request is None:
-        where = "stdio"
+    if isinstance(caller, ClientSeen):  # a call the HTTP hot path served (hot_path.py): always HTTP
+        who = f"{caller.name} {caller.version}" if caller.name is not None else "unnamed client"
+        where = f"http {caller.peer}" if caller.peer else "http"
     else:
-        peer = getattr(getattr(request, "client", None), "host", None)
-        where = f"http {peer}" if peer else "http"
+        session = getattr(caller, "session", None)
+        params = getattr(session, "client_params", None)
+        info = getattr(params, "client_info", None)
+        who = f"{info.name} {info.version}" if info is not None else "unnamed client"
+        request = getattr(caller, "request", None)
+        if request is None:
+            where = "stdio"
+        else:
+            peer = getattr(getattr(request, "client", None), "host", None)
+            where = f"http {peer}" if peer else "http"
     if client is not None:
         where += f", client {client}"
     return f"{who} ({where})"[:MAX_CLIENT_CHARS]
