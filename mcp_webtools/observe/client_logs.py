@@ -25,11 +25,16 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..voice import SendProgress
 
-__all__ = ["LEVEL", "set_level", "spoken_sender"]
+__all__ = ["LEVEL", "level_set", "set_level", "spoken_sender"]
 
 LEVEL: types.LoggingLevel = "info"
 _SEVERITY = {level: rank for rank, level in enumerate(get_args(types.LoggingLevel))}  # debug=0 ... emergency=7
 _STATE_KEY = "mcp_webtools.log_level"
+
+
+def level_set(state: dict[str, Any]) -> bool:
+    """Whether a handshake-era connection (its `Connection.state`) asked for log entries at all."""
+    return state.get(_STATE_KEY) is not None
 
 
 async def set_level(ctx: ServerRequestContext, params: types.SetLevelRequestParams) -> types.EmptyResult:

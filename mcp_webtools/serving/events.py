@@ -28,8 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from mcp.server import Server
+import anyio
+from mcp.server import Server, ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult
 from mcp.server.streamable_http import (
     EventCallback,
     EventId,
@@ -59,6 +62,7 @@ __all__ = [
     "TTL_SECONDS",
     "ElsewhereEvents",
     "Events",
+    "HotSessionPath",
     "Owner",
     "ResumableSessionManager",
     "SessionEvents",
@@ -74,6 +78,12 @@ TTL_SECONDS = 600.0
 # How soon a client should reconnect after its stream ends (the SSE `retry` field), in milliseconds.
 RETRY_MS = 1000
 RESUMABLE_FROM = "2025-11-25"  # the first protocol version with priming events (SEP-1699)
+
+
+class HotSessionPath(Protocol):
+    """What answers a session's common requests without the SDK (hot_path.SessionHotPath); True if it did."""
+
+    async def __call__(self, transport: SessionTransport, scope: Scope, receive: Receive, send: Send) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,23 @@ class SessionTransport(StreamableHTTPServerTransport):
     the header (or the request's `protocolVersion`) decides, as in the SDK.
     """
 
+    # Set on the class for every session (the SDK builds the instance; see `_admit_session`):
+    connection: Connection | None = None  # the session's, once a request the SDK served shows it
+    hot: HotSessionPath | None = None  # answers the common requests itself (hot_path.SessionHotPath)
+
+    @property
+    def hot_calls(self) -> dict[str, anyio.CancelScope]:
+        """The calls the hot path runs for this session, by request id (a cancel notification finds them)."""
+        calls: dict[str, anyio.CancelScope] | None = self.__dict__.get("_hot_calls")
+        if calls is None:
+            calls = self.__dict__["_hot_calls"] = {}
+        return calls
+
+    async def _handle_post_request(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
+        if self.hot is not None and await self.hot(self, scope, receive, send):
+            return
+        await super()._handle_post_request(scope, request, receive, send)
+
     def session_version(self, header: str | None) -> str | None:
         """The version that decides resumability: the negotiated one once known, else `header`."""
         store = self._event_store
@@ -259,9 +286,21 @@ class ResumableSessionManager(StreamableHTTPSessionManager):
     this process does not hold is served from there rather than answered 404.
     """
 
-    def __init__(self, app: Server, *, events: Events, **settings: Any) -> None:
+    def __init__(self, app: Server, *, events: Events, hot: HotSessionPath | None = None, **settings: Any) -> None:
         super().__init__(app, retry_interval=RETRY_MS, **settings)
         self.events = events
+        self.hot = hot  # given to each session's transport (SessionTransport.hot)
+
+    async def remember_connection(self, ctx: ServerRequestContext, call_next: CallNext) -> HandlerResult:
+        """Server middleware: note each session's `Connection` on its transport, for the hot path."""
+        request = ctx.request
+        session = request.headers.get("mcp-session-id") if isinstance(request, Request) else None
+        transport = self._server_instances.get(session) if session is not None else None
+        if isinstance(transport, SessionTransport) and transport.connection is None:
+            connection = getattr(ctx.session, "_connection", None)  # private in mcp 2.3 (see list_changed.py)
+            if isinstance(connection, Connection):
+                transport.connection = connection
+        return await call_next(ctx)
 
     def _admit_session(self, requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
         transport = super()._admit_session(requestor)
@@ -270,6 +309,7 @@ class ResumableSessionManager(StreamableHTTPSessionManager):
             # The SDK builds the transport itself; SessionTransport only adds methods (no state of
             # its own to initialise), so the instance can take its class.
             transport.__class__ = SessionTransport
+            transport.hot = self.hot
         return transport
 
     async def _serve_opening_request(

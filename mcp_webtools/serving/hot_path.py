@@ -35,11 +35,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import mcp_types as types
 import pydantic_core
 from mcp.server.runner import modern_error_data
+from mcp.server.streamable_http import DEFAULT_NEGOTIATED_VERSION, REQUEST_CANCELLED
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
@@ -51,13 +54,18 @@ from mcp.shared.inbound import (
 from mcp_types import methods
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
+from sse_starlette.event import ServerSentEvent, ensure_bytes
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..observe.client_logs import level_set
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, Caller, HangUp
 from .server import CallOrigin, ClientSeen, WebTools
 
-__all__ = ["JSONRPC_BODY", "SSE_PING_SECONDS", "HotPath"]
+if TYPE_CHECKING:
+    from .events import SessionTransport
+
+__all__ = ["JSONRPC_BODY", "SSE_PING_SECONDS", "HotPath", "SessionHotPath"]
 
 logger = logging.getLogger("mcp_webtools.protocol")
 
@@ -78,6 +86,7 @@ _SSE_HEADERS: Final = [  # the SDK's, in its order
     (b"x-accel-buffering", b"no"),
 ]
 _PING: Final = b": ping\r\n\r\n"
+_SEP: Final = "\r\n"  # sse-starlette's, as the SDK's handshake-era streams use it
 
 Tracing = Callable[[], bool]
 
@@ -161,22 +170,11 @@ class HotPath:
         arguments = exchange.params.get("arguments")
         mentions_params = any(name.startswith("mcp-param-") for name, _ in exchange.headers)
         if arguments or mentions_params:
-            endpoint = _endpoint(scope)
-            schema = self.webtools.tools_of(endpoint).input_schema(exchange.params["name"])
+            schema = self.webtools.tools_of(_endpoint(scope)).input_schema(exchange.params["name"])
             sent = Headers(scope=scope)  # every copy of a header: one sent twice is refused
             if schema is not None and validate_mcp_param_headers(schema, arguments or {}, sent):
                 return None  # the SDK's 400 for an `Mcp-Param-*` header that disagrees with the arguments
-        caller = scope.get(AUTHENTICATED)
-        hang_up = scope.get(CLIENT_GONE)
-        headers = list(scope["headers"])
-        return CallOrigin(
-            exchange.id,
-            _endpoint(scope),
-            caller if isinstance(caller, Caller) else None,
-            headers,
-            hang_up if isinstance(hang_up, HangUp) else None,
-            _client_seen(meta, scope),
-        )
+        return _origin(scope, exchange, _client_seen(meta, scope))
 
 
 class _Exchange:
@@ -272,6 +270,217 @@ class _Call:
         self._ping = loop.call_later(SSE_PING_SECONDS, self._keep_alive)
 
 
+class SessionHotPath:
+    """A handshake-era `tools/call` or `tools/list` POST of a session, answered on its stream here.
+
+    Called by the session's transport (`events.SessionTransport`) once the SDK's own checks of the
+    POST have passed (Host and Origin, the session, its idle clock); says whether it answered. Only
+    a session whose `Connection` a request the SDK served has shown (`remember_connection`) and
+    whose handshake is done: its negotiated version decides how requests are checked and results
+    shaped, as in the SDK's runner. The answer is the SDK's SSE stream: the priming event (2025-11-25
+    on), each message stored in the session's `EventStore` (a reconnect with `Last-Event-ID` replays
+    them) and sent with its event id. A `notifications/cancelled` for a call running here cancels it,
+    and it is answered `-32800`, as the SDK answers a cancelled request on this wire.
+    """
+
+    def __init__(self, webtools: WebTools, *, tracing: Tracing = lambda: False) -> None:
+        self.webtools = webtools
+        self._tracing = tracing
+
+    async def __call__(self, transport: SessionTransport, scope: Scope, receive: Receive, send: Send) -> bool:
+        body = scope.get(JSONRPC_BODY)
+        connection = transport.connection
+        if body is None or connection is None or transport._event_store is None or self._tracing():  # noqa: SLF001
+            return False
+        decoded = pydantic_core.from_json(body)
+        method = decoded.get("method")
+        if method == "notifications/cancelled":
+            _cancel(transport, decoded.get("params"))
+            return False  # the SDK acknowledges it (202)
+        if method not in _HOT_METHODS or "id" not in decoded:
+            return False
+        version = connection.protocol_version
+        if not connection.initialize_accepted or version in MODERN_PROTOCOL_VERSIONS:
+            return False
+        if level_set(connection.state):
+            return False  # spoken messages as log entries (client_logs.py): the SDK's session sends them
+        text = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+        accept = next((value for name, value in text if name == "accept"), "")
+        if _accepts(accept) != (True, True):
+            return False  # the SDK's 406
+        params = decoded.get("params")
+        meta = (params or {}).get("_meta")
+        if isinstance(meta, dict) and any(key.startswith("io.modelcontextprotocol/") for key in meta):
+            return False  # the 2026-07-28 envelope on a handshake session: the SDK refuses it
+        try:
+            methods.validate_client_request(method, version, params)
+        except (KeyError, ValueError, ValidationError):
+            return False
+        exchange = _Exchange(decoded["id"], method, params or {}, version, text)
+        header = next((value for name, value in text if name == "mcp-protocol-version"), DEFAULT_NEGOTIATED_VERSION)
+        if method == "tools/list":
+            caller = scope.get(AUTHENTICATED)
+            if (isinstance(caller, Caller) and caller.scopes is not None) or exchange.params.get("cursor") is not None:
+                return False
+            shaped = self.webtools.tools_of(_endpoint(scope)).shaped_lists.get(version)
+            if shaped is None:
+                return False
+            stream = await _SessionStream.open(transport, exchange, header, send)
+            await stream.finish(types.JSONRPCResponse(jsonrpc="2.0", id=exchange.id, result=shaped))
+            return True
+        info = connection.client_params.client_info if connection.client_params is not None else None
+        who = ClientSeen(info.name, info.version, _peer(scope)) if info is not None else ClientSeen(None, None, None)
+        stream = await _SessionStream.open(transport, exchange, header, send)
+        await _SessionCall(self.webtools, exchange, _origin(scope, exchange, who), stream, receive).run(transport)
+        return True
+
+
+class _SessionStream:
+    """One POST's SSE stream in a session: every message stored in the session's events, then sent."""
+
+    def __init__(self, transport: SessionTransport, stream_id: str, send: Send) -> None:
+        self.transport = transport
+        self.stream_id = stream_id
+        self.send = send
+        self.finished = False
+        self.lock = asyncio.Lock()  # one writer at a time: the call's progress, the keep-alive
+
+    @classmethod
+    async def open(cls, transport: SessionTransport, exchange: _Exchange, header: str, send: Send) -> _SessionStream:
+        stream = cls(transport, str(exchange.id), send)
+        # Minted before anything else is stored for the stream, as the SDK does (storage order is wire order).
+        priming = await transport._mint_priming_event(stream.stream_id, header)  # noqa: SLF001
+        headers = [
+            (b"cache-control", b"no-cache, no-transform"),
+            (b"connection", b"keep-alive"),
+            (b"content-type", b"text/event-stream"),
+            (b"mcp-session-id", (transport.mcp_session_id or "").encode()),
+            (b"x-accel-buffering", b"no"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if priming is not None:
+            await send({"type": "http.response.body", "body": ensure_bytes(priming, _SEP), "more_body": True})
+        return stream
+
+    async def message(self, message: types.JSONRPCNotification) -> None:
+        async with self.lock:
+            if not self.finished:
+                await self._write(message, more=True)
+
+    async def ping(self) -> None:
+        async with self.lock:
+            if not self.finished:
+                comment = ServerSentEvent(comment=f"ping - {datetime.now(UTC)}", sep=_SEP)
+                await self.send({"type": "http.response.body", "body": comment.encode(), "more_body": True})
+
+    async def finish(self, message: types.JSONRPCResponse | types.JSONRPCError) -> None:
+        async with self.lock:
+            self.finished = True
+            await self._write(message, more=True)
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _write(self, message: types.JSONRPCMessage, *, more: bool) -> None:
+        store = self.transport._event_store  # noqa: SLF001
+        assert store is not None
+        event_id = await store.store_event(self.stream_id, message)
+        data = message.model_dump_json(by_alias=True, exclude_unset=True)
+        event = {"id": event_id, "event": "message", "data": data} if event_id else {"event": "message", "data": data}
+        await self.send({"type": "http.response.body", "body": ensure_bytes(event, _SEP), "more_body": more})
+
+
+class _SessionCall:
+    """One handshake-era tools/call on its session's stream."""
+
+    def __init__(
+        self, webtools: WebTools, exchange: _Exchange, origin: CallOrigin, stream: _SessionStream, receive: Receive
+    ) -> None:
+        self.webtools = webtools
+        self.exchange = exchange
+        self.origin = origin
+        self.stream = stream
+        self.receive = receive
+        token = (exchange.params.get("_meta") or {}).get("progressToken")
+        self.progress_token = token if isinstance(token, str | int) and not isinstance(token, bool) else None
+        self._ping: asyncio.TimerHandle | None = None
+
+    async def run(self, transport: SessionTransport) -> None:
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(_drain(self.receive))  # for the HangUp, as on the 2026-07-28 path
+        self._ping = loop.call_later(SSE_PING_SECONDS, self._keep_alive)
+        calls = transport.hot_calls
+        key = str(self.exchange.id)
+        reply: types.JSONRPCResponse | types.JSONRPCError
+        try:
+            with anyio.CancelScope() as cancel:
+                calls[key] = cancel
+                reply = await self._reply()
+            if cancel.cancelled_caught:
+                error = types.ErrorData(code=REQUEST_CANCELLED, message="Request cancelled")
+                reply = types.JSONRPCError(jsonrpc="2.0", id=self.exchange.id, error=error)
+        finally:
+            calls.pop(key, None)
+            self._ping.cancel()
+            watcher.cancel()
+        await self.stream.finish(reply)
+
+    async def _reply(self) -> types.JSONRPCResponse | types.JSONRPCError:
+        exchange = self.exchange
+        params = exchange.params
+        send_progress = self._progress if self.progress_token is not None else None
+        try:
+            result = await self.webtools.call(params["name"], params.get("arguments"), self.origin, send_progress)
+            shaped = methods.serialize_server_result(
+                "tools/call", exchange.version, result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            )
+        except (MCPError, ValidationError) as exc:  # an unknown tool; the SDK maps them so
+            return types.JSONRPCError(jsonrpc="2.0", id=exchange.id, error=modern_error_data(exc))
+        except Exception:  # a fault of ours: the traceback in our log
+            logger.exception("tools/call %r failed unexpectedly", params.get("name"))
+            error = types.ErrorData(code=types.INTERNAL_ERROR, message="Internal server error")
+            return types.JSONRPCError(jsonrpc="2.0", id=exchange.id, error=error)
+        return types.JSONRPCResponse(jsonrpc="2.0", id=exchange.id, result=shaped)
+
+    async def _progress(self, progress: float, total: float | None, message: str | None) -> None:
+        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+        notification = types.JSONRPCNotification(jsonrpc="2.0", method="notifications/progress", params=params)
+        await self.stream.message(notification)
+
+    def _keep_alive(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.create_task(self.stream.ping()).add_done_callback(_quietly)
+        self._ping = loop.call_later(SSE_PING_SECONDS, self._keep_alive)
+
+
+def _cancel(transport: SessionTransport, params: Any) -> None:
+    """A `notifications/cancelled` for a call running on the hot path: cancel it (the SDK never saw it)."""
+    request_id = params.get("requestId") if isinstance(params, dict) else None
+    scope = transport.hot_calls.get(str(request_id)) if isinstance(request_id, str | int) else None
+    if scope is not None:
+        scope.cancel()
+
+
+def _origin(scope: Scope, exchange: _Exchange, who: ClientSeen) -> CallOrigin:
+    caller = scope.get(AUTHENTICATED)
+    hang_up = scope.get(CLIENT_GONE)
+    return CallOrigin(
+        exchange.id,
+        _endpoint(scope),
+        caller if isinstance(caller, Caller) else None,
+        list(scope["headers"]),
+        hang_up if isinstance(hang_up, HangUp) else None,
+        who,
+    )
+
+
+def _peer(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
 def _quietly(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.debug("keep-alive not sent: %s", task.exception())
@@ -334,8 +543,7 @@ def _endpoint(scope: Scope) -> str | None:
 
 def _client_seen(meta: Mapping[str, Any], scope: Scope) -> ClientSeen:
     info = meta.get(types.CLIENT_INFO_META_KEY)
-    client = scope.get("client")
-    peer = str(client[0]) if client else None
+    peer = _peer(scope)
     if isinstance(info, dict) and isinstance(info.get("name"), str) and isinstance(info.get("version"), str):
         return ClientSeen(info["name"], info["version"], peer)
     return ClientSeen(None, None, peer)

@@ -46,7 +46,7 @@ from ..observe.metrics import Metrics
 from ..observe.telemetry import tracing_configured
 from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
 from .events import ResumableSessionManager, SessionEvents
-from .hot_path import JSONRPC_BODY, HotPath
+from .hot_path import JSONRPC_BODY, HotPath, SessionHotPath
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
@@ -507,10 +507,14 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
     manager = ResumableSessionManager(
         webtools.server,
         events=SharedEvents(webtools.shared) if webtools.shared is not None else SessionEvents(),
+        # A session's common requests answered without the SDK's session machinery (hot_path.py).
+        hot=SessionHotPath(webtools, tracing=tracing_configured) if settings.hot_path else None,
         stateless=settings.stateless,
         security_settings=security,
         max_request_body_size=settings.max_body_bytes,
     )
+    if settings.hot_path:
+        webtools.server.middleware.append(manager.remember_connection)
     # Legacy SSE: one transport (its own sessions) per endpoint, `/messages/<name>/` (None: `/sse`).
     sse_transports: dict[str | None, SseServerTransport] = {}
 

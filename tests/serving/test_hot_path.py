@@ -25,6 +25,9 @@ from mcp.server.runner import ServerRunner
 from support import (
     ERAS,
     LOG_FILTER,
+    POST_HEADERS,
+    RAW_INITIALIZE,
+    RAW_INITIALIZED,
     Upstream,
     hamsa_tool,
     http_mcp_client,
@@ -234,8 +237,8 @@ async def test_a_real_client_gets_progress_and_results_in_both_eras(tmp_path, up
     assert upstream.requests[0].query == "n=4"
     if version == VERSION:  # the hot path: the SDK ran only for the first listing
         assert sdk_runs.count("tools/call") == 0 and sdk_runs.count("tools/list") == 1
-    else:  # a handshake-era session is the SDK's (its client lists the tools before its first call too)
-        assert sdk_runs == ["initialize", "tools/call", "tools/list", "tools/list", "tools/list"]
+    else:  # the SDK served the handshake and the client's own first listing (which shows the session)
+        assert sdk_runs == ["initialize", "tools/list"]
 
 
 @pytest.mark.anyio
@@ -284,3 +287,100 @@ async def test_a_call_silent_past_the_ping_interval_commits_to_sse_with_keep_ali
         b"event: message\r\ndata: " + json.dumps(events[0], separators=(",", ":")).encode(),
         b"",
     }
+
+
+# -- handshake-era sessions ------------------------------------------------------------------------
+
+SESSION_VERSIONS = ["2025-11-25", "2025-06-18"]  # with priming events (resumable) and without
+
+
+class Session:
+    """A raw handshake-era session: initialize, initialized, and one tools/list the SDK answers."""
+
+    def __init__(self, http: httpx2.AsyncClient, base: str, version: str) -> None:
+        self.http, self.base, self.version = http, base, version
+        self.id = ""
+
+    async def open(self) -> Session:
+        initialize = {**RAW_INITIALIZE, "params": {**RAW_INITIALIZE["params"], "protocolVersion": self.version}}
+        response = await self.http.post(f"{self.base}/mcp", json=initialize, headers=POST_HEADERS)
+        self.id = response.headers["mcp-session-id"]
+        await self.post(RAW_INITIALIZED)
+        await self.post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        return self
+
+    async def post(self, message: dict[str, Any], **headers: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        sent = {**POST_HEADERS, "mcp-session-id": self.id, "mcp-protocol-version": self.version, **headers}
+        response = await self.http.post(f"{self.base}/mcp", json=message, headers=sent)
+        shown = [(k, v) for k, v in response.headers.multi_items() if k not in ("date", "server", "mcp-session-id")]
+        body = re.sub(rb'"elapsedMs":[0-9.]+', b'"elapsedMs":0', response.content)
+        return response.status_code, shown, re.sub(rb"(?m)^id: \S+", b"id: -", body)  # event ids are random
+
+
+def call(request_id: Any, name: str, arguments: Any, **meta: Any) -> dict[str, Any]:
+    params = {"name": name, "arguments": arguments, **({"_meta": meta} if meta else {})}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+SESSION_CASES = [
+    ("a call", call(3, "get_item", {"n": 7}), True),
+    ("a string id", call("c-4", "get_item", {"n": 8}), True),
+    ("invalid arguments", call(5, "get_item", {"n": "seven"}), True),
+    ("an upstream 500", call(6, "broken", {}), True),
+    ("an unknown tool", call(7, "nope", {}), True),
+    ("a progress token", call(8, "spoken", {"n": 3}, progressToken="p-8"), True),
+    ("tools/list", {"jsonrpc": "2.0", "id": 9, "method": "tools/list"}, True),
+    ("arguments not an object", call(10, "get_item", [1]), False),
+    ("the 2026-07-28 envelope", call(11, "get_item", {"n": 1}, **{"io.modelcontextprotocol/protocolVersion": VERSION}),
+     False),
+]  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("version", SESSION_VERSIONS)
+@pytest.mark.parametrize(("what", "message", "hot"), SESSION_CASES, ids=[case[0] for case in SESSION_CASES])
+async def test_in_a_session_the_hot_path_answers_what_the_sdk_answers(
+    tmp_path, upstream, sdk_runs, version, what, message, hot
+):
+    answered(upstream)
+    async with two_servers(config_for(tmp_path, upstream.url)) as (hot_base, sdk_base):
+        async with httpx2.AsyncClient(timeout=BOUND) as http:
+            on_hot = await Session(http, hot_base, version).open()
+            on_sdk = await Session(http, sdk_base, version).open()
+            sdk_runs.clear()
+            hot_answer = await on_hot.post(message)
+            hot_seen = [(r.method, r.raw_path, r.query, r.body) for r in upstream.requests]
+            assert sdk_runs == ([] if hot else [message["method"]])
+            upstream.requests.clear()
+            sdk_answer = await on_sdk.post(message)
+            sdk_seen = [(r.method, r.raw_path, r.query, r.body) for r in upstream.requests]
+    assert hot_answer == sdk_answer
+    assert hot_seen == sdk_seen
+    status, headers, body = hot_answer
+    assert status == 200 and ("content-type", "text/event-stream") in headers
+    priming = body.startswith(b"id: -\r\ndata: \r\nretry: 1000\r\n\r\n")
+    assert priming == (version == "2025-11-25")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("hot_path", [True, False], ids=["hot path", "sdk"])
+async def test_a_cancel_notification_in_a_session_cancels_the_call_which_is_answered_32800(
+    tmp_path, holding, sdk_runs, hot_path
+):
+    held, url = holding
+    config = write_tools(tmp_path, [hamsa_tool("slow", f"{url}/slow")])
+    webtools = open_webtools([str(config)], log_filter=LOG_FILTER)
+    async with serve_asgi(build_http_app(webtools, HttpSettings(hot_path=hot_path))) as base:
+        async with httpx2.AsyncClient(timeout=BOUND) as http:
+            session = await Session(http, base, "2025-11-25").open()
+            sdk_runs.clear()
+            sent = {**POST_HEADERS, "mcp-session-id": session.id, "mcp-protocol-version": session.version}
+            async with http.stream("POST", f"{base}/mcp", json=call(3, "slow", {}), headers=sent) as response:
+                await held.arrived("/slow")
+                cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3}}
+                assert (await session.post(cancel))[0] == 202
+                body = b"".join([chunk async for chunk in response.aiter_bytes()])
+    events = [json.loads(line[6:]) for line in body.decode().splitlines() if line.startswith("data: {")]
+    assert events == [{"jsonrpc": "2.0", "id": 3, "error": {"code": -32800, "message": "Request cancelled"}}]
+    assert await held.finished("/slow") == "disconnected"  # the upstream request was abandoned with the call
+    assert ("tools/call" in sdk_runs) is not hot_path
