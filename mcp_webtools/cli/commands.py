@@ -270,7 +270,7 @@ def _serve(args: argparse.Namespace) -> int:
         webtools, paths, options=options, watch=args.watch, interval=args.watch_interval, log_filter=args.log_filter
     )
     if args.transport == "stdio":
-        anyio.run(serve_stdio, webtools, reloader)
+        anyio.run(functools.partial(serve_stdio, hot_path=args.hot_path), webtools, reloader)
     else:
         settings = HttpSettings(
             auth_token=args.auth_token or None,

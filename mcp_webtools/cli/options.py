@@ -72,7 +72,7 @@ def http_options(parser: argparse.ArgumentParser) -> None:
         "--hot-path",
         action=argparse.BooleanOptionalAction,
         default=os.environ.get("MCP_WEBTOOLS_HOT_PATH", "on").strip().lower() not in ("off", "0", "false", "no"),
-        help="answer 2026-07-28 tools/call and tools/list without the SDK's per-request machinery "
+        help="answer tools/call and tools/list without the SDK's per-request machinery, stdio and HTTP "
         "(default on; --no-hot-path or MCP_WEBTOOLS_HOT_PATH=off: the SDK answers everything)",
     )
     parser.add_argument(

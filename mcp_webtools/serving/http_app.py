@@ -46,7 +46,7 @@ from ..observe.metrics import Metrics
 from ..observe.telemetry import tracing_configured
 from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
 from .events import ResumableSessionManager, SessionEvents
-from .hot_path import JSONRPC_BODY, HotPath, SessionHotPath
+from .hot_http import JSONRPC_BODY, HotPath, SessionHotPath
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
 from .jsonrpc_input import Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger

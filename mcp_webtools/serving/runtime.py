@@ -35,7 +35,7 @@ from ..oauth2 import TokenCache
 from ..observe.audit import log_call
 from ..observe.logformat import formatter_for
 from ..observe.metrics import Metrics
-from ..observe.telemetry import TracingSender, annotate_call
+from ..observe.telemetry import TracingSender, annotate_call, tracing_configured
 from ..ratelimit import RateLimits
 from ..redaction import LearnedSecrets, RedactingFilter
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
@@ -45,7 +45,7 @@ from .http_app import HttpSettings, build_http_app
 from .reload import DEFAULT_WATCH_INTERVAL, Reloader
 from .server import WebTools
 from .state import RedisState
-from .stdio import stdio_streams
+from .stdio import StdioHotPath, stdio_streams
 from .tasks import TaskStore
 
 __all__ = [
@@ -222,12 +222,16 @@ def reloading(reloader: Reloader | None) -> contextlib.AbstractAsyncContextManag
     return reloader.running() if reloader is not None else contextlib.nullcontext()
 
 
-async def serve_stdio(webtools: WebTools, reloader: Reloader | None = None) -> None:
+async def serve_stdio(webtools: WebTools, reloader: Reloader | None = None, *, hot_path: bool = True) -> None:
+    # The common requests answered beside the SDK's session (hot_path.py), unless turned off.
+    hot = StdioHotPath(webtools, tracing=tracing_configured) if hot_path else None
+    if hot is not None:
+        webtools.server.middleware.append(hot.remember_connection)
     async with (
         webtools.executor.client,
         running_tasks(webtools),
         reloading(reloader),
-        stdio_streams() as (read, write),  # the SDK transport without a thread per message
+        stdio_streams(hot) as (read, write),  # the SDK transport without a thread per message
     ):
         await _check_state(webtools)
         _freeze_startup_objects()

@@ -69,9 +69,9 @@ INSTRUCTIONS = (
 class ClientSeen:
     """Who made a call, for the observers that show it, where no request context says it (hot_path.py)."""
 
-    name: str | None  # the client's name and version, as its request's `clientInfo` says
+    name: str | None  # the client's name and version, as its request's or its handshake's `clientInfo` says
     version: str | None
-    peer: str | None  # the HTTP client's address
+    where: str  # "stdio", or "http" and the HTTP client's address
 
 
 @dataclass(frozen=True, slots=True)

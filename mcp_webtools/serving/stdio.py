@@ -34,15 +34,30 @@ from typing import Any, BinaryIO
 import anyio
 import anyio.lowlevel
 import mcp_types as types
+from mcp.server import ServerRequestContext
 from mcp.server import stdio as sdk_stdio
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ..observe.logcap import CappedLog
+from .hot_path import (
+    HotRequest,
+    answer_call,
+    client_seen,
+    leaves_to_sdk,
+    listing,
+    modern_request,
+    progress_notification,
+    session_request,
+)
 from .jsonrpc_input import Refusal, answer, read_message
 from .jsonrpc_input import logger as protocol_logger
+from .server import CallOrigin, WebTools
 
-__all__ = ["stdio_streams"]
+__all__ = ["StdioHotPath", "stdio_streams"]
 
 _CHUNK = 256 * 1024
 EOF_GRACE_SECONDS = 1.0
@@ -52,8 +67,9 @@ WriteLine = Callable[[bytes], Awaitable[None]]
 
 
 @asynccontextmanager
-async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
-    """(read stream, write stream) over this process's stdin and stdout, like `stdio_server()`."""
+async def stdio_streams(hot: StdioHotPath | None = None) -> AsyncIterator[tuple[Any, Any]]:
+    """(read stream, write stream) over this process's stdin and stdout, like `stdio_server()`;
+    with `hot`, the requests it takes are answered by it, not by the SDK's session."""
     # The SDK's claim: fd 0 reads /dev/null and fd 1 goes to stderr while serving, so stray
     # output (a library's print, a child process) cannot corrupt the wire; restored on exit.
     stdin_file, restore_stdin = sdk_stdio._claim_fd(0, sys.stdin, "rb", sdk_stdio._open_stdin_diversion)
@@ -61,8 +77,11 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
         stdout_file, restore_stdout = sdk_stdio._claim_fd(1, sys.stdout, "wb", sdk_stdio._open_stdout_diversion)
         try:
             wire = _pipes if _loop_can_watch(stdin_file) and _loop_can_watch(stdout_file) else _threads
-            async with wire(stdin_file, stdout_file) as (lines, write_line), _session_streams(lines, write_line) as s:
-                yield s
+            async with (
+                wire(stdin_file, stdout_file) as (lines, write_line),
+                _session_streams(lines, write_line, hot) as streams,
+            ):
+                yield streams
         finally:
             if restore_stdout is not None:
                 restore_stdout()
@@ -136,7 +155,9 @@ async def _threads(stdin_file: BinaryIO, stdout_file: BinaryIO) -> AsyncIterator
 
 
 @asynccontextmanager
-async def _session_streams(lines: Lines, write_line: WriteLine) -> AsyncIterator[tuple[Any, Any]]:
+async def _session_streams(
+    lines: Lines, write_line: WriteLine, hot: StdioHotPath | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
     """The session's (read stream, write stream): each line read becomes a message or an answer."""
     read_stream_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
     write_stream, write_stream_reader = create_context_streams[SessionMessage](0)
@@ -147,7 +168,8 @@ async def _session_streams(lines: Lines, write_line: WriteLine) -> AsyncIterator
 
     async def stdin_reader() -> None:
         try:
-            async with read_stream_writer, answer_stream:
+            # The hot path's calls run beside the session's, and end with it (see EOF_GRACE_SECONDS).
+            async with read_stream_writer, answer_stream, anyio.create_task_group() as hot_calls:
                 async for line in lines:
                     text = line.rstrip()  # without its line end, so a parse error's position is in the line
                     if not text:
@@ -160,9 +182,17 @@ async def _session_streams(lines: Lines, write_line: WriteLine) -> AsyncIterator
                         continue
                     if isinstance(message, types.JSONRPCRequest):
                         unanswered.add(message.id)
+                        request = hot.takes(message) if hot is not None else None
+                        if request is not None:
+                            assert hot is not None
+                            hot_calls.start_soon(hot.serve, request, answer_stream.clone(), unanswered.discard)
+                            continue
+                    elif hot is not None and isinstance(message, types.JSONRPCNotification):
+                        hot.notified(message, unanswered.discard)  # a cancel for one of its calls
                     await read_stream_writer.send(SessionMessage(message))
                 with anyio.move_on_after(EOF_GRACE_SECONDS):
                     await unanswered.wait_empty()
+                hot_calls.cancel_scope.cancel()
         except anyio.ClosedResourceError:
             await anyio.lowlevel.checkpoint()
 
@@ -229,3 +259,90 @@ async def _lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
 
 def _split(data: bytes) -> list[bytes]:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+
+
+class StdioHotPath:
+    """The hot path over stdio (hot_path.py): `tools/call` and `tools/list` lines in either era,
+    answered beside the SDK's session instead of through it.
+
+    The era is the connection's, known once the SDK has served a request of it (`remember_connection`,
+    a server middleware): a handshake-era connection after its `initialize`, whose negotiated version
+    and state decide; a 2026-07-28 stream, whose requests each carry their envelope. Until then, and
+    for every request the hot path does not take, the SDK's session answers. A `notifications/cancelled`
+    for a call running here cancels it, unanswered, as the SDK leaves a cancelled request.
+    """
+
+    def __init__(self, webtools: WebTools, *, tracing: Callable[[], bool] = lambda: False) -> None:
+        self.webtools = webtools
+        self._tracing = tracing
+        self.connection: Connection | None = None  # a handshake-era connection, once initialized
+        self.modern = False  # a 2026-07-28 stream
+        self._calls: dict[Any, anyio.CancelScope] = {}
+
+    async def remember_connection(self, ctx: ServerRequestContext, call_next: CallNext) -> HandlerResult:
+        """Server middleware: note the era (and a handshake connection) of the stdio stream."""
+        connection = getattr(ctx.session, "_connection", None)  # private in mcp 2.3 (see list_changed.py)
+        if ctx.request is None and isinstance(connection, Connection):
+            if connection.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                self.modern = True
+            elif connection.initialize_accepted:
+                self.connection = connection
+        return await call_next(ctx)
+
+    def takes(self, message: types.JSONRPCRequest) -> HotRequest | None:
+        """The request, when the hot path answers it."""
+        if self._tracing():
+            return None
+        decoded = {"jsonrpc": "2.0", "id": message.id, "method": message.method, "params": message.params}
+        if self.modern:
+            request = modern_request(decoded, None)
+            if request is None or leaves_to_sdk(self.webtools, request):
+                return None
+        else:
+            request = session_request(decoded, self.connection)
+        if request is None or request.id in self._calls:
+            return None
+        if request.method == "tools/list" and listing(self.webtools, self.webtools.endpoint, None, request) is None:
+            return None
+        return request
+
+    def notified(self, message: types.JSONRPCNotification, answered: Callable[[Any], None]) -> None:
+        """A `notifications/cancelled` for a call running here: cancel it (it is not answered)."""
+        if message.method != "notifications/cancelled" or not isinstance(message.params, dict):
+            return
+        request_id = message.params.get("requestId")
+        scope = self._calls.get(request_id) if isinstance(request_id, str | int) else None
+        if scope is not None:
+            scope.cancel()
+            answered(request_id)
+
+    async def serve(self, request: HotRequest, out: Any, answered: Callable[[Any], None]) -> None:
+        async with out:
+            if request.method == "tools/list":
+                shaped = listing(self.webtools, self.webtools.endpoint, None, request)
+                assert shaped is not None  # `takes` saw it; a reload since makes new views, kept by the old toolset
+                await out.send(SessionMessage(types.JSONRPCResponse(jsonrpc="2.0", id=request.id, result=shaped)))
+                return
+            params = self.connection.client_params if self.connection is not None else None
+            info = request.meta.get(types.CLIENT_INFO_META_KEY) if self.modern else getattr(params, "client_info", None)
+            origin = CallOrigin(request.id, self.webtools.endpoint, None, None, None, client_seen(info, "stdio"))
+            token = request.progress_token
+
+            async def progress(value: float, total: float | None, message: str | None) -> None:
+                assert token is not None
+                notification = progress_notification(token, value, total, message)
+                await out.send(SessionMessage(types.JSONRPCNotification.model_validate(notification)))
+
+            with anyio.CancelScope() as cancel:
+                self._calls[request.id] = cancel
+                try:
+                    reply = await answer_call(self.webtools, request, origin, progress if token is not None else None)
+                finally:
+                    del self._calls[request.id]
+            if cancel.cancelled_caught:
+                answered(request.id)
+                return
+            if isinstance(reply, types.ErrorData):
+                await out.send(SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=request.id, error=reply)))
+            else:
+                await out.send(SessionMessage(types.JSONRPCResponse(jsonrpc="2.0", id=request.id, result=reply)))

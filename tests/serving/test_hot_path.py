@@ -267,7 +267,7 @@ async def test_a_call_silent_past_the_ping_interval_commits_to_sse_with_keep_ali
     tmp_path, holding, monkeypatch, hot_path
 ):
     # The SDK's interval and ours, shortened alike: the same stream from both.
-    monkeypatch.setattr("mcp_webtools.serving.hot_path.SSE_PING_SECONDS", 0.05)
+    monkeypatch.setattr("mcp_webtools.serving.hot_http.SSE_PING_SECONDS", 0.05)
     monkeypatch.setattr("mcp.server._streamable_http_modern._SSE_PING_INTERVAL", 0.05)
     held, url = holding
     config = write_tools(tmp_path, [hamsa_tool("slow", f"{url}/slow")])

@@ -106,9 +106,9 @@ def describe_caller(caller: object, client: str | None = None) -> str:
         return "unknown"
     if isinstance(caller, str):
         return caller[:MAX_CLIENT_CHARS]
-    if isinstance(caller, ClientSeen):  # a call the HTTP hot path served (hot_path.py): always HTTP
+    if isinstance(caller, ClientSeen):  # a call the hot path served (hot_path.py)
         who = f"{caller.name} {caller.version}" if caller.name is not None else "unnamed client"
-        where = f"http {caller.peer}" if caller.peer else "http"
+        where = caller.where
     else:
         session = getattr(caller, "session", None)
         params = getattr(session, "client_params", None)
