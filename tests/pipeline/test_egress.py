@@ -310,7 +310,7 @@ def config_errors(config: str, *errors: tuple[str, str]) -> str:
 def test_egress_flags_on_every_command(capsys, flag_config, monkeypatch, command, flags, errors):
     served: list[object] = []
 
-    async def fake_serve_stdio(webtools, reloader=None) -> None:
+    async def fake_serve_stdio(webtools, reloader=None, **options) -> None:
         served.append(webtools)
 
     monkeypatch.setattr(cli, "serve_stdio", fake_serve_stdio)
