@@ -67,6 +67,9 @@ class Row:
     protocol: str = ""
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     cpu_ms_per_call: float | None = None
+    # This bench process's own CPU per sequential call: the MCP client's side of a call (for the
+    # direct row, httpx2's side of one GET: what any proxy's upstream leg costs at least).
+    client_cpu_ms_per_call: float | None = None
     rate: dict[int, float] = field(default_factory=dict)  # concurrency -> calls/s
     rate_cpu_ms: dict[int, float] = field(default_factory=dict)  # concurrency -> server CPU ms per call
     errors: Counter[str] = field(default_factory=Counter)
@@ -168,12 +171,14 @@ async def direct_row(upstream: str, args: argparse.Namespace) -> Row:
 
         for n in range(args.warmup):
             await one(0, n)
+        own = time.process_time()
         for n in range(args.calls):
             started = time.perf_counter()
             error = await one(0, n)
             row.latencies_ms.append((time.perf_counter() - started) * 1000)
             if error:
                 row.errors[error] += 1
+        row.client_cpu_ms_per_call = (time.process_time() - own) * 1000 / args.calls
         for level in LEVELS:
             done, elapsed, errors = await drive(one, level, args.duration)
             row.rate[level] = done / elapsed
@@ -261,9 +266,10 @@ async def latency(client: Client, pid: int, target: Target, row: Row, args: argp
     warm = Row("", "", "", "")
     await timed_calls(client, target.tool, args.warmup, warm, first=10_000)
     row.errors.update(warm.errors)
-    cpu = process_cpu(pid)
+    cpu, own = process_cpu(pid), time.process_time()
     await timed_calls(client, target.tool, args.calls, row)
     row.cpu_ms_per_call = (process_cpu(pid) - cpu) * 1000 / args.calls
+    row.client_cpu_ms_per_call = (time.process_time() - own) * 1000 / args.calls
 
 
 async def startup_row(kind: str, count: int, upstream: str, directory: Path, args: argparse.Namespace) -> Startup:
@@ -306,7 +312,7 @@ def report(rows: list[Row], startups: list[Startup]) -> str:
     direct = rows[0]
     width = max(len(row.label) for row in rows) + 1
     lines = [
-        f"{'':{width}}{'p50':>7}{'p90':>7}{'p99':>7}{'x direct':>9}{'CPU ms':>8}{'x FMCP':>7}"
+        f"{'':{width}}{'p50':>7}{'p90':>7}{'p99':>7}{'x direct':>9}{'client':>7}{'CPU ms':>8}{'x FMCP':>7}"
         + "".join(f"{f'c/s@{c}':>8}" for c in LEVELS)
         + f"{'x FMCP@32':>10}{'CPU@32':>7}  errors"
     ]
@@ -321,7 +327,8 @@ def report(rows: list[Row], startups: list[Startup]) -> str:
         errors = ", ".join(f"{n} {kind}" for kind, n in row.errors.most_common()) or "0"
         lines.append(
             f"{row.label:{width}}{fmt(row.pct(50)):>7}{fmt(row.pct(90)):>7}{fmt(row.pct(99)):>7}"
-            f"{fmt(row.pct(50) / direct.pct(50), '.2f') + 'x':>9}{fmt(row.cpu_ms_per_call):>8}"
+            f"{fmt(row.pct(50) / direct.pct(50), '.2f') + 'x':>9}{fmt(row.client_cpu_ms_per_call):>7}"
+            f"{fmt(row.cpu_ms_per_call):>8}"
             f"{fmt(cpu_ratio) + ('x' if cpu_ratio else ''):>7}"
             + "".join(f"{fmt(row.rate.get(c), '.0f'):>8}" for c in LEVELS)
             + f"{fmt(rate_ratio) + ('x' if rate_ratio else ''):>10}{fmt(row.rate_cpu_ms.get(32)):>7}  {errors}"

@@ -114,6 +114,9 @@ class Toolset:
         self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
         # The tools/list answers the SDK shaped for this toolset, by protocol version (serving/server.py).
         self.shaped_lists: dict[str, dict[str, Any]] = {}
+        # Whether each tool's schema mirrors an argument into an `Mcp-Param-*` header (hot_http.py),
+        # worked out on first use: most mirror none, and then no header can disagree with a call.
+        self.param_headers: dict[str, bool] = {}
         # The endpoints and clients loaded with these tools, swapped with them on reload.
         self.endpoints = endpoints if endpoints is not None else EndpointConfig()
         # One view per endpoint, computed once here (a call only picks its view, never filters).

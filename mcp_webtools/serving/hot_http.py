@@ -34,7 +34,12 @@ import anyio
 import mcp_types as types
 import pydantic_core
 from mcp.server.streamable_http import DEFAULT_NEGOTIATED_VERSION, REQUEST_CANCELLED
-from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, find_duplicated_routing_header, validate_mcp_param_headers
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    find_duplicated_routing_header,
+    validate_mcp_param_headers,
+    x_mcp_header_map,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from sse_starlette.event import ServerSentEvent, ensure_bytes
 from starlette.datastructures import Headers
@@ -123,9 +128,16 @@ class HotPath:
         arguments = request.params.get("arguments")
         if not arguments and not any(name.startswith(b"mcp-param-") for name, _ in scope["headers"]):
             return False
-        schema = self.webtools.tools_of(_endpoint(scope)).input_schema(request.params["name"])
+        toolset = self.webtools.tools_of(_endpoint(scope))
+        name = request.params["name"]
+        schema = toolset.input_schema(name)
+        if schema is None:
+            return False
+        mirrors = toolset.param_headers.get(name)
+        if mirrors is None:
+            mirrors = toolset.param_headers[name] = bool(x_mcp_header_map(schema))
         # Every copy of each header: one sent twice is refused.
-        return schema is not None and validate_mcp_param_headers(schema, arguments or {}, Headers(scope=scope))
+        return mirrors and validate_mcp_param_headers(schema, arguments or {}, Headers(scope=scope)) is not None
 
 
 class _Call:

@@ -191,7 +191,7 @@ def _stamped(webtools: WebTools, result: dict[str, Any]) -> dict[str, Any]:
     if result.get("resultType") is None:
         result["resultType"] = "complete"
     meta = result.get("_meta")
-    stamp = webtools.server.server_info_stamp
+    stamp = webtools.server_info  # the SDK's stamp, made once (its property deep-copies it each time)
     if meta is None:
         result["_meta"] = {types.SERVER_INFO_META_KEY: stamp}
     elif isinstance(meta, Mapping) and meta.get(types.SERVER_INFO_META_KEY) is None:

@@ -123,6 +123,9 @@ class WebTools:
             # It is given no context: the HTTP layer says the request's endpoint in `REQUEST_ENDPOINT`.
             get_tool_input_schema=lambda name: self.tools_of(REQUEST_ENDPOINT.get()).input_schema(name),
         )
+        # The `serverInfo` stamp of 2026-07-28 results, for the hot path (hot_path.py): made once, never
+        # changed (the SDK's `server_info_stamp` deep-copies it for each result).
+        self.server_info = self.server.server_info_stamp
         self.server.middleware.append(self.tool_list.track_connection)
         self.server.middleware.append(self._list_once)
         # Task-style calls (tasks.py), only when enabled: the SDK does not implement the extension yet.
