@@ -172,6 +172,22 @@ async def oauth_server() -> AsyncIterator[OAuthServer]:
 
 
 @pytest.fixture
+def sdk_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The methods the SDK's request runner served, in order (what the hot path answers, it never sees)."""
+    from mcp.server.runner import ServerRunner
+
+    served: list[str] = []
+    on_request = ServerRunner._on_request
+
+    async def counting(runner: ServerRunner, dctx: Any, method: str, params: Any) -> dict:
+        served.append(method)
+        return await on_request(runner, dctx, method, params)
+
+    monkeypatch.setattr(ServerRunner, "_on_request", counting)
+    return served
+
+
+@pytest.fixture
 async def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
     """A real redis-server on a free loopback port, no persistence; skips without it (fails in CI)."""
     async with redis_server(tmp_path / "redis") as server:

@@ -438,6 +438,17 @@ RAW_INITIALIZE = {
     "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
 }
 RAW_INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+# The `_meta` envelope a 2026-07-28 request carries, as a raw client sends it.
+MODERN_ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1.0"},
+}
+# A tool's spoken messages that make a call send progress at its start and its end.
+SPOKEN_MESSAGES = [
+    {"type": "request-start", "content": "Looking that up."},
+    {"type": "request-complete", "content": "Found it."},
+]
 
 
 async def stdio_exchange(command: list[str], messages: list[dict[str, Any]], bound: float = 60) -> list[dict[str, Any]]:

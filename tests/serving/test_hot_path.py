@@ -21,13 +21,14 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp.server.runner import ServerRunner
 from support import (
     ERAS,
     LOG_FILTER,
+    MODERN_ENVELOPE,
     POST_HEADERS,
     RAW_INITIALIZE,
     RAW_INITIALIZED,
+    SPOKEN_MESSAGES,
     Upstream,
     hamsa_tool,
     http_mcp_client,
@@ -41,29 +42,6 @@ from mcp_webtools.serving.runtime import open_webtools
 
 BOUND = 60
 VERSION = "2026-07-28"
-ENVELOPE = {
-    "io.modelcontextprotocol/protocolVersion": VERSION,
-    "io.modelcontextprotocol/clientCapabilities": {},
-    "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1.0"},
-}
-SPOKEN = [
-    {"type": "request-start", "content": "Looking that up."},
-    {"type": "request-complete", "content": "Found it."},
-]
-
-
-@pytest.fixture
-def sdk_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The methods the SDK's request runner served, in order."""
-    served: list[str] = []
-    on_request = ServerRunner._on_request
-
-    async def counting(runner: ServerRunner, dctx: Any, method: str, params: Any) -> dict:
-        served.append(method)
-        return await on_request(runner, dctx, method, params)
-
-    monkeypatch.setattr(ServerRunner, "_on_request", counting)
-    return served
 
 
 def config_for(directory: Path, upstream: str) -> Path:
@@ -77,7 +55,7 @@ def config_for(directory: Path, upstream: str) -> Path:
         [
             hamsa_tool("get_item", f"{upstream}/item", params=item),
             hamsa_tool("broken", f"{upstream}/broken"),
-            hamsa_tool("spoken", f"{upstream}/item", params=item, messages=SPOKEN),
+            hamsa_tool("spoken", f"{upstream}/item", params=item, messages=SPOKEN_MESSAGES),
             hamsa_tool(
                 "tagged",
                 f"{upstream}/item",
@@ -114,7 +92,7 @@ def post(method: str, params: dict[str, Any], request_id: Any = 1, **headers: st
     if "name" in params:
         sent["mcp-name"] = params["name"]
     sent.update({name.replace("_", "-"): value for name, value in headers.items()})
-    body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**params, "_meta": {**ENVELOPE}}}
+    body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**params, "_meta": {**MODERN_ENVELOPE}}}
     return {"headers": sent, "content": json.dumps(body)}
 
 
@@ -157,7 +135,7 @@ def request_of(method: str, params: dict[str, Any], options: dict[str, Any]) -> 
     request_id = options.pop("request_id", 1)
     request = post(method, params, request_id, **options)
     body = json.loads(request["content"])
-    body["params"]["_meta"] = {**ENVELOPE, **params.get("_meta", {})}
+    body["params"]["_meta"] = {**MODERN_ENVELOPE, **params.get("_meta", {})}
     request["content"] = json.dumps(body)
     return request
 

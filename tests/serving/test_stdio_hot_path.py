@@ -20,38 +20,24 @@ from typing import Any
 import anyio
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp.server.runner import ServerRunner
-from support import ERAS, LOG_FILTER, RAW_INITIALIZE, RAW_INITIALIZED, hamsa_tool, mcp_client, text_of, write_tools
+from support import (
+    ERAS,
+    LOG_FILTER,
+    MODERN_ENVELOPE,
+    RAW_INITIALIZE,
+    RAW_INITIALIZED,
+    SPOKEN_MESSAGES,
+    hamsa_tool,
+    mcp_client,
+    text_of,
+    write_tools,
+)
 
 from mcp_webtools.serving.runtime import open_webtools
 from mcp_webtools.serving.server import WebTools
 from mcp_webtools.serving.stdio import StdioHotPath, _session_streams
 
 BOUND = 60
-MODERN = "2026-07-28"
-ENVELOPE = {
-    "io.modelcontextprotocol/protocolVersion": MODERN,
-    "io.modelcontextprotocol/clientCapabilities": {},
-    "io.modelcontextprotocol/clientInfo": {"name": "raw-test", "version": "1.0"},
-}
-SPOKEN = [
-    {"type": "request-start", "content": "Looking that up."},
-    {"type": "request-complete", "content": "Found it."},
-]
-
-
-@pytest.fixture
-def sdk_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The methods the SDK's request runner served, in order."""
-    served: list[str] = []
-    on_request = ServerRunner._on_request
-
-    async def counting(runner: ServerRunner, dctx: Any, method: str, params: Any) -> dict:
-        served.append(method)
-        return await on_request(runner, dctx, method, params)
-
-    monkeypatch.setattr(ServerRunner, "_on_request", counting)
-    return served
 
 
 class Lines:
@@ -106,7 +92,7 @@ def config_for(directory: Path, upstream: str) -> Path:
         [
             hamsa_tool("get_item", f"{upstream}/item", params=item),
             hamsa_tool("broken", f"{upstream}/broken"),
-            hamsa_tool("spoken", f"{upstream}/item", params=item, messages=SPOKEN),
+            hamsa_tool("spoken", f"{upstream}/item", params=item, messages=SPOKEN_MESSAGES),
         ],
     )
 
@@ -114,7 +100,7 @@ def config_for(directory: Path, upstream: str) -> Path:
 def request(request_id: Any, method: str, params: dict[str, Any] | None = None, *, era: str) -> dict[str, Any]:
     params = dict(params or {})
     if era == "modern":
-        params["_meta"] = {**ENVELOPE, **params.get("_meta", {})}
+        params["_meta"] = {**MODERN_ENVELOPE, **params.get("_meta", {})}
     return {"jsonrpc": "2.0", "id": request_id, "method": method, **({"params": params} if params else {})}
 
 
