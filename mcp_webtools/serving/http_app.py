@@ -98,7 +98,7 @@ class HttpSettings:
     ui: bool = False  # the web console at /ui (console/), behind the same token and Host/Origin checks
     workers: int = 1  # `serve --workers N`: the console says it shows one worker's calls
     oauth: OAuthSettings | None = None  # resource-server mode (resource_server.py), next to or instead of auth_token
-    hot_path: bool = True  # 2026-07-28 tools/call and tools/list answered by hot_path.py (off: all by the SDK)
+    hot_path: bool = True  # tools/call and tools/list answered by hot_http.py, both eras (off: all by the SDK)
 
 
 def transport_security(settings: HttpSettings) -> TransportSecuritySettings:

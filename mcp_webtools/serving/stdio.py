@@ -182,10 +182,10 @@ async def _session_streams(
                         continue
                     if isinstance(message, types.JSONRPCRequest):
                         unanswered.add(message.id)
-                        request = hot.takes(message) if hot is not None else None
-                        if request is not None:
+                        taken = hot.takes(message) if hot is not None else None
+                        if taken is not None:
                             assert hot is not None
-                            hot_calls.start_soon(hot.serve, request, answer_stream.clone(), unanswered.discard)
+                            hot_calls.start_soon(hot.serve, *taken, answer_stream.clone(), unanswered.discard)
                             continue
                     elif hot is not None and isinstance(message, types.JSONRPCNotification):
                         hot.notified(message, unanswered.discard)  # a cancel for one of its calls
@@ -289,8 +289,9 @@ class StdioHotPath:
                 self.connection = connection
         return await call_next(ctx)
 
-    def takes(self, message: types.JSONRPCRequest) -> HotRequest | None:
-        """The request, when the hot path answers it."""
+    def takes(self, message: types.JSONRPCRequest) -> tuple[HotRequest, dict | None] | None:
+        """The request, when the hot path answers it, with the tools/list answer if it is a listing
+        (taken now: a reload before `serve` runs makes new views, not shaped yet)."""
         if self._tracing():
             return None
         decoded = {"jsonrpc": "2.0", "id": message.id, "method": message.method, "params": message.params}
@@ -302,9 +303,10 @@ class StdioHotPath:
             request = session_request(decoded, self.connection)
         if request is None or request.id in self._calls:
             return None
-        if request.method == "tools/list" and listing(self.webtools, self.webtools.endpoint, None, request) is None:
-            return None
-        return request
+        if request.method != "tools/list":
+            return request, None
+        shaped = listing(self.webtools, self.webtools.endpoint, None, request)
+        return (request, shaped) if shaped is not None else None
 
     def notified(self, message: types.JSONRPCNotification, answered: Callable[[Any], None]) -> None:
         """A `notifications/cancelled` for a call running here: cancel it (it is not answered)."""
@@ -316,11 +318,11 @@ class StdioHotPath:
             scope.cancel()
             answered(request_id)
 
-    async def serve(self, request: HotRequest, out: Any, answered: Callable[[Any], None]) -> None:
+    async def serve(
+        self, request: HotRequest, shaped: dict | None, out: Any, answered: Callable[[Any], None]
+    ) -> None:
         async with out:
-            if request.method == "tools/list":
-                shaped = listing(self.webtools, self.webtools.endpoint, None, request)
-                assert shaped is not None  # `takes` saw it; a reload since makes new views, kept by the old toolset
+            if shaped is not None:
                 await out.send(SessionMessage(types.JSONRPCResponse(jsonrpc="2.0", id=request.id, result=shaped)))
                 return
             params = self.connection.client_params if self.connection is not None else None
