@@ -8,7 +8,7 @@
   notification, else `text/event-stream` from the first progress notification on; a call silent
   for `SSE_PING_SECONDS` commits to SSE too, with a keep-alive comment every as many seconds.
 - `SessionHotPath` (called by `events.SessionTransport` after its own checks: Host and Origin, the
-  session, its idle clock): a `tools/call` or `tools/list` in a session whose `Connection` a
+  session, its idle clock): a `tools/call`, `tools/list` or `ping` in a session whose `Connection` a
   request the SDK served has shown (`ResumableSessionManager.remember_connection`). The answer is
   the session's SSE stream as the SDK writes it: the priming event (2025-11-25 on), then each
   message stored in the session's `EventStore` (so a reconnect with `Last-Event-ID` replays it) and
@@ -50,8 +50,8 @@ from .hot_path import (
     answer_call,
     client_seen,
     leaves_to_sdk,
-    listing,
     modern_request,
+    prepared,
     progress_notification,
     session_request,
 )
@@ -97,8 +97,8 @@ class HotPath:
         request = self._request(scope)
         if request is None:
             await self.app(scope, receive, send)
-        elif request.method == "tools/list":
-            shaped = listing(self.webtools, _endpoint(scope), _caller(scope), request)
+        elif request.method != "tools/call":
+            shaped = prepared(self.webtools, _endpoint(scope), _caller(scope), request)
             if shaped is None:
                 await self.app(scope, receive, send)
             else:
@@ -197,7 +197,7 @@ class _Call:
 
 
 class SessionHotPath:
-    """A handshake-era `tools/call` or `tools/list` POST of a session, answered on its stream here;
+    """A handshake-era `tools/call`, `tools/list` or `ping` POST of a session, answered on its stream here;
     `__call__` says whether it answered (else the SDK's transport goes on with the POST)."""
 
     def __init__(self, webtools: WebTools, *, tracing: Tracing = lambda: False) -> None:
@@ -219,8 +219,8 @@ class SessionHotPath:
         if request is None:
             return False
         header = _first(text, "mcp-protocol-version") or DEFAULT_NEGOTIATED_VERSION
-        if request.method == "tools/list":
-            shaped = listing(self.webtools, _endpoint(scope), _caller(scope), request)
+        if request.method != "tools/call":
+            shaped = prepared(self.webtools, _endpoint(scope), _caller(scope), request)
             if shaped is None:
                 return False
             stream = await _SessionStream.open(transport, request, header, send)

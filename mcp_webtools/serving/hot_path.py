@@ -1,10 +1,11 @@
 """The hot path: the requests nearly every agent sends, answered without the SDK's per-request machinery.
 
-`tools/call` and `tools/list` are nearly all the traffic. The SDK serves each through a request
+`tools/call` and `tools/list` are nearly all the traffic, and `ping` is how a client keeps a long
+session (a voice call) checked. The SDK serves each through a request
 runner, a session object and a request context, a middleware chain, and pydantic models built,
 validated and dumped for every message; over Streamable HTTP add a Starlette `Request`, a task
 group and memory streams per POST, and for a session the hops from the POST to the session's task
-and back. That is most of what a call costs us (bench/compare.py). The transports hand these two
+and back. That is most of what a call costs us (bench/compare.py). The transports hand these
 methods to the hot path first: hot_http.py (a 2026-07-28 POST; a handshake-era session's POST)
 and stdio.py (a line, in either era). This module is what they share, free of any transport:
 
@@ -17,6 +18,10 @@ and stdio.py (a line, in either era). This module is what they share, free of an
   scopes narrow it, a listing the SDK has not shaped once yet for that view and version
   (`WebTools._list_once` keeps what it shaped), and every request while OpenTelemetry tracing is
   configured (the SDK's server span is the parent of ours).
+- `initialize` and the notifications stay with the SDK: the handshake makes the SDK's session, whose
+  state every request it serves later reads, and a notification goes through the server's
+  middleware (list_changed.py, the connection trackers); each happens once a session. `ping` exists
+  only in the handshake era (2026-07-28 has no such method: the SDK answers it "Method not found").
 - A call runs through `WebTools.call`, the same entrance the SDK's handler uses, and its result is
   shaped as the SDK's runner shapes it: sieved by the version's schema (`serialize_server_result`),
   plus, in the 2026-07-28 era, `resultType` and the `serverInfo` stamp.
@@ -53,7 +58,7 @@ __all__ = [
     "answer_call",
     "client_seen",
     "leaves_to_sdk",
-    "listing",
+    "prepared",
     "modern_request",
     "progress_notification",
     "session_request",
@@ -61,13 +66,13 @@ __all__ = [
 
 logger = logging.getLogger("mcp_webtools.protocol")
 
-HOT_METHODS: Final = frozenset({"tools/call", "tools/list"})
+HOT_METHODS: Final = frozenset({"tools/call", "tools/list", "ping"})
 _ENVELOPE_PREFIX: Final = "io.modelcontextprotocol/"
 
 
 @dataclass(frozen=True, slots=True)
 class HotRequest:
-    """A `tools/call` or `tools/list` the hot path answers: its id, params and protocol version."""
+    """A request the hot path answers (one of `HOT_METHODS`): its id, params and protocol version."""
 
     id: str | int
     method: str
@@ -123,7 +128,15 @@ def leaves_to_sdk(webtools: WebTools, request: HotRequest) -> bool:
     return False
 
 
-def listing(webtools: WebTools, endpoint: str | None, caller: Caller | None, request: HotRequest) -> dict | None:
+def prepared(webtools: WebTools, endpoint: str | None, caller: Caller | None, request: HotRequest) -> dict | None:
+    """The result of a request that runs nothing, when the hot path has it: a `ping`'s (`{}`, as the
+    SDK's `EmptyResult` is sent), or a `tools/list`'s, the one the SDK shaped before. None: the SDK's to answer."""
+    if request.method == "ping":
+        return {}
+    return _listing(webtools, endpoint, caller, request)
+
+
+def _listing(webtools: WebTools, endpoint: str | None, caller: Caller | None, request: HotRequest) -> dict | None:
     """The tools/list result the SDK shaped for this view and version before (`WebTools._list_once`)."""
     if (caller is not None and caller.scopes is not None) or request.params.get("cursor") is not None:
         return None  # an OAuth caller's list is narrowed by its scopes; a cursor: the SDK's way

@@ -48,8 +48,8 @@ from .hot_path import (
     answer_call,
     client_seen,
     leaves_to_sdk,
-    listing,
     modern_request,
+    prepared,
     progress_notification,
     session_request,
 )
@@ -262,8 +262,8 @@ def _split(data: bytes) -> list[bytes]:
 
 
 class StdioHotPath:
-    """The hot path over stdio (hot_path.py): `tools/call` and `tools/list` lines in either era,
-    answered beside the SDK's session instead of through it.
+    """The hot path over stdio (hot_path.py): `tools/call` and `tools/list` lines in either era, and
+    `ping` in the handshake era, answered beside the SDK's session instead of through it.
 
     The era is the connection's, known once the SDK has served a request of it (`remember_connection`,
     a server middleware): a handshake-era connection after its `initialize`, whose negotiated version
@@ -290,8 +290,8 @@ class StdioHotPath:
         return await call_next(ctx)
 
     def takes(self, message: types.JSONRPCRequest) -> tuple[HotRequest, dict | None] | None:
-        """The request, when the hot path answers it, with the tools/list answer if it is a listing
-        (taken now: a reload before `serve` runs makes new views, not shaped yet)."""
+        """The request, when the hot path answers it, with the answer if it runs nothing (a ping, a
+        listing: taken now, as a reload before `serve` runs makes new views, not shaped yet)."""
         if self._tracing():
             return None
         decoded = {"jsonrpc": "2.0", "id": message.id, "method": message.method, "params": message.params}
@@ -303,9 +303,9 @@ class StdioHotPath:
             request = session_request(decoded, self.connection)
         if request is None or request.id in self._calls:
             return None
-        if request.method != "tools/list":
+        if request.method == "tools/call":
             return request, None
-        shaped = listing(self.webtools, self.webtools.endpoint, None, request)
+        shaped = prepared(self.webtools, self.webtools.endpoint, None, request)
         return (request, shaped) if shaped is not None else None
 
     def notified(self, message: types.JSONRPCNotification, answered: Callable[[Any], None]) -> None:

@@ -127,6 +127,7 @@ TO_THE_SDK = [
     ("a log level", "tools/call",
      {"name": "get_item", "arguments": {"n": 2}, "_meta": {"io.modelcontextprotocol/logLevel": "info"}}, {}),
     ("server/discover", "server/discover", {}, {}),
+    ("ping, which 2026-07-28 does not have", "ping", {}, {}),
 ]  # fmt: skip
 
 
@@ -308,6 +309,7 @@ SESSION_CASES = [
     ("an unknown tool", call(7, "nope", {}), True),
     ("a progress token", call(8, "spoken", {"n": 3}, progressToken="p-8"), True),
     ("tools/list", {"jsonrpc": "2.0", "id": 9, "method": "tools/list"}, True),
+    ("ping", {"jsonrpc": "2.0", "id": 12, "method": "ping"}, True),
     ("arguments not an object", call(10, "get_item", [1]), False),
     ("the 2026-07-28 envelope", call(11, "get_item", {"n": 1}, **{"io.modelcontextprotocol/protocolVersion": VERSION}),
      False),
@@ -338,6 +340,8 @@ async def test_in_a_session_the_hot_path_answers_what_the_sdk_answers(
     assert status == 200 and ("content-type", "text/event-stream") in headers
     priming = body.startswith(b"id: -\r\ndata: \r\nretry: 1000\r\n\r\n")
     assert priming == (version == "2025-11-25")
+    if what == "ping":
+        assert body.endswith(b'id: -\r\nevent: message\r\ndata: {"jsonrpc":"2.0","id":12,"result":{}}\r\n\r\n')
 
 
 @pytest.mark.anyio
