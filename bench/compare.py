@@ -7,7 +7,10 @@ Starts a loopback upstream (bench/upstream.py) and measures, against the same `G
   `auto`, which lands on 2026-07-28 where the server speaks it): p50/p90/p99 latency of
   sequential calls, the server process's own CPU time per call, and over HTTP calls/s with
   1/8/32 concurrent callers (one MCP session each);
-- start-up to the first tools/list, warm tools/list and RSS at 1/100/1000 tools (stdio).
+- start-up to the first tools/list, warm tools/list and RSS at 1/100/1000 tools (stdio), and the
+  bare SDK server's (its three tools): the floor of any server on this SDK;
+- over HTTP, a floor for a call: `bare_server.Floor` answers a `floor` call with the same GET and
+  one JSON answer in front of the SDK's app (uvicorn, httpx2 and the event loop, no MCP machinery).
 
 All clients are the `mcp` SDK's `Client`. FastMCP runs from bench/.venv (`sh bench/setup.sh`).
 Prints one table, writes bench/results/<date>-<host>.json. See bench/README.md.
@@ -301,7 +304,8 @@ def fmt(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None or value != value else format(value, spec)
 
 
-STARTUP_NAMES = {"webtools": "mcp-webtools", "fastmcp": "FastMCP OpenAPI"}
+STARTUP_NAMES = {"webtools": "mcp-webtools", "fastmcp": "FastMCP OpenAPI", "bare": "bare SDK server"}
+BARE_TOOLS = 3  # bare_server.py's noop, get_item and floor
 
 
 def counterpart(rows: list[Row], row: Row, kind: str) -> Row | None:
@@ -334,15 +338,19 @@ def report(rows: list[Row], startups: list[Startup]) -> str:
             + f"{fmt(rate_ratio) + ('x' if rate_ratio else ''):>10}{fmt(row.rate_cpu_ms.get(32)):>7}  {errors}"
         )
     lines.append("")
-    lines.append("start-up rows: " + "; ".join(f"{STARTUP_NAMES[k]}: {SETTINGS[k]}" for k in ("webtools", "fastmcp")))
+    kinds = ("webtools", "fastmcp", "bare")
+    lines.append("start-up rows: " + "; ".join(f"{STARTUP_NAMES[k]}: {SETTINGS[k]}" for k in kinds))
     lines.append(
         f"{'start-up (stdio)':22}{'tools':>6}{'first list ms':>15}{'warm list ms':>14}{'list CPU ms':>13}{'RSS MiB':>9}"
     )
     for s in startups:
-        other = next((o for o in startups if o.kind == "fastmcp" and o.tools == s.tools), None)
+        # The bare SDK server (its 3 tools) against FastMCP with the most tools: the floor of any server on this SDK.
+        most = max((o.tools for o in startups if o.kind == "fastmcp"), default=None) if s.kind == "bare" else s.tools
+        other = next((o for o in startups if o.kind == "fastmcp" and o.tools == most), None)
+        against = "" if s.kind != "bare" else f" ({most} tools)"
         ratio = (
-            f"   vs FastMCP: {s.startup_ms / other.startup_ms:.2f}x start, {s.list_ms / other.list_ms:.2f}x list, "
-            f"{s.rss_mib / other.rss_mib:.2f}x RSS"
+            f"   vs FastMCP{against}: {s.startup_ms / other.startup_ms:.2f}x start, "
+            f"{s.list_ms / other.list_ms:.2f}x list, {s.rss_mib / other.rss_mib:.2f}x RSS"
             if other and s.kind != "fastmcp"
             else ""
         )
@@ -381,11 +389,11 @@ def machine() -> dict[str, Any]:
 
 def targets(args: argparse.Namespace) -> list[Target]:
     found = []
-    kinds = ("bare", "noop"), ("bare", "get_item"), ("webtools", "get_item"), ("lean", "get_item")
+    kinds = ("bare", "noop"), ("bare", "get_item"), ("bare", "floor"), ("webtools", "get_item"), ("lean", "get_item")
     for kind, tool in (*kinds, ("fastmcp", "get_item")):
         if kind not in args.only:
             continue
-        for transport in ("stdio", "http"):
+        for transport in ("stdio", "http") if tool != "floor" else ("http",):  # the floor is an HTTP one
             for era in ("legacy", "auto"):
                 found.append(Target(kind, transport, era, tool, args.server_log_level))
     return found
@@ -415,6 +423,8 @@ async def main(args: argparse.Namespace) -> None:
                 for kind in ("webtools", "fastmcp"):
                     if kind in args.only:
                         startups.append(await startup_row(kind, count, upstream_url, directory, args))
+            if "bare" in args.only:  # interpreter, the SDK's imports and its session: every such server's floor
+                startups.append(await startup_row("bare", BARE_TOOLS, upstream_url, directory, args))
         finally:
             upstream.terminate()
             await upstream.wait()
