@@ -15,13 +15,23 @@ uses. A schema this refuses is checked again by `jsonschema` itself, so the erro
 exactly `jsonschema`'s: all of them, for a person to fix in one pass, in the order they appear in
 the schema. (About 3x faster than `check_schema` for valid schemas: 80 ms instead of 270 ms for
 1000 small ones.)
+
+A shape found valid is remembered: all the meta-schema asks of a `title`, a `description` or a
+`$comment` is that it be a string, and wherever else a key of that name sits (a property named
+"description", inside an `enum` or a `default`, under a keyword nobody defined) a string there is
+valid or invalid whatever it says. So two schemas that differ only in those strings are valid or
+invalid together: the tools of a large config, which mostly share their parameter shapes and
+differ in descriptions, are checked once per shape (`_shape`; 1000 tools of one shape: 128 to
+6 ms; 1000 tools of as many shapes: 8 % more than without it). What is remembered is a 16-byte
+digest per valid shape, at most `MAX_REMEMBERED` of them.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema_specifications import REGISTRY
@@ -51,15 +61,37 @@ _SIBLING_SENSITIVE = frozenset(
 )
 # Identity keywords of the separate documents; in the bundle, all of it is one resource.
 _DROPPED = frozenset({"$id", "$schema", "$vocabulary", "$dynamicAnchor"})
+# Keys whose string values the meta-schema asks nothing more of, wherever they sit (see above).
+_FREE_TEXT = frozenset({"title", "description", "$comment"})
+MAX_REMEMBERED: Final = 10_000
+_valid_shapes: set[bytes] = set()
 
 
 def schema_errors(schema: Any) -> list[ValidationError]:
     """Every way `schema` breaks the 2020-12 meta-schema, in document order; `[]` (fast) when it is valid."""
+    # repr, not JSON: it keeps 1, "1", 1.0 and True apart, in keys as in values.
+    shape = hashlib.blake2b(repr(_shape(schema)).encode(), digest_size=16).digest()
+    if shape in _valid_shapes:
+        return []
     if _bundled_validator().is_valid(schema):
+        if len(_valid_shapes) >= MAX_REMEMBERED:
+            _valid_shapes.clear()
+        _valid_shapes.add(shape)
         return []
     # jsonschema's own order depends on set iteration (it varies from run to run): sort it.
     errors = _official_validator().iter_errors(schema)
     return sorted(errors, key=lambda error: (_position(schema, error.absolute_path), error.message))
+
+
+def _shape(node: Any) -> Any:
+    """`node` with every string under a `title`, `description` or `$comment` key made empty."""
+    if isinstance(node, dict):
+        return {
+            key: "" if key in _FREE_TEXT and isinstance(value, str) else _shape(value) for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_shape(item) for item in node]
+    return node
 
 
 def _position(schema: Any, path: Sequence[str | int]) -> list[int]:

@@ -7,6 +7,7 @@ import json
 import jsonschema
 import pytest
 
+from mcp_webtools import metaschema
 from mcp_webtools.metaschema import bundled_metaschema, schema_errors
 
 SCHEMAS = [
@@ -81,6 +82,58 @@ def our_verdict(schema: object) -> list[tuple[str, list]] | None:
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: json.dumps(s)[:60])
 def test_same_verdict_and_messages_as_jsonschema(schema: object) -> None:
     assert our_verdict(schema) == jsonschema_verdict(schema)
+
+
+# Free text (`title`, `description`, `$comment`) where it is a keyword, a property's name, data, or
+# not a string: a valid shape is remembered, so these check that no verdict leaks to another.
+FREE_TEXT = [
+    {"type": "object", "description": "one", "properties": {"n": {"type": "integer", "title": "N"}}},
+    {"type": "object", "description": "two", "properties": {"n": {"type": "integer", "title": "M"}}},
+    {"type": "object", "description": 2, "properties": {"n": {"type": "integer", "title": "N"}}},
+    {"type": "object", "properties": {"description": {"type": "string", "description": "a property"}}},
+    {"type": "object", "properties": {"description": "not a schema"}},
+    {"type": "object", "properties": {"title": "another text"}},
+    {"enum": [{"description": "data"}, {"description": 1}], "$comment": "x"},
+    {"const": {"title": ["data"]}, "default": {"$comment": 3}},
+    {"$comment": ["not a string"]},
+    {"title": None},
+    {"x-ours": {"description": "unknown keyword"}, "title": "t"},
+    {"dependentRequired": {"description": "a string, not an array"}},
+    {"dependentRequired": {"description": ["b"]}},
+    {"$vocabulary": {1: True}},
+    {"$vocabulary": {"1": True}},
+    {"properties": {1: {"type": "string"}}, "description": "an int key"},
+    {"properties": {"1": {"type": "string"}}, "description": "a str key"},
+]
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_remembered_shapes_never_change_a_verdict(order: str) -> None:
+    metaschema._valid_shapes.clear()
+    for schema in FREE_TEXT if order == "forward" else FREE_TEXT[::-1]:
+        assert our_verdict(schema) == jsonschema_verdict(schema), schema
+    assert [jsonschema_verdict(schema) is None for schema in FREE_TEXT].count(False) >= 6
+
+
+def test_tools_that_differ_only_in_free_text_are_checked_once(monkeypatch) -> None:
+    metaschema._valid_shapes.clear()
+    bundled = metaschema._bundled_validator()
+    checked = []
+
+    class Counting:
+        def is_valid(self, schema: object) -> bool:
+            checked.append(schema)
+            return bundled.is_valid(schema)
+
+    monkeypatch.setattr(metaschema, "_bundled_validator", Counting)
+    for i in range(50):
+        item = {"type": "integer", "description": f"Which item (variant {i})", "title": f"Item {i}"}
+        assert schema_errors({"type": "object", "properties": {"n": item}, "$comment": str(i)}) == []
+    assert len(checked) == 1
+    assert schema_errors({"type": "object", "properties": {"m": {"type": "integer"}}}) == []  # another shape
+    assert len(checked) == 2
+    assert [e.message for e in schema_errors({"type": "object", "properties": {"n": {"type": "int"}}})]
+    assert len(checked) == 3
 
 
 def test_schema_errors_come_in_document_order() -> None:
