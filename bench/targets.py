@@ -45,11 +45,12 @@ def item_params(i: int) -> dict:
 
 # What each kind of server runs with, as its row says it: the bench's figures are only comparable
 # when the settings are on the page. `webtools` is mcp-webtools as shipped (`serve` with no flags:
-# one audit line per call at INFO, the config watcher on, the Prometheus metrics fed on every call);
-# `lean` turns off what can be turned off (the audit line and the watcher; metrics always run).
+# one audit line per call at INFO, the config watcher on, the Prometheus metrics fed on every call
+# over HTTP, where /metrics shows them: a stdio server has none); `lean` turns off what can be
+# turned off (the audit line and the watcher; metrics always run over HTTP).
 SETTINGS = {
-    "webtools": "shipped: audit INFO, watch on, metrics on",
-    "lean": "lean: log WARNING, no watch, metrics on",
+    "webtools": "shipped: audit INFO, watch on, metrics on (HTTP)",
+    "lean": "lean: log WARNING, no watch, metrics on (HTTP)",
     "fastmcp": "defaults, log WARNING",
     "bare": "no log, no checks",
 }
@@ -80,6 +81,8 @@ class Target:
             "fastmcp": "FastMCP OpenAPI",
             "bare": f"bare SDK {self.tool}",
         }
+        if self.tool == "floor":
+            return f"HTTP floor (uvicorn + the GET, no MCP), {self.transport}, {self.era}"
         return f"{names[self.kind]} ({self.settings}), {self.transport}, {self.era}"
 
 

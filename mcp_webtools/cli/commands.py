@@ -247,7 +247,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.transport == "http" and sockets is None:
         sockets = listen(args.host, args.port)  # as above
     paths = config_paths(args)
-    webtools = open_webtools(paths, options=options, log_filter=args.log_filter)
+    webtools = open_webtools(paths, options=options, log_filter=args.log_filter, metrics=args.transport == "http")
     configured = webtools.toolset.endpoints
     if oauth is None and configured.oauth is not None:  # flags and environment win over the config file
         if args.transport != "http":

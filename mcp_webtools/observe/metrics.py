@@ -1,5 +1,8 @@
 """Prometheus metrics for one running server, served at `GET /metrics`.
 
+Only an HTTP server has them (`runtime.open_webtools(metrics=...)`): over stdio nothing could read
+them, so prometheus-client is not even imported there.
+
 Each `Metrics` has its own `CollectorRegistry` (not prometheus-client's global one), so several
 servers in one process (tests, the demo) never share or clash over counters. The per-call
 metrics are fed from the same `outcomes.CallRecord` as the audit log (`Metrics.observe_call`).
@@ -36,6 +39,8 @@ NO_CLIENT, OTHER_CLIENT = "none", "other"
 
 class Metrics:
     """The server's metrics. `in_flight` and `tools_loaded` are read when scraped."""
+
+    content_type = CONTENT_TYPE  # of `exposition()`
 
     def __init__(
         self,

@@ -41,8 +41,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..egress import LOOPBACK_HOSTS
 from ..endpoints import EndpointConfig
 from ..observe.logcap import CappedLog
-from ..observe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ..observe.metrics import Metrics
 from ..observe.telemetry import tracing_configured
 from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_token, may_use
 from .events import ResumableSessionManager, SessionEvents
@@ -55,8 +53,9 @@ from .resource_server import METADATA_PATH, OAuthSettings, Refused, ResourceServ
 from .server import WebTools
 from .shared_events import SharedEvents
 
-if TYPE_CHECKING:  # imported with `--ui` only (build_http_app)
-    from .console import Console
+if TYPE_CHECKING:
+    from ..observe.metrics import Metrics  # prometheus-client: loaded by runtime.open_webtools when wanted
+    from .console import Console  # imported with `--ui` only (build_http_app)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -501,6 +500,9 @@ def request_line(scope: Scope) -> str:
 
 
 def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloader | None = None) -> ASGIApp:
+    exposed = webtools.metrics
+    if exposed is None:
+        raise ValueError("an HTTP app serves /metrics: open the WebTools with metrics=True (runtime.open_webtools)")
     security = transport_security(settings)
     # Sessions (without --stateless) get resumable streams: events kept for a reconnect (events.py),
     # on Redis with --state, so that any replica can serve the reconnect (shared_events.py).
@@ -554,7 +556,7 @@ def build_http_app(webtools: WebTools, settings: HttpSettings, reloader: Reloade
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        return Response(webtools.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+        return Response(exposed.exposition(), media_type=exposed.content_type)
 
     # The web console (console/): its page and scripts hold no data and open without the token,
     # so that the page can ask for it; its API sits behind the token like /mcp.

@@ -34,8 +34,8 @@ from ..loading import LoadResult, load_definitions
 from ..oauth2 import TokenCache
 from ..observe.audit import log_call
 from ..observe.logformat import formatter_for
-from ..observe.metrics import Metrics
 from ..observe.telemetry import TracingSender, annotate_call, tracing_configured
+from ..outcomes import CallObserver
 from ..ratelimit import RateLimits
 from ..redaction import LearnedSecrets, RedactingFilter
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
@@ -162,8 +162,9 @@ def open_reloader(
         )
         return toolset
 
-    # Every outcome (swapped in, unchanged, or rejected) feeds the reload metrics.
-    observe = [lambda outcome: webtools.metrics.observe_reload(outcome.ok)]
+    # Every outcome (swapped in, unchanged, or rejected) feeds the reload metrics, where there are metrics.
+    exposed = webtools.metrics
+    observe = [lambda outcome: exposed.observe_reload(outcome.ok)] if exposed is not None else []
     return Reloader(webtools, paths, load, watch=watch, interval=interval, on_reload=observe)
 
 
@@ -174,8 +175,12 @@ def open_webtools(
     options: ServerOptions | None = None,
     log_filter: RedactingFilter | None = None,
     innermost: Callable[[Executor], Sender] | None = None,
+    metrics: bool = True,
 ) -> WebTools:
     """The service for the config at `paths` (raises `ConfigErrors`); `log_filter`: see `configure_logging`.
+
+    `metrics`: Prometheus metrics fed by every call, for `GET /metrics` and the console; `serve`
+    over stdio has no way to show them and goes without (nor imports prometheus-client).
 
     `innermost`: given the executor, the sender to put in its place at the end of the chain
     (`mcp-webtools test` records each exchange there, or replays recorded answers without network).
@@ -194,17 +199,21 @@ def open_webtools(
     # The sender chain, outermost first (sending.py): what wraps the send is one more word here.
     sender = TracingSender(AuthenticatingSender(innermost(executor) if innermost is not None else executor))
     limits = CallLimits(global_limit=options.max_concurrency, max_waiting=options.max_queue)
-    # The `client` label's values: the configured clients now, and `serve --auth-token`'s.
-    metrics = Metrics(
-        in_flight=lambda: len(calls.in_flight),
-        tools_loaded=lambda: len(calls.toolset),
-        clients=lambda: calls.toolset.endpoints.clients.keys() | {OPERATOR_CLIENT},
-    )
     # Every finished call's record goes to these: the audit log, the metrics, the trace span.
-    calls = ToolCalls(
-        toolset, sender, limits, observers=[log_call, metrics.observe_call, annotate_call], rate_limits=rate_limits
-    )
-    return WebTools(calls, executor, metrics, TaskStore(board=shared) if options.tasks else None, shared=shared)
+    observers: list[CallObserver] = [log_call, annotate_call]
+    exposed = None
+    if metrics:
+        from ..observe.metrics import Metrics  # here: prometheus-client is for a server that can show it
+
+        # The `client` label's values: the configured clients now, and `serve --auth-token`'s.
+        exposed = Metrics(
+            in_flight=lambda: len(calls.in_flight),
+            tools_loaded=lambda: len(calls.toolset),
+            clients=lambda: calls.toolset.endpoints.clients.keys() | {OPERATOR_CLIENT},
+        )
+        observers.insert(1, exposed.observe_call)
+    calls = ToolCalls(toolset, sender, limits, observers=observers, rate_limits=rate_limits)
+    return WebTools(calls, executor, exposed, TaskStore(board=shared) if options.tasks else None, shared=shared)
 
 
 @contextlib.asynccontextmanager

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
@@ -28,7 +29,6 @@ from ..executor import Executor
 from ..forwarding import INBOUND_HEADERS
 from ..limits import InFlightCalls
 from ..observe.client_logs import set_level, spoken_sender
-from ..observe.metrics import Metrics
 from ..ratelimit import LimitKey, RateLimit
 from ..redaction import Redactor
 from ..results import error_result
@@ -49,6 +49,9 @@ from .list_changed import ListChangedServer, ToolListNotifier
 from .state import RedisState
 from .tasks import EXTENSION as TASKS_EXTENSION
 from .tasks import TaskStore
+
+if TYPE_CHECKING:
+    from ..observe.metrics import Metrics  # prometheus-client: loaded only where metrics can be read
 
 __all__ = ["CALLER", "SERVER_NAME", "CallOrigin", "ClientSeen", "WebTools"]
 
@@ -98,7 +101,7 @@ class WebTools:
         self,
         calls: ToolCalls,
         executor: Executor,
-        metrics: Metrics,
+        metrics: Metrics | None,
         tasks: TaskStore | None = None,
         endpoint: str | None = None,
         shared: RedisState | None = None,
@@ -106,7 +109,7 @@ class WebTools:
         self.calls = calls
         self.shared = shared  # `serve --state`: the store replicas share (state.py), for the HTTP layer's events
         self.executor = executor  # its connection pool is opened and closed with the transport
-        self.metrics = metrics
+        self.metrics = metrics  # None over stdio: nothing could read them (runtime.open_webtools)
         # The endpoint served where no HTTP request says one (`serve --endpoint NAME` over stdio);
         # None: every tool, as `/mcp` serves them.
         self.endpoint = endpoint

@@ -68,6 +68,7 @@ class Console:
         self.last_reload: dict[str, Any] | None = None
         self.recent = RecentCalls(self.redactor)
         webtools.calls.observers.append(self.recent.observe)
+        assert webtools.metrics is not None, "the console is served over HTTP, which has metrics"
         self.health = HealthSampler(webtools.metrics)
         if reloader is not None:
             reloader.on_reload.append(self._reloaded)
