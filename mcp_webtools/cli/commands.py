@@ -20,7 +20,6 @@ from ..errors import ConfigErrors
 from ..hamsa.cli import add_hamsa_commands
 from ..observe.logformat import LOG_FORMATS
 from ..observe.telemetry import configure_tracing
-from ..serving.http_app import HttpSettings, bind_host_allowance
 from ..serving.listening import ListenError, listen
 from ..serving.reload import DEFAULT_WATCH_INTERVAL
 from ..serving.runtime import (
@@ -272,6 +271,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         anyio.run(functools.partial(serve_stdio, hot_path=args.hot_path), webtools, reloader)
     else:
+        from ..serving.http_app import HttpSettings, bind_host_allowance  # here: a stdio server never loads it
+
         settings = HttpSettings(
             auth_token=args.auth_token or None,
             allowed_hosts=(*bind_host_allowance(args.host), *args.allowed_host),

@@ -17,7 +17,7 @@ from ..egress import EgressPolicy
 from ..executor import DEFAULT_MAX_RESPONSE_BYTES
 from ..limits import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_QUEUE
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
-from ..serving.http_app import DEFAULT_MAX_BODY_BYTES
+from ..serving.jsonrpc_input import DEFAULT_MAX_BODY_BYTES
 from ..serving.resource_server import OAuthSettings, settings_problems
 from ..serving.runtime import DEFAULT_SHUTDOWN_GRACE, ServerOptions, env_list
 from ..serving.state import state_url_problem

@@ -46,7 +46,7 @@ from .client_auth import MAX_TOKEN_BYTES, Authenticator, StaticClients, bearer_t
 from .events import ResumableSessionManager, SessionEvents
 from .hot_http import JSONRPC_BODY, HotPath, SessionHotPath
 from .http_scope import AUTHENTICATED, CLIENT_GONE, ENDPOINT, REQUEST_ENDPOINT, Caller, HangUp
-from .jsonrpc_input import Refusal, answer_json, read_message
+from .jsonrpc_input import DEFAULT_MAX_BODY_BYTES, Refusal, answer_json, read_message
 from .jsonrpc_input import logger as protocol_logger
 from .reload import Reloader
 from .resource_server import METADATA_PATH, OAuthSettings, Refused, ResourceServer, insufficient_scope
@@ -70,9 +70,6 @@ __all__ = [
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 # Probes must work without the token; /metrics too only with `metrics_public` (it names every tool).
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-# The SDK's own default: room for a tool call whose arguments fill the default 1 MiB request cap
-# several times over (JSON escaping can double a string), and no more.
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 # Sessions whose endpoint `EndpointRouting` remembers; past it the oldest is forgotten (then any endpoint may use it).
 MAX_BOUND_SESSIONS = 100_000
 # What each `metrics.UNAUTHORIZED_REASONS` means, as the log line says it (never the token itself).

@@ -27,9 +27,14 @@ from pydantic import ValidationError
 
 from ..errors import Refusal
 
-__all__ = ["Refusal", "answer", "answer_json", "read_message"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Refusal", "answer", "answer_json", "read_message"]
 
 logger = logging.getLogger("mcp_webtools.protocol")
+
+# The largest message an HTTP client may POST (`serve --max-inbound-bytes`; larger: 413). The SDK's
+# own default: room for a tool call whose arguments fill the default 1 MiB request cap several
+# times over (JSON escaping can double a string), and no more.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def answer(refusal: Refusal) -> types.JSONRPCError:

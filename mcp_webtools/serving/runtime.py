@@ -20,6 +20,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import uvicorn
 from sse_starlette.sse import AppStatus
@@ -41,12 +42,14 @@ from ..redaction import LearnedSecrets, RedactingFilter
 from ..requests import DEFAULT_MAX_REQUEST_BYTES
 from ..sending import Sender
 from ..toolset import Toolset
-from .http_app import HttpSettings, build_http_app
 from .reload import DEFAULT_WATCH_INTERVAL, Reloader
 from .server import WebTools
 from .state import RedisState
 from .stdio import StdioHotPath, stdio_streams
 from .tasks import TaskStore
+
+if TYPE_CHECKING:
+    from .http_app import HttpSettings
 
 __all__ = [
     "DEFAULT_SHUTDOWN_GRACE",
@@ -323,6 +326,8 @@ def start_http(
     reloader: Reloader | None = None,
 ) -> GracefulServer:
     """A configured server for `webtools` (not yet running); see `GracefulServer` for shutdown."""
+    from .http_app import build_http_app  # here: a stdio server never loads the HTTP layer
+
     app = build_http_app(webtools, settings, reloader)
     config = uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on")
     server = GracefulServer(config, webtools, shutdown_grace_seconds, reloader)

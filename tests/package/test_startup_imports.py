@@ -1,7 +1,7 @@
 """Start-up imports only what the configuration uses (issue 17): `serve` over stdio with a JSON
 config answers tools/list without loading PyJWT (the OAuth resource server), the web console,
-`mcp-webtools test`'s cassettes, PyYAML, redis or prometheus-client (metrics are for HTTP, where
-`/metrics` can show them); each loads when its feature is asked for."""
+`mcp-webtools test`'s cassettes, PyYAML, redis, prometheus-client (metrics are for HTTP, where
+`/metrics` can show them) or our HTTP layer; each loads when its feature is asked for."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ NOT_FOR_THIS_CONFIG = (
     "mcp_webtools.cassettes",
     "prometheus_client",  # serve --transport http (GET /metrics, the console)
     "mcp_webtools.observe.metrics",
+    "mcp_webtools.serving.http_app",  # serve --transport http
+    "mcp_webtools.serving.hot_http",
+    "mcp_webtools.serving.events",
 )
 
 
