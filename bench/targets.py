@@ -35,12 +35,18 @@ BENCH_PYTHON = BENCH / ".venv" / "bin" / "python"  # FastMCP lives only there (b
 
 
 def item_params(i: int) -> dict:
-    # Each tool's schema differs (as in a real config), so no per-schema cache flatters start-up.
+    # Each tool's schema differs, in shape and not only in its texts (as in a real config), so no
+    # per-schema cache flatters start-up (metaschema.py checks each shape once).
     return {
         "type": "object",
-        "properties": {"n": {"type": "integer", "description": f"Which item (variant {i})."}},
+        "properties": {
+            "n": {"type": "integer", "maximum": ITEM_MAXIMUM + i, "description": f"Which item (variant {i})."}
+        },
         "required": ["n"],
     }
+
+
+ITEM_MAXIMUM = 10**9  # far above any n a run sends
 
 
 # What each kind of server runs with, as its row says it: the bench's figures are only comparable
@@ -113,7 +119,7 @@ def write_configs(directory: Path, upstream: str, count: int) -> tuple[Path, Pat
                         "in": "query",
                         "required": True,
                         "description": f"Which item (variant {i}).",
-                        "schema": {"type": "integer"},
+                        "schema": {"type": "integer", "maximum": ITEM_MAXIMUM + i},
                     }
                 ],
                 "responses": {
