@@ -59,6 +59,16 @@ from targets import (
 
 LEVELS = (1, 8, 32)
 TOOL_COUNTS = (1, 100, 1000)
+SERVERS = (
+    ("bare", "noop"),
+    ("bare", "get_item"),
+    ("bare", "floor"),
+    ("webtools", "get_item"),
+    ("lean", "get_item"),
+    ("fastmcp", "get_item"),
+)
+TRANSPORTS = ("stdio", "http")
+ERAS = ("legacy", "auto")
 
 
 @dataclass
@@ -389,14 +399,19 @@ def machine() -> dict[str, Any]:
 
 def targets(args: argparse.Namespace) -> list[Target]:
     found = []
-    kinds = ("bare", "noop"), ("bare", "get_item"), ("bare", "floor"), ("webtools", "get_item"), ("lean", "get_item")
-    for kind, tool in (*kinds, ("fastmcp", "get_item")):
-        if kind not in args.only:
-            continue
-        for transport in ("stdio", "http") if tool != "floor" else ("http",):  # the floor is an HTTP one
-            for era in ("legacy", "auto"):
-                found.append(Target(kind, transport, era, tool, args.server_log_level))
+    # Transport and era outermost: the rows compared with each other run minutes apart at most, so
+    # a machine whose speed drifts during a run (a shared VM) moves them together.
+    for transport in TRANSPORTS:
+        for era in ERAS:
+            for kind, tool in SERVERS:
+                if kind in args.only and (tool != "floor" or transport == "http"):  # the floor is an HTTP one
+                    found.append(Target(kind, transport, era, tool, args.server_log_level))
     return found
+
+
+def table_order(target: Target) -> tuple[int, int, int]:
+    """Server by server, then transport and era: how the table reads best."""
+    return SERVERS.index((target.kind, target.tool)), TRANSPORTS.index(target.transport), ERAS.index(target.era)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -415,9 +430,11 @@ async def main(args: argparse.Namespace) -> None:
             await upstream.stdout.receive()  # "ready"
             configs = write_configs(directory, upstream_url, 1)
             rows = [await direct_row(upstream_url, args)]
+            measured = {}
             for target in targets(args):
-                rows.append(await server_row(target, upstream_url, configs, args))
-                print(f"  {target.label}: p50 {rows[-1].pct(50):.2f} ms", file=sys.stderr, flush=True)
+                measured[target] = await server_row(target, upstream_url, configs, args)
+                print(f"  {target.label}: p50 {measured[target].pct(50):.2f} ms", file=sys.stderr, flush=True)
+            rows += [measured[target] for target in sorted(measured, key=table_order)]
             startups = []
             for count in TOOL_COUNTS:
                 for kind in ("webtools", "fastmcp"):
