@@ -1,13 +1,13 @@
 """The hot path: the requests nearly every agent sends, answered without the SDK's per-request machinery.
 
 `tools/call` and `tools/list` are nearly all the traffic, and `ping` is how a client keeps a long
-session (a voice call) checked. The SDK serves each through a request
-runner, a session object and a request context, a middleware chain, and pydantic models built,
-validated and dumped for every message; over Streamable HTTP add a Starlette `Request`, a task
-group and memory streams per POST, and for a session the hops from the POST to the session's task
-and back. That is most of what a call costs us (bench/compare.py). The transports hand these
-methods to the hot path first: hot_http.py (a 2026-07-28 POST; a handshake-era session's POST)
-and stdio.py (a line, in either era). This module is what they share, free of any transport:
+session (a voice call) checked. The SDK serves each through a request runner, a session object and a
+request context, a middleware chain, and pydantic models built, validated and dumped for every
+message; over Streamable HTTP add a Starlette `Request`, a task group and memory streams per POST,
+and for a session the hops from the POST to the session's task and back. That is most of what a call
+costs us (bench/compare.py). The transports hand these methods to the hot path first: hot_http.py (a
+2026-07-28 POST; a handshake-era session's POST) and stdio.py (a line, in either era). This module
+is what they share, free of any transport:
 
 - A request is taken only when every check the SDK makes passes, made with the SDK's own functions
   and in its order (`modern_request`: the envelope and the routing headers, `classify_inbound_request`;
@@ -20,8 +20,10 @@ and stdio.py (a line, in either era). This module is what they share, free of an
   configured (the SDK's server span is the parent of ours).
 - `initialize` and the notifications stay with the SDK: the handshake makes the SDK's session, whose
   state every request it serves later reads, and a notification goes through the server's
-  middleware (list_changed.py, the connection trackers); each happens once a session. `ping` exists
-  only in the handshake era (2026-07-28 has no such method: the SDK answers it "Method not found").
+  middleware (list_changed.py, the connection trackers). The handshake and `initialized` come once
+  a session, the others seldom (a `notifications/cancelled` for a call running here is acted on
+  here as well). `ping` exists only in the handshake era (2026-07-28 has no such method: the SDK
+  answers it "Method not found").
 - A call runs through `WebTools.call`, the same entrance the SDK's handler uses, and its result is
   shaped as the SDK's runner shapes it: sieved by the version's schema (`serialize_server_result`),
   plus, in the 2026-07-28 era, `resultType` and the `serverInfo` stamp.
