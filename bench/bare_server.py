@@ -7,8 +7,9 @@ Two tools: `noop` answers "ok" without any I/O (the SDK's own per-message cost),
 does the benchmark's GET with one shared httpx2 client and returns the body as text, with no
 validation, redaction or limits (the least any bridge could do). Over HTTP a third, `floor`, is
 answered by `Floor` in front of the SDK's app: the same GET and one JSON answer, no MCP machinery
-at all: what uvicorn, httpx2 and the event loop alone cost a call (the HTTP rows' floor). With `BARE_STDIO=webtools` in
-the environment, stdio uses mcp-webtools' transport (mcp_webtools/serving/stdio.py) instead of the SDK's.
+at all: what uvicorn, httpx2 and the event loop alone cost a call (the HTTP rows' floor; it
+expects the bench's SDK client, which sends only valid JSON-RPC). With `BARE_STDIO=webtools` in the
+environment, stdio uses mcp-webtools' transport (mcp_webtools/serving/stdio.py) instead of the SDK's.
 """
 
 from __future__ import annotations
