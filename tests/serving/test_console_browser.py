@@ -184,6 +184,8 @@ async def test_console_in_a_browser(upstream, tmp_path, monkeypatch, capsys):
 
             # -- Tools: find the tool with the keyboard, see what the model sees and what is sent
             await expect(page.get_by_role("navigation")).to_be_visible()
+            # The tool list is fetched after the console opens: typing before it arrives is lost.
+            await expect(page.locator("#tool-count")).to_have_text("2 of 2 tools")
             await page.keyboard.press("/")
             await page.keyboard.type("ticket")
             await expect(page.locator("#tool-count")).to_have_text("1 of 2 tools")
