@@ -161,7 +161,7 @@ async def answer_call(
         logger.exception("tools/call %r failed unexpectedly", params.get("name"))
         return types.ErrorData(code=types.INTERNAL_ERROR, message="Internal server error")
     if request.version in MODERN_PROTOCOL_VERSIONS:
-        return _stamped(webtools, shaped)
+        return webtools.stamped(shaped)
     return shaped
 
 
@@ -199,16 +199,3 @@ def _valid(decoded: dict[str, Any], method: str, version: str) -> HotRequest | N
     except (KeyError, ValueError, ValidationError):
         return None  # the SDK's own error answer
     return HotRequest(decoded["id"], method, params or {}, version)
-
-
-def _stamped(webtools: WebTools, result: dict[str, Any]) -> dict[str, Any]:
-    """`resultType` and the `serverInfo` stamp, as the SDK's runner puts them on a 2026-07-28 result."""
-    if result.get("resultType") is None:
-        result["resultType"] = "complete"
-    meta = result.get("_meta")
-    stamp = webtools.server_info  # the SDK's stamp, made once (its property deep-copies it each time)
-    if meta is None:
-        result["_meta"] = {types.SERVER_INFO_META_KEY: stamp}
-    elif isinstance(meta, Mapping) and meta.get(types.SERVER_INFO_META_KEY) is None:
-        result["_meta"] = {**meta, types.SERVER_INFO_META_KEY: stamp}
-    return result

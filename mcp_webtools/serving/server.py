@@ -9,17 +9,17 @@ HTTP request says (a hang-up, who is calling) it asks the HTTP layer (http_scope
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult
 from mcp.shared.exceptions import MCPError
-from mcp_types.methods import validate_client_request
+from mcp_types.methods import serialize_server_result, validate_client_request
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
@@ -219,8 +219,47 @@ class WebTools:
         toolset = self.tools_of(self.endpoint_of(ctx))
         shaped = toolset.shaped_lists.get(ctx.protocol_version)
         if shaped is None:
-            shaped = toolset.shaped_lists[ctx.protocol_version] = await call_next(ctx)
+            shaped = self._shaped_list(toolset, ctx.protocol_version) or await call_next(ctx)
+            toolset.shaped_lists[ctx.protocol_version] = shaped
         return shaped
+
+    def _shaped_list(self, toolset: Toolset, version: str) -> dict[str, Any] | None:
+        """`toolset`'s tools/list answer as the SDK's runner shapes our handler's `list_wire` (its
+        `_serialize`), but sieved tool by tool: the SDK validates and dumps the whole list at once,
+        which for a thousand tools holds a second and a third copy of every schema at the same time
+        (about 4 of the 6 MiB a first listing adds to the resident size). Each tool's entry is sieved
+        in the list's own frame, so it meets the same model as in the whole list, and the frame once.
+        tests/serving/test_list_once.py pins the answer to the runner's for every protocol version.
+
+        None (the SDK's way, which answers as before) when the runner would do more than sieve and
+        stamp: cache hints configured for tools/list, or a result it refuses (it logs and answers an
+        internal error).
+        """
+        if self.server.cache_hints.get("tools/list") is not None:
+            return None
+        wire = toolset.list_wire
+        frame = {key: value for key, value in wire.items() if key != "tools"}
+        try:
+            shaped = serialize_server_result("tools/list", version, {**frame, "tools": []})
+            shaped["tools"] = [
+                serialize_server_result("tools/list", version, {**frame, "tools": [entry]})["tools"][0]
+                for entry in wire["tools"]
+            ]
+        except ValidationError:
+            return None
+        return self.stamped(shaped) if version in MODERN_PROTOCOL_VERSIONS else shaped
+
+    def stamped(self, result: dict[str, Any]) -> dict[str, Any]:
+        """`resultType` and the `serverInfo` stamp, as the SDK's runner puts them on a 2026-07-28 result."""
+        if result.get("resultType") is None:
+            result["resultType"] = "complete"
+        meta = result.get("_meta")
+        stamp = self.server_info  # the SDK's stamp, made once (its property deep-copies it each time)
+        if meta is None:
+            result["_meta"] = {types.SERVER_INFO_META_KEY: stamp}
+        elif isinstance(meta, Mapping) and meta.get(types.SERVER_INFO_META_KEY) is None:
+            result["_meta"] = {**meta, types.SERVER_INFO_META_KEY: stamp}
+        return result
 
     async def _call_tool(
         self, ctx: ServerRequestContext, params: types.CallToolRequestParams
