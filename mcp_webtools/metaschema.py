@@ -13,8 +13,10 @@ dynamic anchor `meta` always resolves to the root, and a `$ref` applies its targ
 the two documents accept exactly the same schemas; the format checker is the one `check_schema`
 uses. A schema this refuses is checked again by `jsonschema` itself, so the errors returned are
 exactly `jsonschema`'s: all of them, for a person to fix in one pass, in the order they appear in
-the schema. (About 3x faster than `check_schema` for valid schemas: 80 ms instead of 270 ms for
-1000 small ones.)
+the schema. The seven vocabularies, which the root applies one by one (`allOf`), are then merged
+into one `properties` map (`_merged_vocabularies`: no keyword belongs to two of them). For 1000
+small schemas of as many shapes, one run: `check_schema` 593-720 ms, the bundle 235-250 ms, the
+bundle with its vocabularies merged 76-127 ms.
 
 A shape found valid is remembered: all the meta-schema asks of a `title`, a `description` or a
 `$comment` is that it be a string, and wherever else a key of that name sits (a property named
@@ -113,7 +115,35 @@ def bundled_metaschema() -> dict[str, Any]:
         defs[name] = _rewrite(REGISTRY.contents(f"{_VOCABULARY_BASE}meta/{name}"), f"#/$defs/{name}")
     bundled = _rewrite(root, "#")
     bundled["$defs"] = {**bundled.get("$defs", {}), **defs}
-    return _inline(bundled, bundled)
+    return _merged_vocabularies(_inline(bundled, bundled))
+
+
+# What a vocabulary's part of the root `allOf` may hold for its keywords to be merged into the root.
+_MERGEABLE = frozenset({"title", "$comment", "type", "properties", "$defs"})
+
+
+def _merged_vocabularies(bundled: dict[str, Any]) -> dict[str, Any]:
+    """`bundled` with its `allOf` of the seven vocabularies (inlined by now) made one `properties`.
+
+    Each vocabulary says only that a schema is an object or a boolean and how each of its own
+    keywords' values must look; no keyword belongs to two of them. Applying them one after the
+    other (`allOf`: seven more steps into the meta-schema for every object in a schema) or as one
+    `properties` map accepts exactly the same schemas; the second is about half the cost. When a
+    part holds anything else, or two parts name the same keyword, the `allOf` stays.
+    """
+    parts = bundled.get("allOf")
+    if not isinstance(parts, list):
+        return bundled
+    properties = dict(bundled.get("properties", {}))
+    for part in parts:
+        if not isinstance(part, Mapping) or set(part) - _MERGEABLE or part.get("type") != bundled.get("type"):
+            return bundled
+        if set(part.get("properties", {})) & set(properties):
+            return bundled
+        properties.update(part.get("properties", {}))
+    merged = {key: value for key, value in bundled.items() if key != "allOf"}
+    merged["properties"] = properties
+    return merged
 
 
 def _rewrite(node: Any, base: str) -> Any:

@@ -183,3 +183,16 @@ def test_the_bundle_validates_instances_like_the_official_meta_schema() -> None:
     )
     for schema in SCHEMAS:
         assert bundled.is_valid(schema) == official.is_valid(schema), schema
+
+
+def test_the_vocabularies_are_one_properties_map() -> None:
+    """Every keyword of the seven vocabularies checked in one step (no `allOf` to walk per schema object)."""
+    bundle = bundled_metaschema()
+    assert "allOf" not in bundle and bundle["type"] == ["object", "boolean"]
+    vocabularies = [vocabulary["properties"] for vocabulary in bundle["$defs"].values() if "properties" in vocabulary]
+    assert len(vocabularies) == 7
+    for keywords in vocabularies:
+        assert set(keywords) <= set(bundle["properties"])
+    assert {"$ref", "properties", "unevaluatedItems", "maximum", "title", "format", "contentSchema"} <= set(
+        bundle["properties"]
+    )
