@@ -55,6 +55,8 @@ VISIBLE_HEADER_VALUE = re.compile(r"^(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-
 HEADER_NAME_RULE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # `:name` or `{name}`; a name starts with a letter or `_`, so `host:8080` is never a placeholder.
 PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Whitespace (`\s` is `str.isspace`'s set: both ask `Py_UNICODE_ISSPACE`) and control characters.
+_URL_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 BODY_METHOD_NAMES = frozenset({"POST", "PUT", "PATCH"})
@@ -482,7 +484,7 @@ def url_problems(url: str) -> list[str]:
     """
     problems: list[str] = []
     # urlsplit silently drops CR, LF and tabs, so look before it does.
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+    if _URL_CONTROL.search(url):
         problems.append("control")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

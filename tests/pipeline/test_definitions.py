@@ -332,6 +332,11 @@ TWO_STARTS = [{"type": "request-start", "content": "a"}, {"type": "request-start
         ),
         ({"url": "https://x.test:99999/a"}, "url", "has an invalid port (it must be a number from 0 to 65535)"),
         ({"url": "https://x.test/a\r\nX: 1"}, "url", CONTROL_CHARS),
+        ({"url": "https://x.test/a\x00b"}, "url", CONTROL_CHARS),
+        ({"url": "https://x.test/a\x7fb"}, "url", CONTROL_CHARS),
+        ({"url": "https://x.test/a\u00a0b"}, "url", CONTROL_CHARS),  # no-break space
+        ({"url": "https://x.test/a\u2028b"}, "url", CONTROL_CHARS),  # line separator
+        ({"url": "https://x.test/a\x1cb"}, "url", CONTROL_CHARS),  # file separator: a space to Python
         ({"url": "https://{host}/a"}, "url", HOST_PLACEHOLDER),
         (
             {"url": "https://x.test/orders/:orderId/items/{itemId}"},
