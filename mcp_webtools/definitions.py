@@ -58,6 +58,9 @@ PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\
 # Whitespace (`\s` is `str.isspace`'s set: both ask `Py_UNICODE_ISSPACE`) and control characters.
 _URL_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
+# The retry settings of a tool that sets none: one frozen object every such tool shares.
+_NO_RETRY_SETTINGS = RetryPolicy()
+
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 BODY_METHOD_NAMES = frozenset({"POST", "PUT", "PATCH"})
 # Headers an argument may never fill: who we are talking to, credentials (the `auth` block's job) and
@@ -230,7 +233,7 @@ class ToolDefinition(BaseModel):
     timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=MAX_TIMEOUT_SECONDS, strict=True)
     messages: tuple[Message, ...] = ()
     # Extensions of ours, the same in every shape (see docs/configuration.md, "Reliability settings").
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry: RetryPolicy = _NO_RETRY_SETTINGS
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000, strict=True)
     rate_limit: RateLimit | None = None  # a token bucket on the tool's calls (ratelimit.py)
     follow_redirects: bool = Field(default=False, strict=True)
@@ -364,7 +367,6 @@ class ToolDefinition(BaseModel):
                 )
             seen[key] = example.name
         return value
-
 
     @field_validator("placement")
     @classmethod
