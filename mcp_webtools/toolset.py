@@ -61,7 +61,8 @@ class PreparedTool:
     definition: ToolDefinition
     validator: ArgumentValidator
     template: RequestTemplate
-    listing: types.Tool
+    # Its tools/list entry in wire form: the `types.Tool` it was checked as, dumped once (`_wire_entry`).
+    listing: dict[str, Any]
     send_policy: SendPolicy
     shaping: ResponseShaping
     spoken: SpokenMessages = SpokenMessages()
@@ -111,7 +112,6 @@ class Toolset:
         self.tokens = tokens if tokens is not None else TokenCache()  # the OAuth2 tokens its tools share
         self.files = tuple(files)
         self.warnings = tuple(warnings)
-        self.list_result = types.ListToolsResult(tools=[tool.listing for tool in self._tools.values()])
         # The tools/list answers the SDK shaped for this toolset, by protocol version (serving/server.py).
         self.shaped_lists: dict[str, dict[str, Any]] = {}
         # Whether each tool's schema mirrors an argument into an `Mcp-Param-*` header (hot_http.py),
@@ -175,14 +175,13 @@ class Toolset:
 
     @cached_property
     def list_wire(self) -> dict[str, Any]:
-        """`list_result` in its wire form, dumped once: the SDK accepts a dict as a handler's result
-        and would otherwise dump the whole model again on every tools/list (most of the server's
-        own cost for a large toolset). The SDK copies it before shaping, and nothing mutates it.
+        """The tools/list result in its wire form, made of the tools' entries dumped at load: the SDK
+        accepts a dict as a handler's result and would otherwise dump a whole `ListToolsResult`
+        again on every tools/list (most of the server's own cost for a large toolset). The SDK
+        copies it before shaping, and nothing mutates it.
         """
-        # Dumped tool by tool into the result's frame: a thousand tools' dump never exists twice.
-        wire = self.list_result.model_copy(update={"tools": []}).model_dump(**_WIRE)
-        annotations: dict[tuple, dict[str, Any]] = {}  # one dict per distinct set of hints, shared
-        wire["tools"] = [_wire_entry(tool.listing, annotations) for tool in self._tools.values()]
+        wire = types.ListToolsResult(tools=[]).model_dump(**_WIRE)
+        wire["tools"] = [tool.listing for tool in self._tools.values()]
         return wire
 
     def get(self, name: str) -> PreparedTool | None:
@@ -202,7 +201,13 @@ class Toolset:
 _WIRE: dict[str, Any] = {"by_alias": True, "mode": "json", "exclude_none": True}
 
 
-def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+# One dumped dict per distinct set of hints (a few in all: they follow the HTTP method), shared.
+_ANNOTATIONS: dict[tuple, dict[str, Any]] = {}
+
+
+def _wire_entry(listing: types.Tool) -> dict[str, Any]:
+    """`listing` dumped as tools/list sends it; the model is not kept (a thousand tools' models
+    would be a megabyte that nothing reads again)."""
     entry = listing.model_dump(**_WIRE)
     # Where the dumped form equals what the listing holds already (plain JSON, as it almost
     # always is), share that rather than keep a second copy for the life of the toolset: the
@@ -218,7 +223,7 @@ def _wire_entry(listing: types.Tool, annotations: dict[tuple, dict[str, Any]]) -
         if key in entry and entry[key] == value:
             entry[key] = value
     if "annotations" in entry:
-        entry["annotations"] = annotations.setdefault(tuple(entry["annotations"].items()), entry["annotations"])
+        entry["annotations"] = _ANNOTATIONS.setdefault(tuple(entry["annotations"].items()), entry["annotations"])
     return entry
 
 
@@ -251,7 +256,7 @@ def _prepare(
             }
         )
     }
-    listing = types.Tool(
+    listing = types.Tool(  # checked as the SDK's model, kept as its dump
         name=definition.mcp_name,
         title=redactor(definition.name),
         description=redactor(definition.description) or None,
@@ -266,7 +271,7 @@ def _prepare(
         definition=definition,
         validator=ArgumentValidator(definition.params),
         template=template,
-        listing=listing,
+        listing=_wire_entry(listing),
         send_policy=SendPolicy(
             timeout=definition.timeout_seconds,
             retry=definition.retry,

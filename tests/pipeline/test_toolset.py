@@ -20,7 +20,7 @@ def test_schemas_are_published_redacted_but_validated_as_written(tmp_path: Path)
     }
     config = write_tools(tmp_path, hamsa_tool("Keyed", "https://api.example.com/k", "POST", params, authToken=SECRET))
     toolset = Toolset.from_definitions(load_definitions([config], environ={}).definitions)
-    listing = toolset.list_result.model_dump_json(by_alias=True)
+    listing = json.dumps(toolset.list_wire)
     assert SECRET not in listing
     assert json.loads(listing)["tools"][0]["inputSchema"]["properties"]["key"] == {
         "type": "string",
